@@ -1,0 +1,58 @@
+"""The wire contract between edge agents and the aggregator, version 1.
+
+Both sides import it from here; ``schemas/`` holds the JSON Schema exported from these models.
+"""
+
+from footfall.contract.decode import ContractError, FieldError, decode
+from footfall.contract.events import (
+    MAX_EVENT_BYTES,
+    SCHEMA_VERSION,
+    AgeEstimate,
+    CropRef,
+    FaceInfo,
+    GenderEstimate,
+    ModelRef,
+    PersonEvent,
+)
+from footfall.contract.status import AgentStats, AgentStatus
+from footfall.contract.topics import DEFAULT_PREFIX, AgentAddress, Channel, parse_topic
+from footfall.contract.types import format_utc_ms
+from footfall.contract.vocab import (
+    AGE_GROUPS,
+    AgeGroup,
+    AgentState,
+    Direction,
+    Gender,
+    ModelRole,
+    Side,
+    age_group_for_years,
+)
+
+__all__ = [
+    "AGE_GROUPS",
+    "DEFAULT_PREFIX",
+    "MAX_EVENT_BYTES",
+    "SCHEMA_VERSION",
+    "AgeEstimate",
+    "AgeGroup",
+    "AgentAddress",
+    "AgentState",
+    "AgentStats",
+    "AgentStatus",
+    "Channel",
+    "ContractError",
+    "CropRef",
+    "Direction",
+    "FaceInfo",
+    "FieldError",
+    "Gender",
+    "GenderEstimate",
+    "ModelRef",
+    "ModelRole",
+    "PersonEvent",
+    "Side",
+    "age_group_for_years",
+    "decode",
+    "format_utc_ms",
+    "parse_topic",
+]

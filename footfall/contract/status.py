@@ -1,0 +1,49 @@
+"""``AgentStatus``: the retained online/offline status and the periodic heartbeat of an agent."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from footfall.contract.events import ModelRef
+from footfall.contract.types import Note, Record, ShortText, UtcTimestamp
+from footfall.contract.vocab import AgentState
+from footfall.ids import SafeId
+
+
+class AgentStats(Record):
+    """Counters since the agent process started."""
+
+    started_at: UtcTimestamp = Field(description="When the agent process started")
+    uptime_seconds: float = Field(ge=0.0, description="Seconds since start")
+    frames_in: int = Field(ge=0, description="Frames read from the source")
+    frames_processed: int = Field(ge=0, description="Frames that went through the pipeline")
+    frames_dropped: int = Field(ge=0, description="Frames dropped because processing fell behind")
+    fps: float = Field(ge=0.0, description="Processed frames per second, recent average")
+    events_emitted: int = Field(ge=0, description="PersonEvents produced by the pipeline")
+    events_sent: int = Field(ge=0, description="PersonEvents acknowledged by the broker")
+    outbox_depth: int = Field(ge=0, description="Events waiting in the on-device outbox")
+    crops_pending: int = Field(ge=0, description="Face crops waiting for upload")
+    crops_dropped: int = Field(ge=0, description="Face crops dropped to keep the outbox in its cap")
+    source_reconnects: int = Field(ge=0, description="Times the video source was reopened")
+
+
+class AgentStatus(Record):
+    """Published retained on ``status`` (with a will saying ``offline``) and on ``heartbeat``.
+
+    ``stats`` is null in the will message, which the broker sends on the agent's behalf.
+    """
+
+    schema_version: Literal[1] = Field(description="Version of this contract")
+    site: SafeId
+    spot: SafeId
+    agent: SafeId
+    state: AgentState = Field(description="online or offline")
+    sent_at: UtcTimestamp = Field(description="When the agent made this message")
+    software_version: ShortText = Field(description="Version of the agent software")
+    config_version: ShortText | None = Field(description="Version of the applied configuration")
+    models: list[ModelRef] = Field(max_length=8, description="Models loaded by the agent")
+    stats: AgentStats | None = Field(description="Counters; null in the will message")
+    last_error: Note | None = Field(default=None, description="Last error the agent reported")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")

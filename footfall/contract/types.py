@@ -1,0 +1,56 @@
+"""Field types shared by the contract's records."""
+
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+
+def _to_utc_ms(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a time zone (UTC, e.g. '2026-05-01T12:00:00.000Z')")
+    value = value.astimezone(UTC)
+    # The wire format has millisecond precision; truncating here makes a decoded event equal to
+    # the one that was encoded.
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def format_utc_ms(value: datetime) -> str:
+    """ISO 8601, UTC, milliseconds, ``Z`` suffix: ``2026-05-01T12:00:00.123Z``."""
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+UtcTimestamp = Annotated[
+    datetime,
+    AfterValidator(_to_utc_ms),
+    PlainSerializer(format_utc_ms, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "UTC, ISO 8601 with milliseconds, e.g. 2026-05-01T12:00:00.123Z",
+        }
+    ),
+]
+
+
+def _no_control_chars(value: str) -> str:
+    for ch in value:
+        if unicodedata.category(ch) == "Cc":
+            raise ValueError(f"control character U+{ord(ch):04X} is not allowed")
+    return value
+
+
+ShortText = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_control_chars)]
+Note = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_no_control_chars)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Record(BaseModel):
+    """Base of every contract record: unknown fields are refused and records are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

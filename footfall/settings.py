@@ -1,0 +1,176 @@
+"""Loading a configuration model from a TOML file plus environment overrides, validated once.
+
+Why not pydantic-settings: we need to say *where* a bad value came from (the file's key path or
+the environment variable that set it) and to refuse secrets written into the file; both are a few
+lines here and awkward to bolt onto its sources.
+
+Rules:
+- ``PREFIX__SECTION__KEY=value`` in the environment overrides ``[section] key`` of the file.
+- Fields typed ``SecretStr`` are secrets: accepted from the environment only (or through a
+  ``*_file`` path field next to them), never from the TOML file, and never printed.
+"""
+
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, SecretStr, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used. ``errors`` holds one ``key.path: message`` per line."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: invalid configuration\n" + "\n".join(f"  {e}" for e in errors))
+
+
+def env_var_name(prefix: str, path: tuple[str, ...]) -> str:
+    return prefix + "__" + "__".join(p.upper() for p in path)
+
+
+def _is_secret(annotation: object) -> bool:
+    if annotation is SecretStr:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) or origin is typing.Annotated:
+        return any(_is_secret(a) for a in typing.get_args(annotation))
+    return False
+
+
+def _submodel(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _submodel(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def secret_paths(model: type[BaseModel], base: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Key paths of every secret field in ``model`` and its nested models."""
+    out = []
+    for name, field in model.model_fields.items():
+        if _is_secret(field.annotation):
+            out.append((*base, name))
+        sub = _submodel(field.annotation)
+        if sub is not None:
+            out.extend(secret_paths(sub, (*base, name)))
+    return out
+
+
+def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), ["is a directory, not a TOML file"]) from None
+    except PermissionError:
+        raise ConfigError(str(path), ["permission denied"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), ["not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+
+
+def _env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    head = prefix + "__"
+    return {
+        tuple(p.lower() for p in key[len(head) :].split("__")): value
+        for key, value in environ.items()
+        if key.startswith(head) and len(key) > len(head)
+    }
+
+
+def _set(data: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(
+    model: type[M],
+    path: Path | None,
+    *,
+    env_prefix: str,
+    environ: Mapping[str, str] | None = None,
+) -> M:
+    """Build ``model`` from the TOML file at ``path`` (optional) and the environment.
+
+    Raises :class:`ConfigError` listing every problem, each with its key path.
+    """
+    environ = os.environ if environ is None else environ
+    source = str(path) if path is not None else "(defaults)"
+    data: dict[str, Any] = _read_toml(path) if path is not None else {}
+
+    errors = [
+        f"{'.'.join(p)}: secrets are not read from the config file; set "
+        f"{env_var_name(env_prefix, p)} or {'.'.join(p)}_file"
+        for p in secret_paths(model)
+        if _lookup(data, p)
+    ]
+    overrides = _env_overrides(env_prefix, environ)
+    origin = {p: env_var_name(env_prefix, p) for p in overrides}
+    for p, value in overrides.items():
+        _set(data, p, value)
+    if errors:
+        raise ConfigError(source, errors)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _format_errors(exc, origin)) from None
+
+
+def _format_errors(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        where = f" (from {origin[loc]})" if loc in origin else ""
+        if err["type"] not in ("missing", "extra_forbidden") and not _is_secret_loc(err):
+            message += f", got {err['input']!r}"
+        out.append(f"{key}: {message}{where}")
+    return out
+
+
+def _is_secret_loc(err: Any) -> bool:
+    # Never echo the input of a field that may hold a secret.
+    return any("password" in str(p) or "secret" in str(p) for p in err["loc"])
+
+
+def read_secret(value: SecretStr | None, file: Path | None, what: str) -> str | None:
+    """The secret from the environment (``value``) or from ``file``; the file wins if both."""
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(str(file), [f"cannot read {what}: {exc.strerror}"]) from None
+    return value.get_secret_value() if value is not None else None

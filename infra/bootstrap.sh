@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Prepares a fresh machine for the test suite and the demo: the Debian packages of the real
+# services (only when run as root and only if missing), then a virtual environment with the
+# package and its extras. Safe to run again: it does only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+EXTRAS="${EXTRAS:-edge,aggregator,dev}"
+
+need_pkgs=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
+command -v mosquitto_passwd >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: installing Debian packages: ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${need_pkgs[@]}" >/dev/null 2>&1 || {
+      apt-get update -q >/dev/null && apt-get install -y -q "${need_pkgs[@]}" >/dev/null
+    }
+  else
+    echo "bootstrap: missing ${need_pkgs[*]}; install them (sudo apt-get install ${need_pkgs[*]})" \
+         "or the tests that need them will be skipped" >&2
+  fi
+fi
+
+stamp="$VENV/.installed-$EXTRAS"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing the package with extras [$EXTRAS] into $VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
+  touch "$stamp"
+fi

@@ -1,0 +1,1 @@
+"""Model assets (manifest + resolver), model cards, and training / evaluation of classifiers."""

