@@ -1,4 +1,4 @@
-"""Smoke tests of the real services that infra/devservices.py starts.
+"""Smoke tests of the real services that infra/devservices starts.
 
 They pin down the behaviour the rest of the suite relies on: TLS + credentials + ACL on Mosquitto
 2.0.11 (including its exact refusal codes), signature checking on SeaweedFS S3, a plain round trip
@@ -23,6 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra import devservices as ds
+from infra.devservices import common
 from tests.services import (
     MqttNamespace,
     PgDatabase,
@@ -305,12 +306,21 @@ def test_cli_up_prints_env_and_down_stops_it() -> None:
         unavailable(str(exc))
     # Not tmp_path: /tmp/pytest-of-root is 0700 and the broker runs as user mosquitto.
     state = Path(tempfile.mkdtemp(prefix="devsvc-cli-"))
-    script = ROOT / "infra" / "devservices.py"
     up = subprocess.Popen(
-        [sys.executable, str(script), "up", "--only", "mosquitto", "--state-dir", str(state)],
+        [
+            sys.executable,
+            "-m",
+            "infra.devservices",
+            "up",
+            "--only",
+            "mosquitto",
+            "--state-dir",
+            str(state),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=ROOT,
     )
     try:
         assert up.stdout is not None
@@ -334,7 +344,8 @@ def test_cli_up_prints_env_and_down_stops_it() -> None:
         assert ds.pid_alive(broker_pid)
 
         down = subprocess.run(
-            [sys.executable, str(script), "down", "--state-dir", str(state)],
+            [sys.executable, "-m", "infra.devservices", "down", "--state-dir", str(state)],
+            cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=60,
@@ -370,7 +381,7 @@ def test_state_dir_the_service_user_cannot_reach_is_refused(tmp_path: Path) -> N
 
 def test_missing_binary_names_the_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ds.MissingBinaryError, match="apt-get install -y mosquitto"):
-        ds._require("no-such-mosquitto-binary", "mosquitto", "/nonexistent")
+        common._require("no-such-mosquitto-binary", "mosquitto", "/nonexistent")
     monkeypatch.setenv("FOOTFALL_WEED_BIN", "/nonexistent/weed")
     with pytest.raises(ds.MissingBinaryError, match="FOOTFALL_WEED_BIN"):
         ds.weed_binary()
@@ -399,8 +410,8 @@ def test_strict_flag_turns_skip_into_failure(
 
 
 def test_ports_are_outside_the_ephemeral_range() -> None:
-    low, _ = ds._ephemeral_range()
+    low, _ = common._ephemeral_range()
     ports = ds.free_ports(20)
-    ds._release_ports(ports)
+    common._release_ports(ports)
     assert len(set(ports)) == 20
     assert all(1024 < p < low for p in ports)

@@ -14,7 +14,6 @@ from aggregator.report.source import EventListSource
 from aggregator.report.stats import wilson_interval
 from aggregator.report.workbook import (
     PERSON_COLUMNS,
-    SUMMARY_COLUMN,
     ReportOptions,
     SiteReportInfo,
     build_site_workbook,
