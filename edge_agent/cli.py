@@ -7,6 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edge_agent.delivery_cli import check_broker, deliver, outbox_app
 from footfall import __version__
 from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
 from models.assets import AssetError, Location, ModelResolver
@@ -115,5 +116,9 @@ def models_verify(names: NamesArg = None, models_dir: ModelsDirOpt = None) -> No
     if failed:
         raise fail("some models are missing or do not match the manifest")
 
+
+app.add_typer(outbox_app, name="outbox")
+app.command("deliver")(deliver)
+app.command("check-broker")(check_broker)
 
 __all__ = ["Location", "app"]

@@ -186,7 +186,8 @@ class PahoLink:
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
         if self._connected:
-            self._lost = f"disconnected: {reason_code}"
+            s = self.settings
+            self._lost = f"connection to {s.host}:{s.port} lost ({reason_code})"
         self._connected = False
 
     @property
@@ -277,16 +278,16 @@ class PahoLink:
             rc = self._client.loop(timeout)
             if rc != mqtt.MQTT_ERR_SUCCESS and self._connected:
                 self._connected = False
-                self._lost = f"connection lost: {mqtt.error_string(rc)}"
+                s = self.settings
+                self._lost = f"connection to {s.host}:{s.port} lost ({mqtt.error_string(rc)})"
         acks, self._acks = self._acks, []
         return acks
 
     def close(self) -> None:
         if self._connected:
             try:
+                # Outside paho's loop thread this writes the DISCONNECT at once and closes.
                 self._client.disconnect()
-                # One more round so the DISCONNECT leaves before the socket closes.
-                self._client.loop(0.05)
             except Exception as exc:  # closing must never raise
                 log.debug("disconnect: %s", exc)
         self._connected = False
@@ -319,3 +320,20 @@ def paho_link_factory(
         return PahoLink(settings, client_id, inflight=inflight)
 
     return make
+
+
+def check_broker(settings: BrokerSettings, client_id: str) -> str:
+    """Connect once and disconnect; a line saying what worked, or a :class:`LinkError`."""
+    link = PahoLink(settings, client_id)
+    try:
+        link.connect(None)
+        limit = link.receive_maximum
+    finally:
+        link.close()
+    proto = "MQTT 5" if settings.protocol is MqttProtocol.V5 else "MQTT 3.1.1"
+    tls = "TLS" if settings.tls else "no TLS"
+    extra = f", receive maximum {limit}" if limit else ""
+    return (
+        f"connected to {settings.host}:{settings.port} as {settings.username!r} "
+        f"(client id {client_id!r}, {proto}, {tls}{extra})"
+    )

@@ -211,16 +211,18 @@ class EventSender:
         previous = self.stats().last_error
         self._count("connect_failures")
         self._update(state=state, last_error=message)
-        # One clear line per distinct problem, not one per retry.
+        # One clear line per distinct problem, not one per retry. An unreachable broker is
+        # weather (it comes back); a TLS or credential refusal needs someone to fix something.
         if message != previous:
-            log.error("%s", message)
+            level = logging.WARNING if state is LinkState.UNREACHABLE else logging.ERROR
+            log.log(level, "%s", message)
         else:
             log.debug("still: %s", message)
 
     def _lost(self, reason: str) -> None:
         self._count("connections_lost")
         self._update(state=LinkState.DISCONNECTED, last_error=reason)
-        log.warning("MQTT %s; reconnecting (events stay in the outbox)", reason)
+        log.warning("MQTT %s; reconnecting, events wait in the outbox", reason)
 
     def _denied(self, ack: Ack, topic: str, retry_in: float | None) -> str:
         retry = f"; the event stays in the outbox, retry in {retry_in:.1f} s" if retry_in else ""
@@ -241,6 +243,7 @@ class _Session:
         self.window = min(sender._window, limit) if limit else sender._window
         self.inflight: dict[int, int] = {}  # mid -> seq
         self.aux: dict[int, str] = {}  # mid -> topic of a status or heartbeat
+        self.aux_denied: set[str] = set()
         self.cursor = 0  # highest seq handed to this connection (or skipped as in flight)
         self.paused_until = 0.0
         self.denying = False
@@ -277,7 +280,8 @@ class _Session:
             seq = self.inflight.pop(ack.mid, None)
             if seq is None:
                 topic = self.aux.pop(ack.mid, None)
-                if topic is not None and ack.failed:
+                if topic is not None and ack.failed and topic not in self.aux_denied:
+                    self.aux_denied.add(topic)  # once per connection, not every heartbeat
                     log.error("%s", s._denied(ack, topic, None))
                 continue
             if ack.failed:
