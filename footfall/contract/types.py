@@ -2,9 +2,17 @@
 
 import unicodedata
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 
 def _to_utc_ms(value: datetime) -> datetime:
@@ -43,6 +51,16 @@ def _no_control_chars(value: str) -> str:
             raise ValueError(f"control character U+{ord(ch):04X} is not allowed")
     return value
 
+
+def _exactly_an_integer(value: object) -> object:
+    # true == 1 == 1.0 in Python, so Literal[1] alone accepts "schema_version": true or 1.0.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be the integer 1, got {type(value).__name__}")
+    return value
+
+
+SchemaVersion1 = Annotated[Literal[1], BeforeValidator(_exactly_an_integer)]
+"""Version 1 of a record, as the JSON number 1 and nothing that merely equals it."""
 
 ShortText = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_control_chars)]
 Note = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_no_control_chars)]
