@@ -228,7 +228,13 @@ def too_large(draw: st.DrawFn) -> BadMessage:
 def bad_topic(draw: st.DrawFn, publishable: bool = False) -> BadMessage:
     doc = draw(event_docs())
     good = [PREFIX, doc["site"], doc["spot"], doc["agent"], "events"]
-    choice = draw(st.integers(0, 3 if publishable else 5))
+    bad_ids = ["bad id", "a.b", "é", "x" * 33, "-lead", "_under", "caf\u00e9"]
+    if publishable:
+        # Only topics the aggregator's subscriptions match: an invalid id at one level.
+        at = draw(st.integers(1, 3))
+        levels = [*good[:at], draw(st.sampled_from(bad_ids)), *good[at + 1 :]]
+        return BadMessage("bad_topic", "/".join(levels), json.dumps(doc).encode())
+    choice = draw(st.integers(0, 5))
     if choice == 0:
         levels = ["elsewhere/v1", *good[1:]]
     elif choice == 1:
@@ -238,19 +244,15 @@ def bad_topic(draw: st.DrawFn, publishable: bool = False) -> BadMessage:
     elif choice == 3:
         levels = [*good[:4], draw(st.sampled_from(["gossip", "Events", "event", ""]))]
     elif choice == 4:
-        levels = [
-            PREFIX,
-            draw(st.sampled_from(["bad id", "a.b", "é", "+", "#", "x" * 33])),
-            *good[2:],
-        ]
+        levels = [PREFIX, draw(st.sampled_from([*bad_ids, "+", "#"])), *good[2:]]
     else:
         levels = [PREFIX, draw(st.text(min_size=1, max_size=40)), *good[2:]]
     return BadMessage("bad_topic", "/".join(levels), json.dumps(doc).encode())
 
 
 def bad_messages(publishable: bool = False) -> st.SearchStrategy[BadMessage]:
-    """Every kind of bad message. With ``publishable``, only topics a client can publish to
-    under the prefix (no wildcards, valid UTF-8) and payloads the broker will carry."""
+    """Every kind of bad message. With ``publishable``, only topics that a client can publish to
+    and that the aggregator's subscriptions match, so every message reaches it."""
     strategies = [
         broken_json(),
         wrong_type(event_docs(), "events"),
