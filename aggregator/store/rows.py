@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,17 @@ from footfall.contract import (
     PersonEvent,
     Side,
 )
+
+
+def model_refs(stored: list[dict[str, str]]) -> tuple[ModelRef, ...]:
+    """The ModelRefs of a stored ``models`` column. A fleet runs a handful of model sets, so each
+    distinct set is validated once rather than once per row."""
+    return _model_refs(tuple((m["role"], m["name"], m["version"]) for m in stored))
+
+
+@lru_cache(maxsize=256)
+def _model_refs(key: tuple[tuple[str, str, str], ...]) -> tuple[ModelRef, ...]:
+    return tuple(ModelRef(role=role, name=name, version=version) for role, name, version in key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +101,7 @@ class EventRow:
             crop_sha256=row["crop_sha256"],
             crop_size_bytes=row["crop_size_bytes"],
             crop_note=row["crop_note"],
-            models=tuple(ModelRef.model_validate(m) for m in row["models"]),
+            models=model_refs(row["models"]),
             received_at=row["received_at"],
             source=row["source"],
         )
@@ -291,5 +303,5 @@ class AgentRow:
         values = {f.name: row[f.name] for f in fields(cls)}
         values["state"] = AgentState(values["state"])
         values["last_channel"] = Channel(values["last_channel"])
-        values["models"] = tuple(ModelRef.model_validate(m) for m in values["models"])
+        values["models"] = model_refs(values["models"])
         return cls(**values)

@@ -1,6 +1,7 @@
 """The event store on SQLite (and on PostgreSQL where the real service is available): idempotent
 writes, every field round-trips, streaming range queries, dead letters, agent status, migrations."""
 
+import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from aggregator.store import (
     tables,
 )
 from aggregator.store.store import schema_status
-from footfall.contract import AgentState, Channel, Direction, Gender, PersonEvent
+from footfall.contract import AgeGroup, AgentState, Channel, Direction, Gender, PersonEvent
 from footfall.contract.examples import example_event, example_status, random_events
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -288,3 +289,26 @@ def test_write_commits_a_whole_batch_or_nothing(store: EventStore) -> None:
     assert store.count_events() == 0
     result = store.write(WriteBatch(events=[stored(event)], dead_letters=[_letter()]))
     assert (result.events_inserted, result.dead_letters) == (1, 1)
+
+
+def test_iter_event_columns_matches_iter_events_on_every_backend(store: EventStore) -> None:
+    events = random_events(120, rng=random.Random(8), start=T0, span_hours=2)
+    store.add_events([stored(e) for e in events])
+    rows = [r for b in store.iter_events("site-a", *EVERYTHING) for r in b]
+    batches = list(store.iter_event_columns("site-a", *EVERYTHING, batch_size=50))
+    assert [len(b["event_id"]) for b in batches] == [50, 50, 20]
+    columns = {k: [v for b in batches for v in b[k]] for k in batches[0]}
+    assert columns["event_id"] == [str(r.event_id) for r in rows]
+    assert columns["first_seen"] == [r.first_seen for r in rows]
+    assert all(t.tzinfo is UTC for t in columns["received_at"])
+    assert columns["gender"] == [r.gender.value for r in rows]
+    assert [json.loads(m) for m in columns["models"]] == [
+        [m.model_dump(mode="json") for m in r.models] for r in rows
+    ]
+    assert columns["age_p_25_32"] == [
+        r.age_probabilities[AgeGroup.G25_32] if r.age_probabilities else None for r in rows
+    ]
+    (only,) = store.iter_event_columns("site-a", *EVERYTHING, columns=["spot", "dwell_seconds"])
+    assert list(only) == ["spot", "dwell_seconds"] and len(only["spot"]) == 120
+    with pytest.raises(ValueError, match="not columns of the events table: nope"):
+        next(store.iter_event_columns("site-a", *EVERYTHING, columns=["nope"]))
