@@ -189,3 +189,13 @@ def test_dead_letter_of_a_bad_topic_has_no_address() -> None:
     assert isinstance(outcome, Rejected)
     letter = dead_letter(message, outcome, 10)
     assert (letter.site, letter.reason, letter.topic) == (None, "bad_topic", "x/y")
+
+
+def test_the_control_character_check_covers_exactly_unicode_category_cc() -> None:
+    import sys
+    import unicodedata
+
+    from footfall.contract.types import _CONTROL_CHAR
+
+    cc = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cc"}
+    assert {c for c in range(sys.maxunicode + 1) if _CONTROL_CHAR.match(chr(c))} == cc
