@@ -71,8 +71,12 @@ def _invalid(exc: ContractError, address: AgentAddress | None) -> Rejected:
     return Rejected(Reason.INVALID, exc.errors[0].field if exc.errors else None, str(exc), address)
 
 
-def _identity(claimed: AgentAddress, address: AgentAddress | None) -> Rejected | None:
-    if address is None or claimed == address:
+def _identity(claimed: PersonEvent | AgentStatus, address: AgentAddress | None) -> Rejected | None:
+    if address is None or (
+        claimed.site == address.site
+        and claimed.spot == address.spot
+        and claimed.agent == address.agent
+    ):
         return None
     wrong = [
         name
@@ -97,7 +101,7 @@ def validate_event(
         event = decode(PersonEvent, payload, max_bytes=max_bytes)
     except ContractError as exc:
         return _invalid(exc, address)
-    mismatch = _identity(AgentAddress(event.site, event.spot, event.agent), address)
+    mismatch = _identity(event, address)
     return mismatch or Accepted(event)
 
 
@@ -110,7 +114,7 @@ def validate_status(
         status = decode(AgentStatus, payload, max_bytes=max_bytes)
     except ContractError as exc:
         return _invalid(exc, address)
-    mismatch = _identity(AgentAddress(status.site, status.spot, status.agent), address)
+    mismatch = _identity(status, address)
     return mismatch or AcceptedStatus(channel, status)
 
 
