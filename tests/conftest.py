@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.services"] if (Path(__file__).parent / "services.py").exists() else []  # TEMP
+pytest_plugins = ["tests.services"]
 
 SHARED_ENV = "FOOTFALL_SHARED_DIR"
 STRICT_ENV = "FOOTFALL_STRICT"

@@ -1,0 +1,1 @@
+"""Nightly delivery of site workbooks: build, upload to S3, presigned link, optional e-mail."""

@@ -1,0 +1,1 @@
+"""The per-site workbook: what an investor reads to compare candidate spots."""

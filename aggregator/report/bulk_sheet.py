@@ -1,0 +1,240 @@
+"""Streaming the person lists: worksheet XML written directly, a batch at a time.
+
+openpyxl spends ~100 µs per row even in write-only mode, which makes a million-person site-day
+take minutes. The person list is the only large part of a workbook and its cells are simple
+(inline strings and numbers with a handful of styles), so it is rendered here with plain string
+formatting into temporary files and spliced into the package openpyxl writes for everything else
+(see :mod:`aggregator.report.package`). Everything small - summary, charts, hourly tables, About -
+stays with openpyxl.
+"""
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+import numpy as np
+import pandas as pd
+
+from aggregator.report.excel_text import FORMULA_TRIGGERS, xml_text
+
+EXCEL_MAX_ROWS = 1_048_576
+_EXCEL_EPOCH = np.datetime64("1899-12-30T00:00:00", "ns")
+_NS_PER_DAY = 86_400 * 10**9
+
+Kind = Literal["text", "free_text", "number", "integer", "datetime", "link"]
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    source: str  # column of the event frame
+    kind: Kind
+    width: float
+    number_format: str | None = None  # for number / datetime
+    decimals: int = 3
+
+
+def column_letter(index: int) -> str:
+    """1 -> A, 27 -> AA."""
+    letters = ""
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+@dataclass(frozen=True)
+class Styles:
+    """Cell style ids (the ``s`` attribute) registered in the openpyxl workbook."""
+
+    header: int
+    quote_prefix: int  # text that looks like a formula, kept as text
+    by_format: dict[str, int]
+
+
+def _text_cells(values: pd.Series, styles: Styles, free: bool) -> list[str]:
+    out = []
+    quoted = styles.quote_prefix
+    for v in values.tolist():
+        if v is None or v != v:  # None or NaN
+            out.append("<c/>")
+        elif free:
+            s = xml_text(str(v))
+            style = f' s="{quoted}"' if s.startswith(FORMULA_TRIGGERS) else ""
+            out.append(f'<c t="inlineStr"{style}><is><t xml:space="preserve">{s}</t></is></c>')
+        else:
+            out.append(f'<c t="inlineStr"><is><t>{v}</t></is></c>')
+    return out
+
+
+def _number_cells(values: np.ndarray, style: int, fmt: str) -> list[str]:
+    head, tail = f'<c s="{style}"><v>', "</v></c>"
+    return [("<c/>" if x != x else head + (fmt % x) + tail) for x in values.tolist()]
+
+
+def render_cells(
+    frame: pd.DataFrame, columns: Sequence[Column], styles: Styles, link_base: str | None
+) -> list[str]:
+    """The cells of each row (without the ``<row>`` element), one string per row."""
+    rendered: list[list[str]] = []
+    for col in columns:
+        series = frame[col.source]
+        if col.kind in ("text", "free_text"):
+            rendered.append(_text_cells(series, styles, free=col.kind == "free_text"))
+        elif col.kind == "link":
+            rendered.append(_link_cells(series, link_base))
+        elif col.kind == "datetime":
+            naive = series.to_numpy(dtype="datetime64[ns]")
+            days = (naive - _EXCEL_EPOCH).astype(np.int64) / _NS_PER_DAY
+            rendered.append(_number_cells(days, styles.by_format[col.number_format or ""], "%.10f"))
+        elif col.kind == "integer":
+            rendered.append([f"<c><v>{int(x)}</v></c>" for x in series.tolist()])
+        else:
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            rendered.append(
+                _number_cells(
+                    values, styles.by_format[col.number_format or ""], f"%.{col.decimals}f"
+                )
+            )
+    return ["".join(cells) for cells in zip(*rendered, strict=True)] if rendered else []
+
+
+def _link_cells(values: pd.Series, base: str | None) -> list[str]:
+    if base is None:
+        return [
+            ("<c/>" if v is None or v != v else f'<c t="inlineStr"><is><t>{v}</t></is></c>')
+            for v in values.tolist()
+        ]
+    # Keys use a safe charset (contract), the base comes from configuration: quote doubling is
+    # all a HYPERLINK string literal needs.
+    prefix = xml_text(base.replace('"', '""'))
+    return [
+        "<c/>"
+        if v is None or v != v
+        else f'<c t="str"><f>HYPERLINK("{prefix}{v}","{v}")</f><v>{v}</v></c>'
+        for v in values.tolist()
+    ]
+
+
+@dataclass
+class SheetPart:
+    """One sheet's worth of person rows: the first rows in memory, the rest in a temp file."""
+
+    head: list[str] = field(default_factory=list)
+    body: IO[str] | None = None
+    rows: int = 0
+
+
+class PersonListWriter:
+    """Collects the rendered person rows of one spot, split into parts of at most
+    ``EXCEL_MAX_ROWS - 1`` data rows (one row is the header)."""
+
+    def __init__(
+        self, tmpdir: Path, keep_in_memory: int, max_rows: int = EXCEL_MAX_ROWS - 1
+    ) -> None:
+        self.tmpdir = tmpdir
+        self.keep = keep_in_memory
+        self.max_rows = max_rows
+        self.parts: list[SheetPart] = [SheetPart()]
+
+    def append(self, cells: list[str]) -> None:
+        i = 0
+        while i < len(cells):
+            part = self.parts[-1]
+            if part.rows >= self.max_rows:
+                part = SheetPart()
+                self.parts.append(part)
+            room = self.max_rows - part.rows
+            chunk = cells[i : i + room]
+            i += len(chunk)
+            first_row = part.rows + 2  # data starts below the header row
+            if part.rows < self.keep:
+                take = min(self.keep - part.rows, len(chunk))
+                part.head.extend(chunk[:take])
+                part.rows += take
+                chunk = chunk[take:]
+                first_row += take
+            if chunk:
+                if part.body is None:
+                    # Lives as long as the writer; close() releases it.
+                    part.body = tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.tmpdir)  # noqa: SIM115
+                part.body.write(
+                    "".join(f'<row r="{first_row + k}">{c}</row>' for k, c in enumerate(chunk))
+                )
+                part.rows += len(chunk)
+
+    def close(self) -> None:
+        for part in self.parts:
+            if part.body is not None:
+                part.body.close()
+
+
+_SHEET_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+)
+
+
+def header_cells(headers: Sequence[str], style: int, first_col: int = 1) -> str:
+    return "".join(
+        f'<c r="{column_letter(first_col + i)}1" t="inlineStr" s="{style}"><is><t>{xml_text(h)}</t></is></c>'
+        for i, h in enumerate(headers)
+    )
+
+
+def write_sheet(
+    out: IO[bytes],
+    part: SheetPart,
+    columns: Sequence[Column],
+    styles: Styles,
+    side_rows: list[str] | None = None,
+    side_widths: Sequence[float] = (),
+    side_first_col: int = 0,
+) -> None:
+    """Write one worksheet: frozen header row, column widths, person rows, autofilter.
+
+    ``side_rows`` are extra cells (with explicit references) for rows 1..len(side_rows), placed to
+    the right of the person list; the hourly table goes there.
+    """
+    side_rows = side_rows or []
+    n_rows = max(part.rows + 1, len(side_rows))
+    last_col = side_first_col + len(side_widths) - 1 if side_widths else len(columns)
+    widths = [c.width for c in columns]
+    cols_xml = "".join(
+        f'<col min="{i}" max="{i}" width="{w}" customWidth="1"/>'
+        for i, w in enumerate(widths, start=1)
+    )
+    cols_xml += "".join(
+        f'<col min="{side_first_col + i}" max="{side_first_col + i}" width="{w}" customWidth="1"/>'
+        for i, w in enumerate(side_widths)
+    )
+    head = (
+        _SHEET_HEAD
+        + f'<dimension ref="A1:{column_letter(last_col)}{n_rows}"/>'
+        + '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
+        + 'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft"/></sheetView></sheetViews>'
+        + '<sheetFormatPr defaultRowHeight="15"/>'
+        + f"<cols>{cols_xml}</cols><sheetData>"
+    )
+    out.write(head.encode("utf-8"))
+    row1 = header_cells([c.header for c in columns], styles.header) + (
+        side_rows[0] if side_rows else ""
+    )
+    out.write(f'<row r="1">{row1}</row>'.encode())
+    buffered = []
+    for k in range(1, max(len(part.head) + 1, len(side_rows))):
+        cells = part.head[k - 1] if k - 1 < len(part.head) else ""
+        side = side_rows[k] if k < len(side_rows) else ""
+        buffered.append(f'<row r="{k + 1}">{cells}{side}</row>')
+    out.write("".join(buffered).encode("utf-8"))
+    if part.body is not None:
+        part.body.seek(0)
+        while chunk := part.body.read(1 << 20):
+            out.write(chunk.encode("utf-8"))
+    tail = "</sheetData>"
+    if part.rows:
+        tail += f'<autoFilter ref="A1:{column_letter(len(columns))}{part.rows + 1}"/>'
+    out.write((tail + "</worksheet>").encode("utf-8"))

@@ -1,0 +1,146 @@
+"""What the workbook reads: the :class:`ReportSource` protocol and the event frame it yields.
+
+The store implements it; tests use :class:`EventListSource`. Events arrive as pandas frames in
+batches, ordered by ``first_seen``, so a site-day of a million events never sits in memory at once.
+"""
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from footfall.contract import PersonEvent
+
+# Columns of every event frame, in this order. Times are tz-aware UTC; missing numbers are NaN.
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "spot",
+    "agent",
+    "track_id",
+    "first_seen",
+    "last_seen",
+    "dwell_seconds",
+    "direction",
+    "entry_side",
+    "exit_side",
+    "gender",
+    "gender_confidence",
+    "age_group",
+    "age_years",
+    "face_quality",
+    "crop_key",
+    "crop_note",
+    "models",  # JSON text: [{"role", "name", "version"}, ...]
+)
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """What the store knows about an agent, for the About sheet and coverage."""
+
+    agent: str
+    spot: str
+    last_seen: datetime | None
+    state: str | None
+    software_version: str | None
+    config_version: str | None
+    models: str | None  # e.g. "yunet 2023mar, cydral-gender 1, cydral-age 1"
+
+
+class ReportSource:
+    """Protocol of the store as the workbook sees it (a class for a readable signature list)."""
+
+    def iter_event_frames(
+        self, site: str, start_utc: datetime, end_utc: datetime, batch_size: int
+    ) -> Iterator[pd.DataFrame]:
+        """Events with ``start_utc <= first_seen < end_utc``, ordered by first_seen, in frames
+        with :data:`EVENT_COLUMNS`."""
+        raise NotImplementedError
+
+    def coverage_intervals(
+        self, site: str, start_utc: datetime, end_utc: datetime
+    ) -> dict[str, list[tuple[datetime, datetime]]] | None:
+        """Per spot, the intervals its agent was online, clipped to the period; ``None`` when
+        the store has no status information at all for the site (e.g. replayed clips)."""
+        raise NotImplementedError
+
+    def count_dead_letters(self, site: str, start_utc: datetime, end_utc: datetime) -> int:
+        raise NotImplementedError
+
+    def agents(self, site: str) -> list[AgentInfo]:
+        raise NotImplementedError
+
+
+def events_to_frame(events: Iterable[PersonEvent]) -> pd.DataFrame:
+    """Flatten contract events into an event frame (used by tests and the embedded mode)."""
+    rows = [
+        (
+            str(e.event_id),
+            e.spot,
+            e.agent,
+            e.track_id,
+            e.first_seen,
+            e.last_seen,
+            e.dwell_seconds,
+            e.direction.value,
+            e.entry_side.value,
+            e.exit_side.value,
+            e.gender.label.value,
+            e.gender.confidence,
+            e.age.group.value,
+            e.age.years,
+            e.face.quality,
+            e.crop.key if e.crop else None,
+            e.crop_note,
+            json.dumps([m.model_dump(mode="json") for m in e.models]),
+        )
+        for e in events
+    ]
+    frame = pd.DataFrame.from_records(rows, columns=list(EVENT_COLUMNS))
+    for col in ("first_seen", "last_seen"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    for col in ("gender_confidence", "age_years", "face_quality", "dwell_seconds"):
+        frame[col] = frame[col].astype("float64")
+    return frame
+
+
+@dataclass
+class EventListSource(ReportSource):
+    """A :class:`ReportSource` over events in memory."""
+
+    events: list[PersonEvent]
+    coverage: dict[str, list[tuple[datetime, datetime]]] | None = None
+    dead_letters: int = 0
+    agent_infos: list[AgentInfo] = field(default_factory=list)
+
+    def iter_event_frames(
+        self, site: str, start_utc: datetime, end_utc: datetime, batch_size: int
+    ) -> Iterator[pd.DataFrame]:
+        chosen = sorted(
+            (e for e in self.events if e.site == site and start_utc <= e.first_seen < end_utc),
+            key=lambda e: e.first_seen,
+        )
+        for i in range(0, len(chosen), batch_size):
+            yield events_to_frame(chosen[i : i + batch_size])
+
+    def coverage_intervals(
+        self, site: str, start_utc: datetime, end_utc: datetime
+    ) -> dict[str, list[tuple[datetime, datetime]]] | None:
+        if self.coverage is None:
+            return None
+        return {
+            spot: [
+                (max(a, start_utc), min(b, end_utc))
+                for a, b in spans
+                if b > start_utc and a < end_utc
+            ]
+            for spot, spans in self.coverage.items()
+        }
+
+    def count_dead_letters(self, site: str, start_utc: datetime, end_utc: datetime) -> int:
+        return self.dead_letters
+
+    def agents(self, site: str) -> list[AgentInfo]:
+        return self.agent_infos

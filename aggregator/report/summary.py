@@ -1,0 +1,122 @@
+"""Per-spot summary figures and the ranking of spots, from tallies and coverage."""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import numpy as np
+
+from aggregator.report.stats import wilson_interval
+from aggregator.report.tally import AGE_BANDS, GENDERS, SiteTally, SpotTally
+
+_FEMALE, _MALE, _UNKNOWN = (GENDERS.index(g) for g in ("female", "male", "unknown"))
+
+
+@dataclass(frozen=True)
+class SpotSummary:
+    spot: str
+    agents: tuple[str, ...]
+    people: int
+    entered: int
+    left: int
+    passing: int
+    women: int
+    men: int
+    gender_unknown: int
+    women_share: float | None  # of people whose gender is known
+    women_ci: tuple[float, float] | None
+    men_share: float | None
+    men_ci: tuple[float, float] | None
+    age_counts: tuple[int, ...]  # the 8 groups then unknown
+    age_shares: tuple[float | None, ...]  # the 8 groups, of people whose age is known
+    age_unknown_share: float | None  # of all people
+    gender_unknown_share: float | None  # of all people
+    peak_slot: int | None
+    peak_people: int
+    median_dwell: float | None
+    coverage_hours: float | None  # None: no status information at all
+    people_per_hour: float | None
+    rank: int = 0
+
+
+def merged_hours(intervals: list[tuple[datetime, datetime]]) -> float:
+    """Total hours covered by possibly overlapping intervals."""
+    total = 0.0
+    end: datetime | None = None
+    for a, b in sorted(intervals):
+        if end is not None and a < end:
+            a = end
+        if b > a:
+            total += (b - a).total_seconds()
+            end = b if end is None or b > end else end
+    return total / 3600
+
+
+def summarize_spot(
+    name: str, tally: SpotTally, coverage: list[tuple[datetime, datetime]] | None
+) -> SpotSummary:
+    counts = tally.counts
+    people = int(counts.sum())
+    by_gender = counts.sum(axis=(0, 2))
+    by_age = counts.sum(axis=(0, 1))
+    women, men, unknown = (int(by_gender[i]) for i in (_FEMALE, _MALE, _UNKNOWN))
+    known = women + men
+    known_age = int(by_age[:-1].sum())
+    per_slot = counts.sum(axis=(1, 2))
+    peak = int(np.argmax(per_slot)) if people else None
+    hours = merged_hours(coverage) if coverage is not None else None
+    return SpotSummary(
+        spot=name,
+        agents=tuple(sorted(tally.agents)),
+        people=people,
+        entered=int(tally.directions[0]),
+        left=int(tally.directions[1]),
+        passing=int(tally.directions[2]),
+        women=women,
+        men=men,
+        gender_unknown=unknown,
+        women_share=women / known if known else None,
+        women_ci=wilson_interval(women, known),
+        men_share=men / known if known else None,
+        men_ci=wilson_interval(men, known),
+        age_counts=tuple(int(x) for x in by_age),
+        age_shares=tuple((int(x) / known_age if known_age else None) for x in by_age[:-1]),
+        age_unknown_share=int(by_age[-1]) / people if people else None,
+        gender_unknown_share=unknown / people if people else None,
+        peak_slot=peak,
+        peak_people=int(per_slot[peak]) if peak is not None else 0,
+        median_dwell=tally.median_dwell(),
+        coverage_hours=hours,
+        people_per_hour=(people / hours) if hours else None,
+    )
+
+
+def summarize(
+    tally: SiteTally,
+    coverage: dict[str, list[tuple[datetime, datetime]]] | None,
+    known_spots: set[str],
+) -> list[SpotSummary]:
+    """One summary per spot (spots with no people included), best-ranked first.
+
+    Spots are ranked by people per hour of coverage when the store knows when agents were
+    online, so a spot whose camera was down half the day is not ranked below a busier-looking
+    one for that reason alone; without any status information they are ranked by people.
+    """
+    names = set(tally.spots) | known_spots | set(coverage or {})
+    summaries = [
+        summarize_spot(
+            n,
+            tally.spots.get(n) or tally.spot(n),
+            None if coverage is None else coverage.get(n, []),
+        )
+        for n in names
+    ]
+    by_rate = coverage is not None
+
+    def key(s: SpotSummary) -> tuple[float, int, str]:
+        return (-(s.people_per_hour or 0.0) if by_rate else 0.0, -s.people, s.spot)
+
+    ordered = sorted(summaries, key=key)
+    return [replace(s, rank=i + 1) for i, s in enumerate(ordered)]
+
+
+AGE_GROUP_LABELS = AGE_BANDS[:-1]

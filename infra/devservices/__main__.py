@@ -1,0 +1,5 @@
+import sys
+
+from infra.devservices.cli import main
+
+sys.exit(main())

@@ -1,0 +1,563 @@
+"""Mosquitto with password auth, per-agent ACL, a plain and a TLS listener, and persistence."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.devservices.common import (
+    AGENT_READ_CHANNELS,
+    AGENT_WRITE_CHANNELS,
+    DEFAULT_TOPIC_PREFIX,
+    LOOPBACK,
+    ServiceError,
+    _account,
+    _check_reachable,
+    _chown,
+    _is_root,
+    _port_open,
+    _read_from,
+    _run,
+    _wait_until,
+    free_ports,
+    mosquitto_binaries,
+    openssl_binary,
+)
+from infra.devservices.service import Service
+
+# --------------------------------------------------------------------------------------------
+# Mosquitto
+
+
+class Role(enum.StrEnum):
+    AGGREGATOR = "aggregator"
+    AGENT = "agent"
+    ADMIN = "admin"
+
+
+_MQTT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,3}")
+
+
+@dataclass(frozen=True)
+class BrokerUser:
+    """A broker account and what the ACL lets it do.
+
+    - ``aggregator``: reads ``<prefix>/#``.
+    - ``agent``: writes ``<prefix>/<site>/<spot>/<agent>/{events,status,heartbeat,config-result}``
+      and reads ``<prefix>/<site>/<spot>/<agent>/config``, nothing else.
+    - ``admin``: reads and writes every topic.
+
+    ``topic_prefix`` None means the broker's prefix. ``extra_acl`` adds raw ACL lines such as
+    ``"topic write footfall/v1/+/+/+/config"``.
+    """
+
+    name: str
+    password: str
+    role: Role
+    site: str | None = None
+    spot: str | None = None
+    agent: str | None = None
+    topic_prefix: str | None = None
+    extra_acl: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _MQTT_NAME_RE.fullmatch(self.name):
+            raise ValueError(f"broker user name {self.name!r}: use letters, digits, '.', '_', '-'")
+        if not self.password or any(c in self.password for c in ":\n\r"):
+            raise ValueError(f"password of {self.name!r} must be non-empty without ':' or newlines")
+        object.__setattr__(self, "role", Role(self.role))
+        if self.role is Role.AGENT:
+            for label, value in (("site", self.site), ("spot", self.spot), ("agent", self.agent)):
+                if value is None or not _ID_RE.fullmatch(value):
+                    raise ValueError(f"agent user {self.name!r} needs a valid {label} id")
+        if self.topic_prefix is not None and not _PREFIX_RE.fullmatch(self.topic_prefix):
+            raise ValueError(f"topic prefix {self.topic_prefix!r} is not 1-4 plain levels")
+
+    def agent_topic(self, channel: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+        """``<prefix>/<site>/<spot>/<agent>/<channel>`` of this agent."""
+        if self.role is not Role.AGENT:
+            raise ValueError(f"{self.name!r} is not an agent")
+        return f"{self.topic_prefix or prefix}/{self.site}/{self.spot}/{self.agent}/{channel}"
+
+    def acl_lines(self, default_prefix: str) -> list[str]:
+        prefix = self.topic_prefix or default_prefix
+        lines = [f"user {self.name}"]
+        if self.role is Role.ADMIN:
+            lines.append("topic readwrite #")
+        elif self.role is Role.AGGREGATOR:
+            lines.append(f"topic read {prefix}/#")
+        else:
+            base = f"{prefix}/{self.site}/{self.spot}/{self.agent}"
+            lines += [f"topic write {base}/{ch}" for ch in AGENT_WRITE_CHANNELS]
+            lines += [f"topic read {base}/{ch}" for ch in AGENT_READ_CHANNELS]
+        lines += list(self.extra_acl)
+        return lines
+
+
+def _password() -> str:
+    return secrets.token_hex(12)
+
+
+def default_broker_users() -> list[BrokerUser]:
+    """``aggregator``, ``admin`` and agents ``site-a/spot-1/agent-1`` and ``site-a/spot-2/agent-2``,
+    each with a fresh random password."""
+    return [
+        BrokerUser("aggregator", _password(), Role.AGGREGATOR),
+        BrokerUser("admin", _password(), Role.ADMIN),
+        BrokerUser("agent-1", _password(), Role.AGENT, "site-a", "spot-1", "agent-1"),
+        BrokerUser("agent-2", _password(), Role.AGENT, "site-a", "spot-2", "agent-2"),
+    ]
+
+
+# MQTT 3.1.1 CONNACK return codes (the probe below speaks 3.1.1: it needs no client library).
+CONNACK_ACCEPTED = 0
+CONNACK_BAD_CREDENTIALS = 4
+CONNACK_NOT_AUTHORIZED = 5
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("connection closed by broker")
+        data += chunk
+    return data
+
+
+def mqtt_connack(
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 3.0,
+) -> int:
+    """Open an MQTT 3.1.1 session with these credentials and return the CONNACK return code."""
+
+    def field_(data: bytes) -> bytes:
+        return len(data).to_bytes(2, "big") + data
+
+    client_id = f"devservices-probe-{secrets.token_hex(4)}".encode()
+    # Flags 0xC2: user name, password, clean session.
+    body = (
+        field_(b"MQTT")
+        + bytes([4, 0xC2])
+        + (10).to_bytes(2, "big")
+        + field_(client_id)
+        + field_(username.encode())
+        + field_(password.encode())
+    )
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        sock: socket.socket = (
+            ssl_context.wrap_socket(raw, server_hostname=host) if ssl_context else raw
+        )
+        sock.sendall(bytes([0x10]) + _varint(len(body)) + body)
+        reply = _recv_exact(sock, 4)
+        if reply[0] != 0x20:
+            raise ConnectionError(f"expected CONNACK, got packet type {reply[0]:#x}")
+        if reply[3] == CONNACK_ACCEPTED:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"\xe0\x00")  # DISCONNECT, so the broker logs a clean exit
+        return reply[3]
+
+
+def make_test_ca(directory: Path, hosts: Sequence[str] = (LOOPBACK, "localhost")) -> None:
+    """Write a throwaway CA (``ca.crt``/``ca.key``) and a server cert (``server.crt``/``.key``)
+    for ``hosts`` into ``directory``, with the ``openssl`` CLI; existing files are kept."""
+    openssl = openssl_binary()
+    ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
+    srv_crt, srv_key, srv_csr = (
+        directory / "server.crt",
+        directory / "server.key",
+        directory / "s.csr",
+    )
+    if ca_crt.exists() and srv_crt.exists() and srv_key.exists():
+        return
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            *ec,
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(ca_crt),
+            "-days",
+            "30",
+            "-subj",
+            "/CN=footfall devservices test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        what="creating the test CA",
+    )
+    _run(
+        [
+            openssl,
+            "req",
+            "-new",
+            *ec,
+            "-keyout",
+            str(srv_key),
+            "-out",
+            str(srv_csr),
+            "-subj",
+            f"/CN={hosts[-1]}",
+        ],
+        what="creating the server key",
+    )
+    san = ",".join(
+        f"IP:{h}" if re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", h) else f"DNS:{h}" for h in hosts
+    )
+    ext = directory / "server.ext"
+    # Authority/subject key ids and a critical basicConstraints: Python 3.13's default context
+    # sets VERIFY_X509_STRICT, which rejects certificates without them.
+    ext.write_text(
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        f"subjectAltName={san}\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
+    _run(
+        [
+            openssl,
+            "x509",
+            "-req",
+            "-in",
+            str(srv_csr),
+            "-CA",
+            str(ca_crt),
+            "-CAkey",
+            str(ca_key),
+            "-set_serial",
+            f"0x{secrets.token_hex(8)}",
+            "-days",
+            "30",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(srv_crt),
+        ],
+        what="signing the server certificate",
+    )
+    srv_csr.unlink(missing_ok=True)
+    ca_key.chmod(0o600)
+    srv_key.chmod(0o600)
+
+
+class Mosquitto(Service):
+    """Mosquitto with password auth, a per-agent ACL, a plain and a TLS listener, persistence.
+
+    Started as root it drops to user ``mosquitto`` before reading the key, password and ACL
+    files, so those are chowned to that user; the persistence directory too.
+    """
+
+    name = "mosquitto"
+
+    def __init__(
+        self,
+        *,
+        users: Iterable[BrokerUser] | None = None,
+        topic_prefix: str = DEFAULT_TOPIC_PREFIX,
+        port: int | None = None,
+        tls_port: int | None = None,
+        max_queued_messages: int = 100_000,
+        autosave_interval: int = 30,
+        extra_config: Sequence[str] = (),
+        state_dir: Path | None = None,
+        keep: bool = False,
+        start_timeout: float = 15.0,
+    ) -> None:
+        self._broker_bin, self._passwd_bin = mosquitto_binaries()
+        openssl_binary()
+        if not _PREFIX_RE.fullmatch(topic_prefix):
+            raise ValueError(f"topic prefix {topic_prefix!r} is not 1-4 plain levels")
+        super().__init__(state_dir=state_dir, keep=keep, start_timeout=start_timeout)
+        self.host = LOOPBACK
+        self.topic_prefix = topic_prefix
+        self.max_queued_messages = max_queued_messages
+        self.autosave_interval = autosave_interval
+        self.extra_config = list(extra_config)
+        self._users: dict[str, BrokerUser] = {}
+        for user in default_broker_users() if users is None else users:
+            if user.name in self._users:
+                raise ValueError(f"duplicate broker user {user.name!r}")
+            self._users[user.name] = user
+        if port is None or tls_port is None:
+            self.port, self.tls_port = free_ports(2)
+        else:
+            self.port, self.tls_port = port, tls_port
+            self._ports_auto = False
+        self.config_file = self.state_dir / "mosquitto.conf"
+        self.password_file = self.state_dir / "passwd"
+        self.acl_file = self.state_dir / "acl"
+        self.persistence_dir = self.state_dir / "data"
+        self.tls_dir = self.state_dir / "tls"
+        self.ca_file = self.tls_dir / "ca.crt"
+        self._account = _account("mosquitto") if _is_root() else None
+        _check_reachable(self.state_dir, "mosquitto", self._account)
+        self._users_written = False
+
+    # -- users -------------------------------------------------------------------------------
+
+    @property
+    def users(self) -> dict[str, BrokerUser]:
+        return dict(self._users)
+
+    def user(self, name: str) -> BrokerUser:
+        try:
+            return self._users[name]
+        except KeyError:
+            raise KeyError(f"no broker user {name!r}; have {sorted(self._users)}") from None
+
+    def users_with_role(self, role: Role | str) -> list[BrokerUser]:
+        return [u for u in self._users.values() if u.role == Role(role)]
+
+    def add_users(self, users: Iterable[BrokerUser]) -> None:
+        """Add (or replace) accounts; a running broker reloads them on SIGHUP and this waits
+        until each new account can log in."""
+        new = list(users)
+        for user in new:
+            self._users[user.name] = user
+        if not self._users_written:
+            return
+        # ACL first: once a new account can log in, its ACL entries are already in place.
+        self._write_acl()
+        self._edit_passwords([["-b", "{file}", u.name, u.password] for u in new])
+        self._reload_and_wait(new)
+
+    def remove_users(self, names: Iterable[str]) -> None:
+        gone = [n for n in names if self._users.pop(n, None) is not None]
+        if not gone or not self._users_written:
+            return
+        self._edit_passwords([["-D", "{file}", name] for name in gone])
+        self._write_acl()
+        if self.is_running() and self._proc is not None:
+            self._proc.send_signal(signal.SIGHUP)
+
+    def _edit_passwords(self, edits: Sequence[Sequence[str]]) -> None:
+        """Run ``mosquitto_passwd`` edits on a copy, then swap it in: the broker may reread the
+        file at any SIGHUP and must never see it half-written."""
+        tmp = self.password_file.with_suffix(".tmp")
+        shutil.copyfile(self.password_file, tmp)
+        for edit in edits:
+            args = [str(tmp) if a == "{file}" else a for a in edit]
+            _run([self._passwd_bin, *args], what="editing the broker password file")
+        self._fix_owner(tmp)
+        tmp.replace(self.password_file)
+
+    def _reload_and_wait(self, users: Sequence[BrokerUser]) -> None:
+        proc = self._proc
+        if not self.is_running() or proc is None:
+            return
+        proc.send_signal(signal.SIGHUP)
+        # SIGHUP is acknowledged by nothing but the new accounts starting to work. Signals
+        # coalesce, and one that lands while the broker is mid-reload could be the one that
+        # read the old files, so keep nudging until the accounts work.
+        last_hup = time.monotonic()
+        for user in users:
+
+            def accepted(user: BrokerUser = user) -> bool:
+                nonlocal last_hup
+                if self._connack(user) == CONNACK_ACCEPTED:
+                    return True
+                if time.monotonic() - last_hup > 0.5:
+                    proc.send_signal(signal.SIGHUP)
+                    last_hup = time.monotonic()
+                return False
+
+            if not _wait_until(accepted, timeout=10, interval=0.02, alive=self.is_running):
+                raise ServiceError(
+                    f"mosquitto did not accept new user {user.name!r} after SIGHUP\n"
+                    f"--- last lines of {self.log_file} ---\n{self.log_tail()}"
+                )
+
+    def _connack(self, user: BrokerUser, *, tls: bool = False) -> int:
+        try:
+            if tls:
+                return mqtt_connack(
+                    self.host,
+                    self.tls_port,
+                    user.name,
+                    user.password,
+                    ssl_context=self.ssl_context(),
+                    timeout=2,
+                )
+            return mqtt_connack(self.host, self.port, user.name, user.password, timeout=2)
+        except OSError:
+            return -1
+
+    # -- connection info ---------------------------------------------------------------------
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Client context that trusts only this broker's throwaway CA."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def env(self) -> dict[str, str]:
+        out = {
+            "MQTT_HOST": self.host,
+            "MQTT_PORT": str(self.port),
+            "MQTT_TLS_PORT": str(self.tls_port),
+            "MQTT_CA_FILE": str(self.ca_file),
+            "MQTT_TOPIC_PREFIX": self.topic_prefix,
+        }
+        for user in self._users.values():
+            key = re.sub(r"[^A-Z0-9]", "_", user.name.upper())
+            out[f"MQTT_USER_{key}"] = user.name
+            out[f"MQTT_PASSWORD_{key}"] = user.password
+            if user.role is Role.AGENT:
+                out[f"MQTT_ADDRESS_{key}"] = f"{user.site}/{user.spot}/{user.agent}"
+        return out
+
+    # -- Service hooks -----------------------------------------------------------------------
+
+    def _ports(self) -> list[int]:
+        return [self.port, self.tls_port]
+
+    def _pick_ports(self) -> None:
+        self.port, self.tls_port = free_ports(2)
+
+    def _fix_owner(self, path: Path, mode: int = 0o640) -> None:
+        _chown(path, self._account, mode)
+
+    def _write_acl(self) -> None:
+        blocks = [
+            "# Generated by infra/devservices; anonymous clients are refused entirely.",
+        ]
+        for user in self._users.values():
+            blocks.append("\n".join(user.acl_lines(self.topic_prefix)))
+        tmp = self.acl_file.with_suffix(".tmp")
+        tmp.write_text("\n\n".join(blocks) + "\n")
+        self._fix_owner(tmp)
+        tmp.replace(self.acl_file)
+
+    def _write_passwords(self) -> None:
+        self.password_file.unlink(missing_ok=True)
+        first = True
+        for user in self._users.values():
+            create = ["-c"] if first else []
+            _run(
+                [
+                    self._passwd_bin,
+                    *create,
+                    "-b",
+                    str(self.password_file),
+                    user.name,
+                    user.password,
+                ],
+                what=f"adding broker user {user.name}",
+            )
+            first = False
+        if first:
+            self.password_file.write_text("")
+        self._fix_owner(self.password_file)
+
+    def _prepare(self) -> None:
+        self.tls_dir.mkdir(exist_ok=True)
+        make_test_ca(self.tls_dir)
+        self._fix_owner(self.tls_dir, 0o750)
+        for name in ("server.crt", "server.key", "ca.crt"):
+            self._fix_owner(self.tls_dir / name, 0o640)
+        self.persistence_dir.mkdir(exist_ok=True)
+        self._fix_owner(self.persistence_dir, 0o750)
+        if not self._users_written:
+            self._write_passwords()
+            self._write_acl()
+            self._users_written = True
+        # Mosquitto opens the log itself, possibly after dropping privileges.
+        self.log_file.touch()
+        self._fix_owner(self.log_file, 0o640)
+        tls = self.tls_dir
+        lines = [
+            "# Generated by infra/devservices",
+            "per_listener_settings false",
+            "allow_anonymous false",
+            f"password_file {self.password_file}",
+            f"acl_file {self.acl_file}",
+            "persistence true",
+            # The trailing slash is required: mosquitto concatenates location and file name.
+            f"persistence_location {self.persistence_dir}/",
+            "persistence_file mosquitto.db",
+            f"autosave_interval {self.autosave_interval}",
+            # stdout is block-buffered when not a terminal; a file is written line by line.
+            f"log_dest file {self.log_file}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "log_timestamp true",
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+            "connection_messages true",
+            f"max_queued_messages {self.max_queued_messages}",
+            "max_queued_bytes 0",
+            "",
+            f"listener {self.port} {self.host}",
+            "protocol mqtt",
+            "",
+            f"listener {self.tls_port} {self.host}",
+            "protocol mqtt",
+            f"cafile {tls / 'ca.crt'}",
+            f"certfile {tls / 'server.crt'}",
+            f"keyfile {tls / 'server.key'}",
+            "tls_version tlsv1.2",
+            *self.extra_config,
+        ]
+        self.config_file.write_text("\n".join(lines) + "\n")
+        self._fix_owner(self.config_file, 0o640)
+
+    def _command(self) -> list[str]:
+        return [self._broker_bin, "-c", str(self.config_file)]
+
+    def _wait_ready(self, log_offset: int, deadline: float) -> str | None:
+        def running_line() -> bool:
+            return " running" in _read_from(self.log_file, log_offset)
+
+        if not _wait_until(
+            running_line, timeout=deadline - time.monotonic(), alive=self.is_running
+        ):
+            return "no 'mosquitto version ... running' line in the log"
+        admin = next(iter(self.users_with_role(Role.ADMIN)), None)
+        probe_user = admin or next(iter(self._users.values()), None)
+
+        def answers() -> bool:
+            if probe_user is None:
+                return _port_open(self.host, self.port) and _port_open(self.host, self.tls_port)
+            # Real logins on both listeners prove that the password file, key and certificate
+            # were readable after the privilege drop.
+            return (
+                self._connack(probe_user) == CONNACK_ACCEPTED
+                and self._connack(probe_user, tls=True) == CONNACK_ACCEPTED
+            )
+
+        if not _wait_until(answers, timeout=deadline - time.monotonic(), alive=self.is_running):
+            return f"ports {self.port}/{self.tls_port} do not accept a login"
+        return None
