@@ -37,7 +37,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'fuzz.db'}"
     else:
-        url = request.getfixturevalue("fresh_postgres_url")
+        url = request.getfixturevalue("pg_database").url
     s = EventStore.open(url)
     yield s
     s.close()
