@@ -9,13 +9,13 @@
   crash before that leaves the message unacknowledged and the broker delivers it again.
 - Persistent session (MQTT 5 ``clean_start=False`` with a SessionExpiryInterval; MQTT 3.1.1
   ``clean_session=False``): while this process is down the broker keeps its subscriptions and
-  queues its share of messages. Mosquitto 2.0.11 does not keep MQTT 5 sessions over a broker
-  restart (3.1.1 sessions it does, with ``persistence true``): after a broker restart the session
-  is gone, and what the broker had accepted from agents but not yet delivered to this aggregator
-  is lost. The agents' outbox does not cover that (the broker had acknowledged those events), so
-  a reconnect without ``session_present`` is logged as a warning. Use ``protocol = "3.1.1"``
-  (shared subscriptions still work on Mosquitto) or a broker that persists MQTT 5 sessions to
-  close that gap.
+  queues its share of messages. Measured on Mosquitto 2.0.11 (tests/integration/
+  test_ingest_outages.py): both kinds of session, with their queues, survive a graceful broker
+  restart; a broker crash loses whatever the broker accepted since its last persistence save
+  (``autosave_interval``). The agents' outbox cannot resend those (the broker had acknowledged
+  them), so a connection without ``session_present`` is logged as a warning that says what it
+  may mean. The only cure is on the broker side: a short autosave interval, or a broker with
+  durable session storage.
 - Startup needs a successful connection within ``connect_timeout_seconds``; a refused CONNACK or
   SUBACK is an error naming the broker's reason, never treated as connected. After that the client
   reconnects with exponential backoff between ``reconnect_min_seconds`` and
@@ -239,12 +239,17 @@ class MqttIngest:
         if flags.session_present:
             log.info("connected to %s as %s, session resumed", where, self.settings.client_id)
         elif first:
-            log.info("connected to %s as %s, new session", where, self.settings.client_id)
+            log.warning(
+                "connected to %s as %s, new session: expected on the first start of this client "
+                "id; otherwise the broker no longer had our session, and messages it held for "
+                "this aggregator while it was away are lost",
+                where,
+                self.settings.client_id,
+            )
         else:
             log.warning(
                 "connected to %s as %s but the broker no longer had our session: messages it "
-                "queued for this aggregator while we were away are lost (see the ingest module "
-                "notes on broker restarts)",
+                "held for this aggregator while we were away are lost",
                 where,
                 self.settings.client_id,
             )
