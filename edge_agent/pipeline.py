@@ -28,7 +28,13 @@ from edge_agent.alignment import align_face, landmarks_from_box
 from edge_agent.best_faces import BestFaces
 from edge_agent.classify import UNKNOWN_AGE, UNKNOWN_GENDER, FaceClassifier, combine
 from edge_agent.config import AgentConfig
-from edge_agent.counting import CountState, DirectionCounter, build_counter, side_of_box
+from edge_agent.counting import (
+    CountingLine,
+    CountState,
+    DirectionCounter,
+    build_counter,
+    side_of_box,
+)
 from edge_agent.crops import encode_jpeg, face_crop
 from edge_agent.detection import Detections, FaceDetector
 from edge_agent.face_quality import QualityParams, geometry_quality, pixel_quality
@@ -81,6 +87,7 @@ class PipelineView:
     detections: Detections
     detected: bool  # whether the detector ran on this frame
     crossed: dict[int, Direction]  # track id -> direction counted so far
+    line: tuple[tuple[float, float], tuple[float, float]] | None  # counting line, pixels
 
 
 @dataclass
@@ -191,6 +198,11 @@ class Pipeline:
             detections=detections,
             detected=detect,
             crossed={tid: p.count.crossed for tid, p in self._people.items() if p.count.crossed},
+            line=(
+                (self._counter.p1, self._counter.p2)
+                if isinstance(self._counter, CountingLine)
+                else None
+            ),
         )
         return finished
 
