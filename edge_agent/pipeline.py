@@ -45,6 +45,7 @@ from edge_agent.pipeline_config import (
     CropSettings,
     TrackerSettings,
 )
+from edge_agent.scene_cuts import SceneCutDetector
 from edge_agent.tracking import ByteTracker, EndedTrack, MatchedTracks, TrackSnapshot
 from footfall.contract import (
     SCHEMA_VERSION,
@@ -97,6 +98,7 @@ class PipelineStats:
     people: int = 0
     directions: Counter[Direction] = field(default_factory=Counter)
     unknown_gender: int = 0
+    scene_cuts: int = 0
 
 
 def _utc_ms(seconds: float) -> datetime:
@@ -131,9 +133,9 @@ class Pipeline:
         self.crops = crops or CropSettings()
         self.detect_every = detect_every_n_frames
         self.quality = quality or QualityParams()
-        self.tracker = ByteTracker.from_settings(
-            tracker or TrackerSettings(), track_ids=track_ids or itertools.count(1)
-        )
+        tracker = tracker or TrackerSettings()
+        self.tracker = ByteTracker.from_settings(tracker, track_ids=track_ids or itertools.count(1))
+        self.scene_cuts = SceneCutDetector(tracker.scene_cut_threshold)
         self.stats = PipelineStats()
         self._people: dict[int, _Person] = {}
         self._counter: DirectionCounter | None = None
@@ -183,6 +185,14 @@ class Pipeline:
         t = timestamp.timestamp()
         detect = self.stats.frames % self.detect_every == 0
         self.stats.frames += 1
+        finished = []
+        if self.scene_cuts.is_cut(frame):
+            self.stats.scene_cuts += 1
+            log.debug(
+                "scene cut at frame %d: ending %d tracks", self.stats.frames, len(self.tracker)
+            )
+            finished = self._end(self.tracker.finish())
+            detect = True  # the predictions are void; look at the new scene now
         if detect:
             self.stats.detector_runs += 1
             detections = self.detector.detect(frame)
@@ -192,7 +202,7 @@ class Pipeline:
         else:
             detections = Detections.empty()
             ended = self.tracker.tick(t)
-        finished = self._end(ended)
+        finished += self._end(ended)
         self._view = PipelineView(
             tracks=self.tracker.snapshot(t),
             detections=detections,

@@ -142,6 +142,14 @@ class TrackerSettings(Section):
         description="A new track that does not reach min_hits within this time is dropped as a "
         "false detection",
     )
+    scene_cut_threshold: float = Field(
+        default=20.0,
+        ge=0.0,
+        le=255.0,
+        description="A frame whose mean grey level (on a 32x24 thumbnail) changed by more than "
+        "this from the previous one is a scene cut (edited footage, a bumped camera): every "
+        "track ends there, since nothing can be matched across it. 0 disables",
+    )
     max_tracks: int = Field(
         default=256,
         ge=1,

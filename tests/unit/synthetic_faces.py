@@ -93,12 +93,16 @@ def run_tracker(
 
 
 def face_image(
-    width: int, height: int, boxes: npt.NDArray[np.float32], seed: int = 0
+    width: int,
+    height: int,
+    boxes: npt.NDArray[np.float32],
+    seed: int = 0,
+    background: int = 110,
 ) -> npt.NDArray[np.uint8]:
     """A frame with a textured, face-like blob in every box (sharp, contrasted, with eyes and a
-    mouth where the landmarks say), on a mid-grey background."""
+    mouth where the landmarks say), on a flat grey background."""
     rng = np.random.default_rng(seed)
-    img = np.full((height, width, 3), 110, np.uint8)
+    img = np.full((height, width, 3), background, np.uint8)
     for box in boxes:
         x1, y1, x2, y2 = (round(float(v)) for v in box)
         x1, y1 = max(x1, 0), max(y1, 0)

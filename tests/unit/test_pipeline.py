@@ -178,3 +178,27 @@ def test_naive_timestamps_are_refused() -> None:
     )
     with pytest.raises(ValueError, match="timestamp must be time-zone aware"):
         pipe.step(np.zeros((10, 10, 3), np.uint8), datetime(2026, 5, 1, 12, 0))
+
+
+def test_scene_cut_ends_every_track() -> None:
+    # Scene A (light) with one face, then a cut to scene B (dark) with another face a little to
+    # the right: without the cut the motion model would take B's face for A's person.
+    a = Walker("a", (300, 240), (0, 0), 0.0, 2.0, size=80)
+    b = Walker("b", (360, 250), (0, 0), 2.04, 4.0, size=80)
+    frames = timeline([a, b], fps=25, duration=4.0)
+    pipe = Pipeline(
+        detector=FakeDetector([f.detections for f in frames]),
+        classifier=FakeClassifier(),
+        address=AgentAddress("s", "p", "a"),
+    )
+    emitted: list[tuple[float, int]] = []
+    for f in frames:
+        background = 200 if f.t < 2.02 else 30
+        image = face_image(W, H, f.detections.boxes, background=background)
+        for person in pipe.step(image, START + timedelta(seconds=f.t)):
+            emitted.append((f.t, person.event.track_id))
+    emitted += [(99.0, p.event.track_id) for p in pipe.finish()]
+    assert pipe.stats.scene_cuts == 1
+    assert len(emitted) == 2
+    assert emitted[0][0] == pytest.approx(2.04)  # A ended at the cut, not 5 s later
+    assert emitted[0][1] != emitted[1][1]
