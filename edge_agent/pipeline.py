@@ -140,7 +140,7 @@ class Pipeline:
         self._people: dict[int, _Person] = {}
         self._counter: DirectionCounter | None = None
         self._size: tuple[int, int] | None = None
-        self._view: PipelineView | None = None
+        self._last: tuple[float, Detections, bool] | None = None
 
     @classmethod
     def from_config(
@@ -168,7 +168,22 @@ class Pipeline:
         return len(self._people)
 
     def view(self) -> PipelineView | None:
-        return self._view
+        """What the latest step saw and holds, for drawing; built on request, so a pipeline
+        nobody draws pays nothing for it. None before the first step."""
+        if self._last is None:
+            return None
+        t, detections, detected = self._last
+        return PipelineView(
+            tracks=self.tracker.snapshot(t),
+            detections=detections,
+            detected=detected,
+            crossed={tid: p.count.crossed for tid, p in self._people.items() if p.count.crossed},
+            line=(
+                (self._counter.p1, self._counter.p2)
+                if isinstance(self._counter, CountingLine)
+                else None
+            ),
+        )
 
     # -- the step ---------------------------------------------------------------------------------
 
@@ -203,17 +218,7 @@ class Pipeline:
             detections = Detections.empty()
             ended = self.tracker.tick(t)
         finished += self._end(ended)
-        self._view = PipelineView(
-            tracks=self.tracker.snapshot(t),
-            detections=detections,
-            detected=detect,
-            crossed={tid: p.count.crossed for tid, p in self._people.items() if p.count.crossed},
-            line=(
-                (self._counter.p1, self._counter.p2)
-                if isinstance(self._counter, CountingLine)
-                else None
-            ),
-        )
+        self._last = (t, detections, detect)
         return finished
 
     def finish(self) -> list[FinishedPerson]:
