@@ -25,6 +25,14 @@ def test_defaults_without_a_file() -> None:
     assert cfg.crops.policy is CropPolicy.KEEP
 
 
+def test_process_example_config_is_valid_and_spells_out_the_defaults() -> None:
+    path = Path(__file__).resolve().parents[2] / "infra" / "config" / "agent.process.example.toml"
+    cfg = load_config(AgentConfig, path, env_prefix="FOOTFALL_AGENT", environ={})
+    defaults = AgentConfig(site=cfg.site, spot=cfg.spot, agent=cfg.agent)
+    for section in ("detector", "tracker", "counting", "classifier", "crops"):
+        assert getattr(cfg, section) == getattr(defaults, section), section
+
+
 def test_pixel_line_from_toml(tmp_path: Path) -> None:
     cfg = _load(
         tmp_path,
