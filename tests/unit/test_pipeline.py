@@ -11,7 +11,7 @@ from synthetic_faces import SyntheticFrame, Walker, face_image, timeline
 from edge_agent.classify import FakeClassifier
 from edge_agent.detection import FakeDetector
 from edge_agent.pipeline import FinishedPerson, Pipeline
-from edge_agent.pipeline_config import ClassifierSettings, CropSettings
+from edge_agent.pipeline_config import ClassifierSettings, CropSettings, TrackerSettings
 from footfall.contract import AgeGroup, Direction, Gender, PersonEvent, Side, decode
 from footfall.contract.topics import AgentAddress
 
@@ -202,3 +202,27 @@ def test_scene_cut_ends_every_track() -> None:
     assert len(emitted) == 2
     assert emitted[0][0] == pytest.approx(2.04)  # A ended at the cut, not 5 s later
     assert emitted[0][1] != emitted[1][1]
+
+
+def test_memory_follows_people_in_view_not_stream_length() -> None:
+    # 80 people cross one after another; per-person state is dropped as each one ends.
+    walkers = [
+        Walker(f"p{k}", (20, 60 + (k % 3) * 50), (300, 0), k * 1.5, k * 1.5 + 0.9, size=36)
+        for k in range(80)
+    ]
+    frames = timeline(walkers, fps=10, duration=80 * 1.5 + 1)
+    pipe = Pipeline(
+        detector=FakeDetector([f.detections for f in frames]),
+        classifier=FakeClassifier(),
+        address=AgentAddress("s", "p", "a"),
+        tracker=TrackerSettings(max_absence_seconds=2.0),
+    )
+    most, emitted = 0, 0
+    for f in frames:
+        image = face_image(320, 240, f.detections.boxes)
+        emitted += len(pipe.step(image, START + timedelta(seconds=f.t)))
+        most = max(most, pipe.live_people, len(pipe.tracker))
+    emitted += len(pipe.finish())
+    assert emitted == 80
+    assert most <= 3
+    assert pipe.live_people == 0 and len(pipe.tracker) == 0
