@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_agent.detection import Detections, FakeDetector, parse_ssd, parse_yunet
+from edge_agent.detection import Detections, FakeDetector, downscale, parse_ssd, parse_yunet
 
 
 def test_detections_validate_shapes_and_dtypes() -> None:
@@ -71,3 +71,19 @@ def test_fake_detector_replays_its_script_and_clips() -> None:
     assert fake.detect(frame).boxes.tolist() == [[0, 0, 10, 10]]
     assert len(fake.detect(frame)) == 0
     assert fake.calls == 2 and fake.model.name == "fake"
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [((480, 640), (320, 240)), ((720, 1280), (320, 180)), ((528, 720), (480, 352))],
+)
+def test_downscale_keeps_the_picture(shape: tuple[int, int], size: tuple[int, int]) -> None:
+    # A smooth gradient shrinks to (nearly) the same gradient whichever path is taken.
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.dstack([xx * 255 // w, yy * 255 // h, np.full_like(xx, 128)]).astype(np.uint8)
+    small = downscale(image, size)
+    assert small.shape == (size[1], size[0], 3)
+    _, sx = np.mgrid[0 : size[1], 0 : size[0]]
+    expected = (sx + 0.5) * w / size[0] * 255 / w
+    assert np.abs(small[..., 0].astype(float) - expected).max() < 3
