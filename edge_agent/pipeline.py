@@ -192,21 +192,23 @@ class Pipeline:
         if timestamp.tzinfo is None or timestamp.utcoffset() is None:
             raise ValueError("timestamp must be time-zone aware (e.g. UTC)")
         height, width = frame.shape[:2]
+        finished: list[FinishedPerson] = []
         if self._size != (width, height):
             if self._size is not None:
+                # A live source reopened at another resolution: positions no longer compare.
                 log.warning("frame size changed from %s to %s", self._size, (width, height))
+                finished = self._end(self.tracker.finish())
             self._size = (width, height)
             self._counter = build_counter(self.counting, width, height)
         t = timestamp.timestamp()
         detect = self.stats.frames % self.detect_every == 0
         self.stats.frames += 1
-        finished = []
         if self.scene_cuts.is_cut(frame):
             self.stats.scene_cuts += 1
             log.debug(
                 "scene cut at frame %d: ending %d tracks", self.stats.frames, len(self.tracker)
             )
-            finished = self._end(self.tracker.finish())
+            finished += self._end(self.tracker.finish())
             detect = True  # the predictions are void; look at the new scene now
         if detect:
             self.stats.detector_runs += 1

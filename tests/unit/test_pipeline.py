@@ -226,3 +226,22 @@ def test_memory_follows_people_in_view_not_stream_length() -> None:
     assert emitted == 80
     assert most <= 3
     assert pipe.live_people == 0 and len(pipe.tracker) == 0
+
+
+def test_frame_size_change_ends_every_track() -> None:
+    walker = Walker("a", (300, 240), (0, 0), 0.0, 3.0, size=80)
+    frames = timeline([walker], fps=10, duration=3.0)
+    pipe = Pipeline(
+        detector=FakeDetector([f.detections for f in frames]),
+        classifier=FakeClassifier(),
+        address=AgentAddress("s", "p", "a"),
+        tracker=TrackerSettings(scene_cut_threshold=0),
+    )
+    ended_at = []
+    for k, f in enumerate(frames):
+        size = (W, H) if k < 15 else (W + 160, H + 120)  # the camera came back larger
+        image = face_image(size[0], size[1], f.detections.boxes)
+        if pipe.step(image, START + timedelta(seconds=f.t)):
+            ended_at.append(k)
+    assert ended_at == [15]
+    assert len(pipe.finish()) == 1  # the same face, now a new person in the new geometry
