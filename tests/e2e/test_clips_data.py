@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clip_runs import ClipRun, config, run_clip
 
 from footfall.contract import Gender, PersonEvent, decode
+from tests.e2e.clip_runs import ClipRun, config, run_clip
 
 pytestmark = pytest.mark.data
 

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from synthetic_faces import Walker, face_image, timeline
 
 from edge_agent.annotate import AnnotatedVideoWriter, FrameAnnotator
 from edge_agent.classify import FakeClassifier
 from edge_agent.detection import FakeDetector
 from edge_agent.pipeline import Pipeline
 from footfall.contract.topics import AgentAddress
+from tests.unit.synthetic_faces import Walker, face_image, timeline
 
 START = datetime(2026, 5, 1, tzinfo=UTC)
 

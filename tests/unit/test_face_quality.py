@@ -3,7 +3,6 @@
 import cv2
 import numpy as np
 import pytest
-from synthetic_faces import FACE_LANDMARKS, face_image
 
 from edge_agent.face_quality import (
     QualityParams,
@@ -11,6 +10,7 @@ from edge_agent.face_quality import (
     geometry_quality,
     pixel_quality,
 )
+from tests.unit.synthetic_faces import FACE_LANDMARKS, face_image
 
 P = QualityParams()
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 import cv2
 import numpy as np
 import pytest
-from synthetic_faces import SyntheticFrame, Walker, face_image, timeline
 
 from edge_agent.classify import FakeClassifier
 from edge_agent.detection import FakeDetector
@@ -14,6 +13,7 @@ from edge_agent.pipeline import FinishedPerson, Pipeline
 from edge_agent.pipeline_config import ClassifierSettings, CropSettings, TrackerSettings
 from footfall.contract import AgeGroup, Direction, Gender, PersonEvent, Side, decode
 from footfall.contract.topics import AgentAddress
+from tests.unit.synthetic_faces import SyntheticFrame, Walker, face_image, timeline
 
 START = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 W, H = 640, 480

@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic_faces import Walker, face_image, timeline
 
 from edge_agent.classify import FakeClassifier
 from edge_agent.detection import FakeDetector
@@ -26,6 +25,7 @@ from edge_agent.sources import (
 )
 from footfall.contract import Direction
 from footfall.contract.topics import AgentAddress
+from tests.unit.synthetic_faces import Walker, face_image, timeline
 
 START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from synthetic_faces import Walker, face_detections, run_tracker, timeline
 
 from edge_agent.detection import Detections
 from edge_agent.pipeline_config import TrackerSettings
 from edge_agent.tracking import ByteTracker, EndedTrack, iou_matrix
+from tests.unit.synthetic_faces import Walker, face_detections, run_tracker, timeline
 
 FPS = 25.0
 
