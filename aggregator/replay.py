@@ -1,6 +1,8 @@
 """Replay: import PersonEvents from JSON-lines files (one event per line, as the vision
-pipeline's ``process`` command writes them) through the same validation and store as live
-ingest. Events already stored are counted as duplicates, so replaying a file twice is harmless.
+pipeline's ``process`` command writes them, see :mod:`edge_agent.jsonl_sink`) through the same
+validation and store as live ingest. Events already stored are counted as duplicates, so
+replaying a file twice is harmless, and so is replaying a folder that is still being written: its
+unterminated last line is skipped.
 
 Lines are read with a length cap, so a file with an absurd line (or no newlines at all) costs
 bounded memory; such a line becomes a ``too_large`` dead letter like an oversized MQTT payload.
@@ -37,6 +39,7 @@ class ReplayReport:
     lines: int = 0
     stored: int = 0
     duplicates: int = 0
+    unterminated: int = 0  # last lines without a newline: skipped, neither stored nor rejected
     rejected: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -52,6 +55,8 @@ class ReplayReport:
             f"rejected: {self.rejected_total}",
         ]
         out += [f"  {reason}: {n}" for reason, n in sorted(self.rejected.items())]
+        if self.unterminated:
+            out.append(f"skipped unterminated last lines: {self.unterminated}")
         return out
 
 
@@ -85,8 +90,9 @@ def _open(path: Path) -> BinaryIO:
         raise ReplayError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def read_lines(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes, int]]:
-    """``(line number, content, size)`` of each non-blank line, without its line ending.
+def read_lines(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes, int, bool]]:
+    """``(line number, content, size, terminated)`` of each non-blank line, without its line
+    ending. ``terminated`` is False only for a last line with no newline.
 
     ``size`` is the line's real length; for a line longer than ``max_bytes`` only its first
     ``max_bytes + 2`` bytes are kept in ``content`` and the rest is skipped unread into memory.
@@ -110,7 +116,7 @@ def read_lines(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes, int]]
             size -= 1
         content = chunk.rstrip(b"\r\n")
         if content.strip():
-            yield number, content, size
+            yield number, content, size, tail.endswith(b"\n")
 
 
 def replay_files(
@@ -133,8 +139,14 @@ def replay_files(
         batch = _Pending(writer, report, max_payload_bytes, keep_bytes)
         with _open(path) as fh:
             try:
-                for number, content, size in read_lines(fh, max_payload_bytes):
+                for number, content, size, terminated in read_lines(fh, max_payload_bytes):
                     report.lines += 1
+                    if not terminated:
+                        # The folder format ends every line with a newline; a last line without
+                        # one is a write in progress or cut short by a crash, not an event.
+                        log.warning("%s:%d: skipping an unterminated last line", path, number)
+                        report.unterminated += 1
+                        continue
                     message = Inbound(
                         topic=None,
                         payload=content,

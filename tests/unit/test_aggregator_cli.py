@@ -38,7 +38,11 @@ def _error(result: Result) -> str:
 def test_replay_prints_counts(tmp_path: Path) -> None:
     events = random_events(5, rng=random.Random(1))
     path = tmp_path / "clip.jsonl"
-    path.write_bytes(b"\n".join([e.to_json() for e in events] + [b"{", events[0].to_json()]))
+    path.write_bytes(
+        b"".join(
+            line + b"\n" for line in [e.to_json() for e in events] + [b"{", events[0].to_json()]
+        )
+    )
     url = f"sqlite:///{tmp_path / 's.db'}"
     result = runner.invoke(app, ["replay", str(path), "--store", url])
     assert result.exit_code == 0, result.output

@@ -11,7 +11,8 @@ import pytest
 from aggregator.errors import ReplayError
 from aggregator.replay import read_lines, replay_files
 from aggregator.store import EventStore
-from footfall.contract.examples import random_events
+from edge_agent.jsonl_sink import JsonlFolderSink
+from footfall.contract.examples import example_event, random_events
 
 EVERYTHING = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
@@ -105,16 +106,38 @@ def test_a_corrupt_gzip_file_is_a_replay_error(tmp_path: Path, store: EventStore
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (b"a\nbb\r\n\n  \nccc", [(1, b"a", 1), (2, b"bb", 2), (5, b"ccc", 3)]),
+        (b"a\nbb\r\n\n  \nccc", [(1, b"a", 1, True), (2, b"bb", 2, True), (5, b"ccc", 3, False)]),
         (
             b"12345\n123456\n1234567890123\nz",
-            [(1, b"12345", 5), (2, b"123456", 6), (3, b"1234567", 13), (4, b"z", 1)],
+            [
+                (1, b"12345", 5, True),
+                (2, b"123456", 6, True),
+                (3, b"1234567", 13, True),
+                (4, b"z", 1, False),
+            ],
         ),
-        (b"1234567890", [(1, b"1234567", 10)]),
-        (b"123456\r\n", [(1, b"123456", 6)]),
+        (b"1234567890", [(1, b"1234567", 10, False)]),
+        (b"123456\r\n", [(1, b"123456", 6, True)]),
     ],
 )
 def test_read_lines_caps_line_length_and_reports_true_sizes(
-    data: bytes, expected: list[tuple[int, bytes, int]]
+    data: bytes, expected: list[tuple[int, bytes, int, bool]]
 ) -> None:
     assert list(read_lines(io.BytesIO(data), max_bytes=5)) == expected
+
+
+def test_replay_reads_what_the_agents_process_command_writes(
+    tmp_path: Path, store: EventStore
+) -> None:
+    folder = tmp_path / "out"
+    sink = JsonlFolderSink(folder)
+    events = [example_event(track_id=n, with_crop=False) for n in range(5)]
+    for event in events:
+        sink.emit(event, None)
+    sink.close()
+    with (folder / "events.jsonl").open("ab") as fh:
+        fh.write(example_event(track_id=9, with_crop=False).to_json()[:-10])  # a torn write
+    report = replay_files([folder], store)
+    assert (report.files, report.stored, report.unterminated, report.rejected_total) == (1, 5, 1, 0)
+    assert report.lines_of_text()[-1] == "skipped unterminated last lines: 1"
+    assert store.count_dead_letters() == 0
