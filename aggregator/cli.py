@@ -1,22 +1,55 @@
-"""``footfall-aggregator``: the aggregator's command line. A thin layer over the library."""
+"""``footfall-aggregator``: the aggregator's command line. A thin layer over the library.
 
+Exit codes: 0 success; 1 an error, printed as one line; 2 an invalid configuration or option;
+3 (``fleet`` only) at least one agent is silent.
+"""
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
+from aggregator.config import AggregatorConfig, StoreSettings
+from aggregator.errors import AggregatorError
 from footfall import __version__
-from footfall.cli_support import config_errors_exit, configure_logging, report_valid
+from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
 
 app = typer.Typer(
     help="Aggregator: ingest events from many agents, store them, build per-site workbooks.",
     no_args_is_help=True,
     add_completion=False,
 )
+db_app = typer.Typer(help="Schema of the store: status and migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+EXIT_SILENT_AGENTS = 3
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="Aggregator configuration file (TOML)", show_default=False)
 ]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Aggregator configuration file (TOML)", show_default=False),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Store URL, overriding the configuration (e.g. sqlite:///footfall.db); the password "
+        "comes from FOOTFALL_AGGREGATOR__STORE__PASSWORD",
+        show_default=False,
+    ),
+]
+SiteOpt = Annotated[str | None, typer.Option("--site", help="Only this site", show_default=False)]
 
 
 @app.callback()
@@ -24,6 +57,34 @@ def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
 ) -> None:
     configure_logging(verbose)
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    try:
+        yield
+    except AggregatorError as exc:
+        raise fail(str(exc)) from None
+
+
+def _load(config: Path | None, store: str | None = None) -> AggregatorConfig:
+    from aggregator.config import load_aggregator_config
+
+    with config_errors_exit():
+        cfg = load_aggregator_config(config)
+    if store is None:
+        return cfg
+    try:
+        settings = StoreSettings(
+            url=store,
+            password=cfg.store.password,
+            password_file=cfg.store.password_file,
+            auto_upgrade=cfg.store.auto_upgrade,
+        )
+    except ValidationError as exc:
+        message = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise fail(f"--store: {message}", code=2) from None
+    return cfg.model_copy(update={"store": settings})
 
 
 @app.command()
@@ -35,8 +96,190 @@ def version() -> None:
 @app.command("validate-config")
 def validate_config(path: ConfigArg) -> None:
     """Check an aggregator configuration file; print every problem with its key path (exit 2)."""
-    from aggregator.config import load_aggregator_config
-
-    with config_errors_exit():
-        load_aggregator_config(path)
+    _load(path)
     report_valid(path)
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", help="Aggregator configuration file (TOML)"),
+    ],
+) -> None:
+    """Run the ingest service: consume events, statuses and heartbeats from the broker into the
+    store until SIGTERM or SIGINT."""
+    from aggregator.service import run_service
+
+    cfg = _load(config)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with _domain_errors(), config_errors_exit():
+        run_service(cfg, stop)
+
+
+@app.command()
+def replay(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="JSON-lines files (one PersonEvent per line; .gz accepted) or directories of them",
+            show_default=False,
+        ),
+    ],
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Import recorded events through the same validation and store as live ingest."""
+    from aggregator.replay import replay_files
+    from aggregator.service import open_store
+
+    cfg = _load(config, store)
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet)
+        try:
+            report = replay_files(
+                files,
+                event_store,
+                max_payload_bytes=cfg.ingest.max_payload_bytes,
+                keep_bytes=cfg.ingest.dead_letter_payload_bytes,
+            )
+        finally:
+            event_store.close()
+    for line in report.lines_of_text():
+        typer.echo(line)
+
+
+@app.command()
+def fleet(
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    site: SiteOpt = None,
+    silent_after: Annotated[
+        str | None,
+        typer.Option(
+            "--silent-after",
+            help="Flag online agents not heard from for longer than this (e.g. 90s, 5m); default "
+            "fleet.silent_after_seconds",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Show every agent's last status; exit 3 if any online agent has gone silent."""
+    from datetime import timedelta
+
+    from aggregator.fleet import fleet_table, parse_duration
+    from aggregator.fleet import silent as silent_agents
+    from aggregator.service import open_store
+
+    cfg = _load(config, store)
+    if silent_after is None:
+        threshold = timedelta(seconds=cfg.fleet.silent_after_seconds)
+    else:
+        try:
+            threshold = parse_duration(silent_after)
+        except ValueError as exc:
+            raise fail(f"--silent-after: {exc}", code=2) from None
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
+        try:
+            agents = event_store.agents(site)
+        finally:
+            event_store.close()
+    if not agents:
+        typer.echo("no agent has reported yet" + (f" for site {site}" if site else ""))
+        return
+    now = datetime.now(UTC)
+    Console(width=200).print(fleet_table(agents, now, threshold))
+    quiet = silent_agents(agents, now, threshold)
+    if quiet:
+        names = ", ".join(f"{a.site}/{a.spot}/{a.agent}" for a in quiet)
+        typer.echo(f"{len(quiet)} silent: {names}", err=True)
+        raise typer.Exit(EXIT_SILENT_AGENTS)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    site: SiteOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many to list")] = 20,
+) -> None:
+    """Count rejected messages by reason and list the most recent ones."""
+    from aggregator.service import open_store
+
+    cfg = _load(config, store)
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
+        try:
+            reasons = event_store.dead_letter_reasons(site=site)
+            rows = event_store.dead_letters(site=site, limit=limit)
+        finally:
+            event_store.close()
+    total = sum(reasons.values())
+    typer.echo(
+        f"{total} dead letters"
+        + (": " + ", ".join(f"{r} {n}" for r, n in reasons.items()) if reasons else "")
+    )
+    if not rows:
+        return
+    table = Table("id", "received (UTC)", "reason", "field", "topic / source", "bytes", "detail")
+    for row in rows:
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (
+                    str(row.id),
+                    f"{row.received_at:%Y-%m-%d %H:%M:%S}",
+                    row.reason,
+                    row.field or "",
+                    row.topic or row.source,
+                    f"{row.payload_size:,}",
+                    row.detail[:160],
+                )
+            )
+        )
+    Console(width=200).print(table)
+
+
+@db_app.command("status")
+def db_status(config: ConfigOpt = None, store: StoreOpt = None) -> None:
+    """Print the store's schema version and the migrations still to apply."""
+    from aggregator.store.store import schema_status
+
+    cfg = _load(config, store)
+    with _domain_errors(), config_errors_exit():
+        found = schema_status(cfg.store.url, password=cfg.store.password_value())
+    typer.echo(f"store: {_redacted(cfg.store.url)}")
+    typer.echo(f"schema version: {found.current} (this software: {found.latest})")
+    if found.current > found.latest:
+        typer.echo("the store is newer than this software: upgrade the aggregator")
+    for migration in found.pending:
+        typer.echo(f"pending {migration.version}: {migration.description}")
+    if found.up_to_date:
+        typer.echo("up to date")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, store: StoreOpt = None) -> None:
+    """Apply pending schema migrations (safe to run while aggregators are running)."""
+    from aggregator.store.store import upgrade_schema
+
+    cfg = _load(config, store)
+    with _domain_errors(), config_errors_exit():
+        applied = upgrade_schema(cfg.store.url, password=cfg.store.password_value())
+    for migration in applied:
+        typer.echo(f"applied {migration.version}: {migration.description}")
+    if not applied:
+        typer.echo("already up to date")
+
+
+def _redacted(url: str) -> str:
+    from aggregator.store.engine import redacted
+
+    return redacted(url)

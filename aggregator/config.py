@@ -31,6 +31,58 @@ class IngestSettings(Section):
         le=1_048_576,
         description="Larger payloads go to dead letters unread",
     )
+    batch_max_events: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Most messages committed to the store in one transaction",
+    )
+    batch_max_wait_ms: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description="Longest a received message waits for its batch to fill before it is committed",
+    )
+    receive_maximum: int = Field(
+        default=1000,
+        ge=1,
+        le=65_535,
+        description="MQTT 5 Receive Maximum: unacknowledged messages the broker may have in flight "
+        "to this process; bounds memory, and should be >= batch_max_events",
+    )
+    session_expiry_seconds: int = Field(
+        default=3 * 24 * 3600,
+        ge=60,
+        le=0xFFFFFFFE,
+        description="How long the broker keeps this process's session (and queues its share of "
+        "messages) while it is disconnected",
+    )
+    connect_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="How long the first connection may take before startup fails",
+    )
+    dead_letter_payload_bytes: int = Field(
+        default=4096,
+        ge=0,
+        le=1_048_576,
+        description="How much of a rejected payload is kept in the dead-letter table",
+    )
+    stats_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="How often the ingest counters are logged",
+    )
+
+    @model_validator(mode="after")
+    def _window_holds_a_batch(self) -> "IngestSettings":
+        if self.receive_maximum < self.batch_max_events:
+            raise ValueError(
+                "receive_maximum must be >= batch_max_events, or a batch can never fill"
+            )
+        return self
 
 
 class StoreSettings(Section):
@@ -59,8 +111,35 @@ class StoreSettings(Section):
             )
         return value
 
+    auto_upgrade: bool = Field(
+        default=True,
+        description="Apply pending schema migrations when the aggregator opens the store; set false "
+        "to require an explicit `footfall-aggregator db upgrade`",
+    )
+
     def password_value(self) -> str | None:
         return read_secret(self.password, self.password_file, "the database password")
+
+
+class FleetSettings(Section):
+    """How agent liveness is judged from their status and heartbeat messages."""
+
+    heartbeat_interval_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Interval at which agents send heartbeats"
+    )
+    coverage_gap_multiple: float = Field(
+        default=3.0,
+        ge=1.0,
+        le=100.0,
+        description="A spot counts as covered between two heartbeats only if they are at most this "
+        "many heartbeat intervals apart",
+    )
+    silent_after_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=7 * 86_400,
+        description="An online agent not heard from for longer than this is flagged silent",
+    )
 
 
 class SiteSettings(Section):
@@ -94,6 +173,7 @@ class AggregatorConfig(Section):
     )
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingest settings")
     store: StoreSettings = Field(default_factory=StoreSettings, description="Event store")
+    fleet: FleetSettings = Field(default_factory=FleetSettings, description="Agent liveness")
     s3: ObjectStoreSettings | None = Field(
         default=None, description="Object store for delivered workbooks"
     )

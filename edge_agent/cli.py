@@ -1,7 +1,8 @@
 """``footfall-agent``: the edge agent's command line. A thin layer over the library."""
 
+import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,6 +12,9 @@ from edge_agent.delivery_cli import check_broker, deliver, outbox_app
 from footfall import __version__
 from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
 from models.assets import AssetError, Location, ModelResolver
+
+if TYPE_CHECKING:
+    from edge_agent.process import ClipResult
 
 app = typer.Typer(
     help="Edge agent: count people at a spot and estimate their gender and age group.",
@@ -115,6 +119,177 @@ def models_verify(names: NamesArg = None, models_dir: ModelsDirOpt = None) -> No
             failed = True
     if failed:
         raise fail("some models are missing or do not match the manifest")
+
+
+ClipOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--clip", help="A video file to process (repeat for several clips)"),
+]
+SiteOpt = Annotated[
+    list[str] | None,
+    typer.Option("--site", help="Site of the clips: once for all, or once per --clip"),
+]
+SpotOpt = Annotated[
+    list[str] | None,
+    typer.Option("--spot", help="Spot of the clips: once for all, or once per --clip"),
+]
+StartOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--start",
+        help="When each clip's first frame was filmed, ISO 8601 with time zone "
+        "(e.g. 2026-05-01T09:00:00+02:00): once for all, or once per --clip",
+    ),
+]
+
+
+@app.command()
+def process(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (events.jsonl + crops/)")],
+    clip: ClipOpt = None,
+    site: SiteOpt = None,
+    spot: SpotOpt = None,
+    start: StartOpt = None,
+    agent: Annotated[
+        str | None,
+        typer.Option("--agent", help="Agent id in the events (default: config, or 'local')"),
+    ] = None,
+    clips: Annotated[
+        Path | None,
+        typer.Option("--clips", help="TOML or CSV file listing path, site, spot, start (, agent)"),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Agent configuration (TOML); defaults otherwise")
+    ] = None,
+    models_dir: ModelsDirOpt = None,
+    annotate: Annotated[
+        Path | None,
+        typer.Option("--annotate", help="Also write each clip with boxes, ids and line drawn"),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar per clip")] = True,
+) -> None:
+    """Run the pipeline over recorded clips, writing one event per person (JSON lines) and
+    face crops into --out. A clip that cannot be read is reported and skipped (exit 1)."""
+    import itertools
+    import os
+
+    from tqdm import tqdm
+
+    from edge_agent.build import BuildError, build_classifier, build_detector, resolver_for
+    from edge_agent.clips import ClipSpec, ClipSpecError, clips_from_options, load_clips_file
+    from edge_agent.config import load_agent_config
+    from edge_agent.jsonl_sink import JsonlFolderSink, SinkError
+    from edge_agent.process import ClipResult, config_for_clip, process_clip
+
+    specs: list[ClipSpec] = []
+    try:
+        if clips is not None:
+            specs += load_clips_file(clips)
+        if clip:
+            specs += clips_from_options(clip, site or [], spot or [], start or [], agent)
+        elif site or spot or start:
+            raise ClipSpecError("--site, --spot and --start describe --clip; no --clip given")
+    except ClipSpecError as exc:
+        for line in str(exc).splitlines():
+            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    if not specs:
+        raise fail(
+            "nothing to process: give --clip PATH (with --site, --spot, --start) or --clips FILE", 2
+        )
+
+    base = None
+    if config is not None:
+        with config_errors_exit():
+            base = load_agent_config(config)
+    if agent is not None:
+        specs = [c if c.agent else c.model_copy(update={"agent": agent}) for c in specs]
+    first = config_for_clip(base, specs[0])
+    # FFmpeg prints its own complaints about unreadable files; ours are one line per clip.
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    resolver = resolver_for(first, models_dir)
+    try:
+        detector = build_detector(first.detector, resolver)
+        classifier = build_classifier(first.classifier, resolver)
+    except BuildError as exc:
+        raise fail(str(exc)) from None
+    try:
+        sink = JsonlFolderSink(out)
+    except SinkError as exc:
+        raise fail(str(exc)) from None
+
+    results: list[ClipResult] = []
+    track_ids = itertools.count(1)
+    try:
+        for spec in specs:
+            bar = tqdm(desc=spec.path.name, unit="frame", disable=not progress, leave=False)
+
+            def opened(total: int | None, bar: tqdm = bar) -> None:
+                bar.reset(total=total)
+
+            try:
+                result = process_clip(
+                    spec,
+                    config_for_clip(base, spec),
+                    detector=detector,
+                    classifier=classifier,
+                    sink=sink,
+                    track_ids=track_ids,
+                    on_open=opened,
+                    on_frame=bar.update,
+                    annotate_to=(
+                        annotate / f"{spec.path.stem}.annotated.mp4" if annotate else None
+                    ),
+                )
+            finally:
+                bar.close()
+            if result.error is not None:
+                typer.secho(f"error: clip {result.error}", fg=typer.colors.RED, err=True)
+            results.append(result)
+    finally:
+        sink.close()
+    _print_summary(results, out)
+    if any(not r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _print_summary(results: list["ClipResult"], out: Path) -> None:
+    from footfall.contract import Direction
+
+    table = Table(
+        "clip",
+        "site/spot",
+        "frames",
+        "video s",
+        "fps",
+        "x real time",
+        "people",
+        "in",
+        "out",
+        "passed",
+        "gender unknown",
+        "status",
+    )
+    for r in results:
+        speed = r.video_seconds / r.wall_seconds if r.wall_seconds > 0 else 0.0
+        table.add_row(
+            r.clip.path.name,
+            f"{r.clip.site}/{r.clip.spot}",
+            str(r.frames),
+            f"{r.video_seconds:.1f}",
+            f"{r.fps:.1f}",
+            f"{speed:.1f}",
+            str(r.people),
+            str(r.directions.get(Direction.IN, 0)),
+            str(r.directions.get(Direction.OUT, 0)),
+            str(r.directions.get(Direction.PASSED, 0)),
+            str(r.unknown_gender),
+            "ok" if r.ok else "FAILED",
+        )
+    console = Console(width=160)
+    console.print(table)
+    console.print(f"events: {out / 'events.jsonl'}")
 
 
 app.add_typer(outbox_app, name="outbox")

@@ -4,8 +4,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from edge_agent.pipeline_config import (
+    ClassifierSettings,
+    CountingSettings,
+    CropSettings,
+    DetectorSettings,
+    SourceSettings,
+    TrackerSettings,
+)
 from footfall.connections import BrokerSettings, ObjectStoreSettings, Section
 from footfall.contract.topics import AgentAddress
 from footfall.ids import SafeId
@@ -127,6 +135,39 @@ class AgentConfig(Section):
     s3: ObjectStoreSettings | None = Field(
         default=None, description="Object store for face crops; omit to keep crops on the device"
     )
+    source: SourceSettings = Field(default_factory=SourceSettings, description="Live video source")
+    detector: DetectorSettings = Field(
+        default_factory=DetectorSettings, description="Face detection"
+    )
+    tracker: TrackerSettings = Field(
+        default_factory=TrackerSettings,
+        validate_default=True,  # so the check against `detector` runs on the default too
+        description="Following people between frames",
+    )
+    counting: CountingSettings = Field(
+        default_factory=CountingSettings, description="Direction: counting line or frame edges"
+    )
+    classifier: ClassifierSettings = Field(
+        default_factory=ClassifierSettings, description="Gender and age group per person"
+    )
+    crops: CropSettings = Field(default_factory=CropSettings, description="Face crops")
+
+    @field_validator("tracker")
+    @classmethod
+    def _detector_feeds_tracker(
+        cls, tracker: TrackerSettings, info: ValidationInfo
+    ) -> TrackerSettings:
+        # A field validator rather than a model validator: its error then points at `tracker`
+        # and echoes only that section, never the whole input (which may hold secrets).
+        detector = info.data.get("detector")
+        if detector is not None and tracker.low_score < detector.score_threshold:
+            raise ValueError(
+                f"low_score ({tracker.low_score}) is below "
+                f"detector.score_threshold ({detector.score_threshold}): detections under "
+                "the detector's threshold never reach the tracker; lower the detector threshold "
+                "or raise tracker.low_score"
+            )
+        return tracker
 
     @property
     def address(self) -> AgentAddress:

@@ -14,6 +14,7 @@ from footfall.contract.types import (
     Note,
     Probability,
     Record,
+    SchemaVersion1,
     Sha256Hex,
     ShortText,
     UtcTimestamp,
@@ -123,7 +124,7 @@ class ModelRef(Record):
 class PersonEvent(Record):
     """One person seen at one spot, from first to last sight."""
 
-    schema_version: Literal[1] = Field(description="Version of this contract")
+    schema_version: SchemaVersion1 = Field(description="Version of this contract")
     event_id: UUID = Field(description="Made on the device; unique across the fleet")
     site: SafeId = Field(description="Site id (a location with candidate spots)")
     spot: SafeId = Field(description="Spot id (one camera position within the site)")

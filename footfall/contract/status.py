@@ -1,11 +1,9 @@
 """``AgentStatus``: the retained online/offline status and the periodic heartbeat of an agent."""
 
-from typing import Literal
-
 from pydantic import Field
 
 from footfall.contract.events import ModelRef
-from footfall.contract.types import Note, Record, ShortText, UtcTimestamp
+from footfall.contract.types import Note, Record, SchemaVersion1, ShortText, UtcTimestamp
 from footfall.contract.vocab import AgentState
 from footfall.ids import SafeId
 
@@ -33,7 +31,7 @@ class AgentStatus(Record):
     ``stats`` is null in the will message, which the broker sends on the agent's behalf.
     """
 
-    schema_version: Literal[1] = Field(description="Version of this contract")
+    schema_version: SchemaVersion1 = Field(description="Version of this contract")
     site: SafeId
     spot: SafeId
     agent: SafeId

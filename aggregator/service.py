@@ -1,0 +1,45 @@
+"""Wiring: configuration in, a store and a running ingest service out."""
+
+import logging
+import threading
+from datetime import timedelta
+
+from aggregator.batching import IngestCounters
+from aggregator.config import AggregatorConfig, FleetSettings, StoreSettings
+from aggregator.errors import IngestError
+from aggregator.store import EventStore
+
+log = logging.getLogger(__name__)
+
+
+def open_store(
+    settings: StoreSettings, fleet: FleetSettings | None = None, *, upgrade: bool | None = None
+) -> EventStore:
+    """Open the configured store. ``upgrade`` defaults to ``settings.auto_upgrade``."""
+    fleet = fleet or FleetSettings()
+    return EventStore.open(
+        settings.url,
+        password=settings.password_value(),
+        upgrade=settings.auto_upgrade if upgrade is None else upgrade,
+        heartbeat_interval=timedelta(seconds=fleet.heartbeat_interval_seconds),
+        gap_multiple=fleet.coverage_gap_multiple,
+    )
+
+
+def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounters:
+    """Run the ingest service until ``stop`` is set."""
+    from aggregator.ingest import MqttIngest  # paho is only needed here
+
+    if config.mqtt is None:
+        raise IngestError("the configuration has no [mqtt] section; the ingest service needs one")
+    store = open_store(config.store, config.fleet)
+    try:
+        log.info(
+            "ingest %s -> %s (group %s)",
+            config.mqtt.topic_prefix,
+            store.url,
+            config.ingest.shared_group,
+        )
+        return MqttIngest(config.mqtt, config.ingest, store).run(stop)
+    finally:
+        store.close()

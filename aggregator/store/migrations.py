@@ -1,0 +1,130 @@
+"""A small versioned migration runner.
+
+Why not alembic: the schema is a handful of tables owned by this package, migrations must run the
+same on an embedded SQLite file and on PostgreSQL, and the aggregator applies them itself at
+startup. A list of numbered Python functions, a ``schema_version`` table and a lock cover that
+without alembic's ini file, env.py and script directory, and a test checks that a migrated
+database matches :mod:`aggregator.store.tables`.
+
+Each migration runs in its own transaction together with the row that records it, so a failed
+migration leaves the previous version in place. Two processes upgrading at once serialize on a
+lock (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from aggregator.errors import SchemaError
+from aggregator.store import tables
+
+log = logging.getLogger(__name__)
+
+# Arbitrary constant that names "footfall schema migration" among advisory locks.
+_PG_LOCK_KEY = 0x466F6F7466616C6C
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sa.Connection], None]
+
+
+def _v1_initial(conn: sa.Connection) -> None:
+    tables.metadata.create_all(
+        conn,
+        tables=[
+            tables.events,
+            tables.dead_letters,
+            tables.agent_status_history,
+            tables.agents,
+        ],
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "events, dead letters, agents and their status history", _v1_initial),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    current: int  # 0 = empty database
+    latest: int
+    pending: tuple[Migration, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.latest
+
+
+def current_version(conn: sa.Connection) -> int:
+    if not sa.inspect(conn).has_table(tables.schema_version.name):
+        return 0
+    value = conn.execute(sa.select(sa.func.max(tables.schema_version.c.version))).scalar()
+    return int(value or 0)
+
+
+def status(engine: sa.Engine) -> SchemaStatus:
+    with engine.connect() as conn:
+        current = current_version(conn)
+    return SchemaStatus(
+        current=current,
+        latest=LATEST_VERSION,
+        pending=tuple(m for m in MIGRATIONS if m.version > current),
+    )
+
+
+def _lock(conn: sa.Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+
+
+def upgrade(engine: sa.Engine) -> list[Migration]:
+    """Apply every pending migration, in order; return those applied by this call."""
+    applied: list[Migration] = []
+    for migration in MIGRATIONS:
+        with engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
+            _lock(conn)
+            if migration.version == 1:
+                tables.metadata.create_all(conn, tables=[tables.schema_version])
+            current = current_version(conn)
+            if current > LATEST_VERSION:
+                raise SchemaError(newer_message(current))
+            if migration.version <= current:
+                continue
+            log.info("applying schema migration %d: %s", migration.version, migration.description)
+            migration.apply(conn)
+            conn.execute(
+                sa.insert(tables.schema_version).values(
+                    version=migration.version,
+                    description=migration.description,
+                    applied_at=datetime.now(UTC),
+                )
+            )
+            applied.append(migration)
+    return applied
+
+
+def newer_message(current: int) -> str:
+    return (
+        f"the store's schema is at version {current}, newer than this software knows "
+        f"({LATEST_VERSION}); upgrade the aggregator"
+    )
+
+
+def require_latest(engine: sa.Engine) -> None:
+    """Raise :class:`SchemaError` unless the schema is exactly the version this code needs."""
+    found = status(engine)
+    if found.current > found.latest:
+        raise SchemaError(newer_message(found.current))
+    if found.current < found.latest:
+        raise SchemaError(
+            f"the store's schema is at version {found.current}, this software needs "
+            f"{found.latest}: run `footfall-aggregator db upgrade`"
+        )

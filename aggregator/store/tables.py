@@ -1,0 +1,161 @@
+"""The store's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+Every field of a ``PersonEvent`` is its own column so reports can filter and aggregate in SQL; the
+8 age-group probabilities are columns too (``age_p_0_2`` ... ``age_p_60_100``) rather than JSON,
+because averaging them per spot is the workbook's main query. Only the short list of models is
+JSON. The schema is created and changed by :mod:`aggregator.store.migrations` only; a test checks
+that a migrated database matches these definitions.
+"""
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from aggregator.store.types import UtcDateTime
+from footfall.contract import AGE_GROUPS, AgeGroup
+from footfall.ids import ID_MAX_LENGTH
+
+metadata = sa.MetaData()
+
+ID = sa.String(ID_MAX_LENGTH)
+ENUM_TEXT = sa.String(16)
+SHORT_TEXT = sa.String(64)
+NOTE_TEXT = sa.String(300)
+SOURCE_TEXT = sa.String(200)
+
+
+def age_probability_column(group: AgeGroup) -> str:
+    """Column name of one group's probability: ``25-32`` -> ``age_p_25_32``."""
+    return "age_p_" + group.value.replace("-", "_")
+
+
+AGE_PROBABILITY_COLUMNS: dict[AgeGroup, str] = {g: age_probability_column(g) for g in AGE_GROUPS}
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("event_id", sa.Uuid(), primary_key=True, comment="Made on the device; unique"),
+    sa.Column("schema_version", sa.SmallInteger(), nullable=False),
+    sa.Column("site", ID, nullable=False),
+    sa.Column("spot", ID, nullable=False),
+    sa.Column("agent", ID, nullable=False),
+    sa.Column("track_id", sa.BigInteger(), nullable=False),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False),
+    sa.Column("dwell_seconds", sa.Float(), nullable=False),
+    sa.Column("direction", ENUM_TEXT, nullable=False),
+    sa.Column("entry_side", ENUM_TEXT, nullable=False),
+    sa.Column("exit_side", ENUM_TEXT, nullable=False),
+    sa.Column("gender", ENUM_TEXT, nullable=False),
+    sa.Column("gender_confidence", sa.Float(), nullable=True),
+    sa.Column("age_group", ENUM_TEXT, nullable=False),
+    sa.Column("age_years", sa.Float(), nullable=True),
+    *(sa.Column(name, sa.Float(), nullable=True) for name in AGE_PROBABILITY_COLUMNS.values()),
+    sa.Column("face_quality", sa.Float(), nullable=True),
+    sa.Column("face_samples", sa.Integer(), nullable=False),
+    sa.Column("crop_key", sa.String(512), nullable=True),
+    sa.Column("crop_sha256", sa.String(64), nullable=True),
+    sa.Column("crop_size_bytes", sa.Integer(), nullable=True),
+    sa.Column("crop_note", NOTE_TEXT, nullable=True),
+    sa.Column("models", sa.JSON(), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False, comment="When the aggregator got it"),
+    sa.Column(
+        "source",
+        SOURCE_TEXT,
+        nullable=False,
+        comment="mqtt:<aggregator client id> or replay:<file name>",
+    ),
+)
+# The workbook reads one site over a UTC range derived from local days, in first_seen order;
+# event_id is in the index so the keyset pagination of iter_events is served by it alone.
+sa.Index("ix_events_site_first_seen", events.c.site, events.c.first_seen, events.c.event_id)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("source", SOURCE_TEXT, nullable=False),
+    sa.Column("topic", sa.String(1024), nullable=True, comment="Null for replayed lines"),
+    sa.Column("site", ID, nullable=True, comment="From the topic, when the topic was valid"),
+    sa.Column("spot", ID, nullable=True),
+    sa.Column("agent", ID, nullable=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("field", sa.String(200), nullable=True),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.Column("payload", sa.LargeBinary(), nullable=False, comment="Raw bytes, truncated"),
+    sa.Column("payload_size", sa.Integer(), nullable=False, comment="Size before truncation"),
+)
+sa.Index("ix_dead_letters_received_at", dead_letters.c.received_at)
+sa.Index("ix_dead_letters_site_received_at", dead_letters.c.site, dead_letters.c.received_at)
+
+
+def _status_columns() -> list["sa.Column[Any]"]:
+    """The fields of an AgentStatus, shared by the history and the latest-per-agent table."""
+    return [
+        sa.Column("state", ENUM_TEXT, nullable=False),
+        sa.Column("software_version", SHORT_TEXT, nullable=False),
+        sa.Column("config_version", SHORT_TEXT, nullable=True),
+        sa.Column("models", sa.JSON(), nullable=False),
+        sa.Column("started_at", UtcDateTime(), nullable=True),
+        sa.Column("uptime_seconds", sa.Float(), nullable=True),
+        sa.Column("fps", sa.Float(), nullable=True),
+        sa.Column("frames_in", sa.BigInteger(), nullable=True),
+        sa.Column("frames_processed", sa.BigInteger(), nullable=True),
+        sa.Column("frames_dropped", sa.BigInteger(), nullable=True),
+        sa.Column("events_emitted", sa.BigInteger(), nullable=True),
+        sa.Column("events_sent", sa.BigInteger(), nullable=True),
+        sa.Column("outbox_depth", sa.BigInteger(), nullable=True),
+        sa.Column("crops_pending", sa.BigInteger(), nullable=True),
+        sa.Column("crops_dropped", sa.BigInteger(), nullable=True),
+        sa.Column("source_reconnects", sa.BigInteger(), nullable=True),
+        sa.Column("last_error", NOTE_TEXT, nullable=True),
+    ]
+
+
+STATUS_FIELDS: tuple[str, ...] = tuple(c.name for c in _status_columns())
+
+agent_status_history = sa.Table(
+    "agent_status_history",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("site", ID, nullable=False),
+    sa.Column("spot", ID, nullable=False),
+    sa.Column("agent", ID, nullable=False),
+    sa.Column("channel", ENUM_TEXT, nullable=False, comment="status or heartbeat"),
+    sa.Column("sent_at", UtcDateTime(), nullable=False, comment="Agent clock"),
+    sa.Column("received_at", UtcDateTime(), nullable=False, comment="Aggregator clock"),
+    *_status_columns(),
+    # A retained status is delivered again on every resubscribe and to every aggregator; this key
+    # makes those copies no-ops.
+    sa.UniqueConstraint(
+        "site", "spot", "agent", "channel", "sent_at", "state", name="uq_agent_status_history"
+    ),
+)
+sa.Index(
+    "ix_agent_status_history_site_sent_at",
+    agent_status_history.c.site,
+    agent_status_history.c.sent_at,
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("site", ID, primary_key=True),
+    sa.Column("spot", ID, primary_key=True),
+    sa.Column("agent", ID, primary_key=True),
+    sa.Column("first_seen_at", UtcDateTime(), nullable=False, comment="First message received"),
+    sa.Column("last_seen_at", UtcDateTime(), nullable=False, comment="Last message received"),
+    sa.Column("last_sent_at", UtcDateTime(), nullable=False, comment="sent_at of that message"),
+    sa.Column("last_channel", ENUM_TEXT, nullable=False),
+    sa.Column("state_since", UtcDateTime(), nullable=False, comment="When state last changed"),
+    *_status_columns(),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("applied_at", UtcDateTime(), nullable=False),
+)

@@ -1,0 +1,136 @@
+"""Deciding what an incoming message is: a valid event, a valid status, or a rejection.
+
+Pure: ``(topic, payload bytes) -> Accepted | AcceptedStatus | Rejected``; never raises for any
+input. On top of the contract's own checks it enforces that the site, spot and agent inside the
+payload are those of the topic it was published on, so no agent can speak for another (the broker's
+ACL ties each agent's credentials to its own topics). Text that merely looks like a spreadsheet
+formula (``=cmd|...``) is valid text; the workbook neutralizes it when it writes cells.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from footfall.contract import (
+    MAX_EVENT_BYTES,
+    AgentAddress,
+    AgentStatus,
+    Channel,
+    ContractError,
+    PersonEvent,
+    decode,
+    parse_topic,
+)
+
+
+class Reason(StrEnum):
+    """Why a message went to the dead letters."""
+
+    TOO_LARGE = "too_large"  # over the payload size limit; not parsed at all
+    BAD_TOPIC = "bad_topic"  # not <prefix>/<site>/<spot>/<agent>/<channel>
+    UNEXPECTED_CHANNEL = "unexpected_channel"  # a valid topic the aggregator does not consume
+    INVALID = "invalid"  # not a valid record of the contract
+    IDENTITY_MISMATCH = "identity_mismatch"  # payload says it is from another agent than the topic
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event: PersonEvent
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedStatus:
+    channel: Channel
+    status: AgentStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """``field`` is the dotted path of the first offending field (``payload`` for the bytes as a
+    whole, ``topic`` for the topic); ``detail`` lists every problem."""
+
+    reason: Reason
+    field: str | None
+    detail: str
+    address: AgentAddress | None = None  # from the topic, when the topic itself was valid
+
+
+Outcome = Accepted | AcceptedStatus | Rejected
+
+_CONSUMED = (Channel.EVENTS, Channel.STATUS, Channel.HEARTBEAT)
+
+
+def _too_large(size: int, max_bytes: int) -> Rejected | None:
+    if size > max_bytes:
+        return Rejected(
+            Reason.TOO_LARGE, "payload", f"{size} bytes exceeds the limit of {max_bytes}"
+        )
+    return None
+
+
+def _invalid(exc: ContractError, address: AgentAddress | None) -> Rejected:
+    return Rejected(Reason.INVALID, exc.errors[0].field if exc.errors else None, str(exc), address)
+
+
+def _identity(claimed: PersonEvent | AgentStatus, address: AgentAddress | None) -> Rejected | None:
+    if address is None or (
+        claimed.site == address.site
+        and claimed.spot == address.spot
+        and claimed.agent == address.agent
+    ):
+        return None
+    wrong = [
+        name
+        for name in ("site", "spot", "agent")
+        if getattr(claimed, name) != getattr(address, name)
+    ]
+    detail = ", ".join(
+        f"{name} {getattr(claimed, name)!r} in the payload but {getattr(address, name)!r} in the "
+        "topic"
+        for name in wrong
+    )
+    return Rejected(Reason.IDENTITY_MISMATCH, wrong[0], detail, address)
+
+
+def validate_event(
+    payload: bytes, *, address: AgentAddress | None = None, max_bytes: int = MAX_EVENT_BYTES
+) -> Accepted | Rejected:
+    """Check one PersonEvent payload; with ``address`` (from its topic) also its identity."""
+    if (rejected := _too_large(len(payload), max_bytes)) is not None:
+        return Rejected(rejected.reason, rejected.field, rejected.detail, address)
+    try:
+        event = decode(PersonEvent, payload, max_bytes=max_bytes)
+    except ContractError as exc:
+        return _invalid(exc, address)
+    mismatch = _identity(event, address)
+    return mismatch or Accepted(event)
+
+
+def validate_status(
+    channel: Channel, payload: bytes, *, address: AgentAddress, max_bytes: int = MAX_EVENT_BYTES
+) -> AcceptedStatus | Rejected:
+    if (rejected := _too_large(len(payload), max_bytes)) is not None:
+        return Rejected(rejected.reason, rejected.field, rejected.detail, address)
+    try:
+        status = decode(AgentStatus, payload, max_bytes=max_bytes)
+    except ContractError as exc:
+        return _invalid(exc, address)
+    mismatch = _identity(status, address)
+    return mismatch or AcceptedStatus(channel, status)
+
+
+def validate(
+    prefix: str, topic: str, payload: bytes, *, max_bytes: int = MAX_EVENT_BYTES
+) -> Outcome:
+    """Classify one MQTT message published on ``topic`` under ``prefix``."""
+    try:
+        address, channel = parse_topic(prefix, topic)
+    except ValueError as exc:  # ContractError, or a prefix that is not valid at all
+        too_large = _too_large(len(payload), max_bytes)
+        return too_large or Rejected(Reason.BAD_TOPIC, "topic", str(exc))
+    if channel is Channel.EVENTS:
+        return validate_event(payload, address=address, max_bytes=max_bytes)
+    if channel in _CONSUMED:
+        return validate_status(channel, payload, address=address, max_bytes=max_bytes)
+    return Rejected(
+        Reason.UNEXPECTED_CHANNEL, "topic", f"channel {channel.value!r} is not consumed", address
+    )

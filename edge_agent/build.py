@@ -1,0 +1,68 @@
+"""Wiring: from a validated configuration and the model resolver to a detector and a
+classifier. Model references in events come from the manifest, so they name exactly the
+files that were loaded."""
+
+import logging
+from pathlib import Path
+
+from edge_agent.classify import CydralClassifier, FaceClassifier
+from edge_agent.config import AgentConfig
+from edge_agent.detection import FaceDetector, SsdDetector, YuNetDetector
+from edge_agent.pipeline_config import ClassifierSettings, DetectorKind, DetectorSettings
+from footfall.contract import ModelRef
+from models.assets import AssetError, ModelResolver
+
+log = logging.getLogger(__name__)
+
+
+class BuildError(Exception):
+    """A model that cannot be loaded; the message names it and why."""
+
+
+def resolver_for(config: AgentConfig, models_dir: Path | None = None) -> ModelResolver:
+    return ModelResolver(
+        models_dir=models_dir or config.models.dir,
+        cache_dir=config.models.cache_dir,
+        allow_download=config.models.allow_download,
+    )
+
+
+def model_ref(resolver: ModelResolver, name: str) -> ModelRef:
+    spec = resolver.manifest.get(name)
+    return ModelRef(role=spec.role, name=spec.name, version=spec.version)
+
+
+def _resolve(resolver: ModelResolver, name: str) -> Path:
+    try:
+        return resolver.resolve(name)
+    except (AssetError, KeyError) as exc:
+        raise BuildError(str(exc).strip("'\"")) from None
+
+
+def build_detector(settings: DetectorSettings, resolver: ModelResolver) -> FaceDetector:
+    if settings.kind is DetectorKind.SSD:
+        return SsdDetector(
+            _resolve(resolver, "res10-ssd"),
+            _resolve(resolver, "res10-ssd-config"),
+            score_threshold=settings.score_threshold,
+            model=model_ref(resolver, "res10-ssd"),
+        )
+    return YuNetDetector(
+        _resolve(resolver, "yunet"),
+        input_width=settings.input_width,
+        score_threshold=settings.score_threshold,
+        nms_threshold=settings.nms_threshold,
+        model=model_ref(resolver, "yunet"),
+    )
+
+
+def build_classifier(settings: ClassifierSettings, resolver: ModelResolver) -> FaceClassifier:
+    return CydralClassifier(
+        _resolve(resolver, settings.gender_model),
+        _resolve(resolver, settings.age_model),
+        flip_average=settings.flip_average,
+        models=(
+            model_ref(resolver, settings.gender_model),
+            model_ref(resolver, settings.age_model),
+        ),
+    )

@@ -1,0 +1,223 @@
+"""Gender and age from aligned face chips: the :class:`FaceClassifier` protocol, the Cydral
+models through ``cv2.dnn``, and combining a person's K best observations into one estimate.
+
+A classifier takes a batch of aligned chips (see :mod:`edge_agent.alignment`) and returns, per
+chip, gender probabilities, an age in years and the probabilities of the 8 age groups. Models
+exported by the training code plug in by implementing the same protocol.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge_agent.detection import quiet_opencv
+from footfall.contract import (
+    AGE_GROUPS,
+    AgeEstimate,
+    AgeGroup,
+    Gender,
+    GenderEstimate,
+    ModelRef,
+    ModelRole,
+    age_group_for_years,
+)
+
+log = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+U8 = npt.NDArray[np.uint8]
+
+UNKNOWN_GENDER = GenderEstimate(label=Gender.UNKNOWN, confidence=None)
+UNKNOWN_AGE = AgeEstimate(group=AgeGroup.UNKNOWN, years=None, group_probabilities=None)
+
+
+@dataclass(frozen=True)
+class FaceEstimates:
+    """Per chip (row): ``gender`` = [p(female), p(male)], ``years``, ``groups`` = probabilities
+    of the 8 age groups, youngest first."""
+
+    gender: F64  # (N, 2)
+    years: F64  # (N,)
+    groups: F64  # (N, 8)
+
+    def __post_init__(self) -> None:
+        n = len(self.years)
+        if self.gender.shape != (n, 2):
+            raise ValueError(f"gender must have shape ({n}, 2), got {self.gender.shape}")
+        if self.years.shape != (n,):
+            raise ValueError(f"years must have shape ({n},), got {self.years.shape}")
+        if self.groups.shape != (n, len(AGE_GROUPS)):
+            raise ValueError(f"groups must have shape ({n}, 8), got {self.groups.shape}")
+
+    def __len__(self) -> int:
+        return len(self.years)
+
+
+class FaceClassifier(Protocol):
+    @property
+    def chip_size(self) -> int:
+        """Side of the aligned chips it takes."""
+        ...
+
+    @property
+    def models(self) -> tuple[ModelRef, ...]:
+        """The models behind its estimates, as reported in events."""
+        ...
+
+    def classify(self, chips: U8) -> FaceEstimates:
+        """Estimates for aligned BGR chips of shape (N, chip_size, chip_size, 3)."""
+        ...
+
+
+# The Cydral age model's 81 bins: 0.25 years, then 1 to 80.
+AGE_BIN_YEARS: F64 = np.array([0.25, *range(1, 81)], np.float64)
+# (81, 8) one-hot: which age group each bin's age falls into.
+_BIN_TO_GROUP: F64 = np.array(
+    [[1.0 if age_group_for_years(y) is g else 0.0 for g in AGE_GROUPS] for y in AGE_BIN_YEARS]
+)
+_CYDRAL_MEAN_RGB = np.array([122.782, 117.001, 104.298], np.float32)
+
+
+def _cydral_blob(chips: U8, size: int) -> F32:
+    """NCHW float32 ``(rgb - mean) / 256`` at ``size``."""
+    n = chips.shape[0]
+    if chips.shape[1] != size:
+        resized = np.stack(
+            [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in chips]
+        )
+    else:
+        resized = chips
+    rgb = resized[..., ::-1].astype(np.float32)
+    blob = (rgb - _CYDRAL_MEAN_RGB) / 256.0
+    return np.ascontiguousarray(blob.transpose(0, 3, 1, 2).reshape(n, 3, size, size))
+
+
+class CydralClassifier:
+    """The Cydral gender (32x32 chip) and age (64x64 chip, 81 bins) models on ``cv2.dnn``.
+
+    Takes 64x64 chips; the gender model gets them shrunk to 32x32, which is the same alignment
+    at half the resolution because the template is in fractions of the chip.
+    """
+
+    GENDER_SIZE = 32
+    AGE_SIZE = 64
+
+    def __init__(
+        self,
+        gender_model: Path,
+        age_model: Path,
+        *,
+        flip_average: bool = False,
+        models: tuple[ModelRef, ...] | None = None,
+    ) -> None:
+        for path in (gender_model, age_model):
+            if not path.is_file():
+                raise FileNotFoundError(f"classifier model not found: {path}")
+        quiet_opencv()
+        self._gender = cv2.dnn.readNetFromONNX(str(gender_model))
+        self._age = cv2.dnn.readNetFromONNX(str(age_model))
+        self.flip_average = flip_average
+        self._models = models or (
+            ModelRef(role=ModelRole.GENDER, name="cydral-gender", version="1"),
+            ModelRef(role=ModelRole.AGE, name="cydral-age", version="1"),
+        )
+
+    @property
+    def chip_size(self) -> int:
+        return self.AGE_SIZE
+
+    @property
+    def models(self) -> tuple[ModelRef, ...]:
+        return self._models
+
+    def _forward(self, net: cv2.dnn.Net, blob: F32) -> F64:
+        net.setInput(blob)
+        return np.asarray(net.forward(), np.float64).reshape(blob.shape[0], -1)
+
+    def classify(self, chips: U8) -> FaceEstimates:
+        if chips.ndim != 4 or chips.shape[1:] != (self.AGE_SIZE, self.AGE_SIZE, 3):
+            raise ValueError(
+                f"chips must have shape (N, {self.AGE_SIZE}, {self.AGE_SIZE}, 3), got {chips.shape}"
+            )
+        n = chips.shape[0]
+        batch = np.concatenate([chips, chips[:, :, ::-1]]) if self.flip_average else chips
+        gender = self._forward(self._gender, _cydral_blob(batch, self.GENDER_SIZE))
+        bins = self._forward(self._age, _cydral_blob(batch, self.AGE_SIZE))
+        if self.flip_average:
+            gender = (gender[:n] + gender[n:]) / 2
+            bins = (bins[:n] + bins[n:]) / 2
+        bins = bins / bins.sum(axis=1, keepdims=True)
+        gender = gender / gender.sum(axis=1, keepdims=True)
+        return FaceEstimates(gender=gender, years=bins @ AGE_BIN_YEARS, groups=bins @ _BIN_TO_GROUP)
+
+
+class FakeClassifier:
+    """Returns the same estimate for every chip and records what it was given; for tests."""
+
+    def __init__(self, *, p_male: float = 0.9, years: float = 30.0, chip_size: int = 64) -> None:
+        self.p_male = p_male
+        self.years = years
+        self._chip_size = chip_size
+        self.batches: list[int] = []
+
+    @property
+    def chip_size(self) -> int:
+        return self._chip_size
+
+    @property
+    def models(self) -> tuple[ModelRef, ...]:
+        return (
+            ModelRef(role=ModelRole.GENDER, name="fake-gender", version="1"),
+            ModelRef(role=ModelRole.AGE, name="fake-age", version="1"),
+        )
+
+    def classify(self, chips: U8) -> FaceEstimates:
+        n = chips.shape[0]
+        self.batches.append(n)
+        group = AGE_GROUPS.index(age_group_for_years(self.years))
+        groups = np.full((n, len(AGE_GROUPS)), 0.02)
+        groups[:, group] = 1.0 - 0.02 * (len(AGE_GROUPS) - 1)
+        return FaceEstimates(
+            gender=np.tile([1.0 - self.p_male, self.p_male], (n, 1)),
+            years=np.full(n, self.years),
+            groups=groups,
+        )
+
+
+def combine(
+    estimates: FaceEstimates, weights: npt.ArrayLike, *, min_gender_confidence: float
+) -> tuple[GenderEstimate, AgeEstimate]:
+    """One person's gender and age from several observations: probabilities and years averaged
+    with ``weights`` (the observations' quality). A gender whose averaged probability stays under
+    ``min_gender_confidence`` is reported as unknown rather than guessed."""
+    w = np.asarray(weights, np.float64).reshape(-1)
+    if len(estimates) == 0 or len(w) != len(estimates):
+        raise ValueError(f"need one weight per estimate, got {len(w)} for {len(estimates)}")
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError("weights must be >= 0 and not all zero")
+    w = w / w.sum()
+    p_gender = w @ estimates.gender
+    p_gender = p_gender / p_gender.sum()
+    best = int(np.argmax(p_gender))
+    confidence = float(p_gender[best])
+    if confidence < min_gender_confidence:
+        gender = UNKNOWN_GENDER
+    else:
+        gender = GenderEstimate(
+            label=Gender.MALE if best == 1 else Gender.FEMALE, confidence=min(confidence, 1.0)
+        )
+    groups = w @ estimates.groups
+    groups = groups / groups.sum()
+    years = float(np.clip(w @ estimates.years, 0.0, 120.0))
+    age = AgeEstimate(
+        group=age_group_for_years(years),
+        years=round(years, 1),
+        group_probabilities={g: float(p) for g, p in zip(AGE_GROUPS, groups, strict=True)},
+    )
+    return gender, age

@@ -1,0 +1,333 @@
+"""The vision pipeline as a step function: a frame and its timestamp in, finished people out.
+
+``Pipeline.step(frame, timestamp)`` detects faces (on every n-th frame), tracks them, updates
+each person's direction and best faces, and returns a :class:`FinishedPerson` (the contract's
+``PersonEvent`` plus the face crop's JPEG) for every person whose track ended at this instant:
+unseen for longer than the absence window. ``finish()`` ends everyone at the end of the stream.
+There is no I/O and no clock here; the loop around it lives in :mod:`edge_agent.runner`.
+
+Per person the pipeline keeps a counting state, the K best aligned chips (small, bounded) and
+one crop; that state is dropped when the track ends, so memory follows the number of people in
+view, not the length of the stream. Gender and age are estimated once, when the track ends,
+from the chips whose quality reached ``min_quality``; with none, the event says unknown.
+"""
+
+import hashlib
+import itertools
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_agent.alignment import align_face, landmarks_from_box
+from edge_agent.best_faces import BestFaces
+from edge_agent.classify import UNKNOWN_AGE, UNKNOWN_GENDER, FaceClassifier, combine
+from edge_agent.config import AgentConfig
+from edge_agent.counting import (
+    CountingLine,
+    CountState,
+    DirectionCounter,
+    build_counter,
+    side_of_box,
+)
+from edge_agent.crops import encode_jpeg, face_crop
+from edge_agent.detection import Detections, FaceDetector
+from edge_agent.face_quality import QualityParams, geometry_quality, pixel_quality
+from edge_agent.pipeline_config import (
+    ClassifierSettings,
+    CountingSettings,
+    CropPolicy,
+    CropSettings,
+    TrackerSettings,
+)
+from edge_agent.scene_cuts import SceneCutDetector
+from edge_agent.tracking import ByteTracker, EndedTrack, MatchedTracks, TrackSnapshot
+from footfall.contract import (
+    SCHEMA_VERSION,
+    CropRef,
+    Direction,
+    FaceInfo,
+    ModelRef,
+    PersonEvent,
+)
+from footfall.contract.keys import crop_key
+from footfall.contract.topics import AgentAddress
+
+log = logging.getLogger(__name__)
+
+U8 = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class FinishedPerson:
+    """What the pipeline hands to an :class:`~edge_agent.sinks.EventSink`."""
+
+    event: PersonEvent
+    crop_jpeg: bytes | None
+
+
+@dataclass
+class _Person:
+    best: BestFaces
+    count: CountState = field(default_factory=CountState)
+    best_quality: float = 0.0
+    crop: U8 | None = None
+    crop_quality: float = -1.0
+
+
+@dataclass(frozen=True)
+class PipelineView:
+    """The state after the latest step, for drawing (see :mod:`edge_agent.annotate`)."""
+
+    tracks: TrackSnapshot
+    detections: Detections
+    detected: bool  # whether the detector ran on this frame
+    crossed: dict[int, Direction]  # track id -> direction counted so far
+    line: tuple[tuple[float, float], tuple[float, float]] | None  # counting line, pixels
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    detector_runs: int = 0
+    people: int = 0
+    directions: Counter[Direction] = field(default_factory=Counter)
+    unknown_gender: int = 0
+    scene_cuts: int = 0
+
+
+def _utc_ms(seconds: float) -> datetime:
+    value = datetime.fromtimestamp(seconds, UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+class Pipeline:
+    """Detect, track, count, pick best faces, classify once per person, build events."""
+
+    def __init__(
+        self,
+        *,
+        detector: FaceDetector,
+        classifier: FaceClassifier,
+        address: AgentAddress,
+        tracker: TrackerSettings | None = None,
+        counting: CountingSettings | None = None,
+        classify: ClassifierSettings | None = None,
+        crops: CropSettings | None = None,
+        detect_every_n_frames: int = 1,
+        quality: QualityParams | None = None,
+        track_ids: Iterator[int] | None = None,
+    ) -> None:
+        if detect_every_n_frames < 1:
+            raise ValueError(f"detect_every_n_frames must be >= 1, got {detect_every_n_frames}")
+        self.detector = detector
+        self.classifier = classifier
+        self.address = address
+        self.counting = counting or CountingSettings()
+        self.classify_settings = classify or ClassifierSettings()
+        self.crops = crops or CropSettings()
+        self.detect_every = detect_every_n_frames
+        self.quality = quality or QualityParams()
+        tracker = tracker or TrackerSettings()
+        self.tracker = ByteTracker.from_settings(tracker, track_ids=track_ids or itertools.count(1))
+        self.scene_cuts = SceneCutDetector(tracker.scene_cut_threshold)
+        self.stats = PipelineStats()
+        self._people: dict[int, _Person] = {}
+        self._counter: DirectionCounter | None = None
+        self._size: tuple[int, int] | None = None
+        self._last: tuple[float, Detections, bool] | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: AgentConfig,
+        *,
+        detector: FaceDetector,
+        classifier: FaceClassifier,
+        track_ids: Iterator[int] | None = None,
+    ) -> "Pipeline":
+        return cls(
+            detector=detector,
+            classifier=classifier,
+            address=config.address,
+            tracker=config.tracker,
+            counting=config.counting,
+            classify=config.classifier,
+            crops=config.crops,
+            detect_every_n_frames=config.detector.detect_every_n_frames,
+            track_ids=track_ids,
+        )
+
+    @property
+    def live_people(self) -> int:
+        return len(self._people)
+
+    def view(self) -> PipelineView | None:
+        """What the latest step saw and holds, for drawing; built on request, so a pipeline
+        nobody draws pays nothing for it. None before the first step."""
+        if self._last is None:
+            return None
+        t, detections, detected = self._last
+        return PipelineView(
+            tracks=self.tracker.snapshot(t),
+            detections=detections,
+            detected=detected,
+            crossed={tid: p.count.crossed for tid, p in self._people.items() if p.count.crossed},
+            line=(
+                (self._counter.p1, self._counter.p2)
+                if isinstance(self._counter, CountingLine)
+                else None
+            ),
+        )
+
+    # -- the step ---------------------------------------------------------------------------------
+
+    def step(self, frame: U8, timestamp: datetime) -> list[FinishedPerson]:
+        """Take one frame (BGR uint8) seen at ``timestamp`` (time-zone aware, non-decreasing)."""
+        if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+            raise ValueError("timestamp must be time-zone aware (e.g. UTC)")
+        height, width = frame.shape[:2]
+        finished: list[FinishedPerson] = []
+        if self._size != (width, height):
+            if self._size is not None:
+                # A live source reopened at another resolution: positions no longer compare.
+                log.warning("frame size changed from %s to %s", self._size, (width, height))
+                finished = self._end(self.tracker.finish())
+            self._size = (width, height)
+            self._counter = build_counter(self.counting, width, height)
+        t = timestamp.timestamp()
+        detect = self.stats.frames % self.detect_every == 0
+        self.stats.frames += 1
+        if self.scene_cuts.is_cut(frame):
+            self.stats.scene_cuts += 1
+            log.debug(
+                "scene cut at frame %d: ending %d tracks", self.stats.frames, len(self.tracker)
+            )
+            finished += self._end(self.tracker.finish())
+            detect = True  # the predictions are void; look at the new scene now
+        if detect:
+            self.stats.detector_runs += 1
+            detections = self.detector.detect(frame)
+            step = self.tracker.update(detections, t)
+            self._observe(frame, detections, step.matched)
+            ended = step.ended
+        else:
+            detections = Detections.empty()
+            ended = self.tracker.tick(t)
+        finished += self._end(ended)
+        self._last = (t, detections, detect)
+        return finished
+
+    def finish(self) -> list[FinishedPerson]:
+        """End every live track (end of stream) and return their people."""
+        return self._end(self.tracker.finish())
+
+    # -- per person -------------------------------------------------------------------------------
+
+    def _observe(self, frame: U8, det: Detections, matched: MatchedTracks) -> None:
+        assert self._counter is not None and self._size is not None
+        width, height = self._size
+        chip_size = self.classifier.chip_size
+        keep_crops = self.crops.policy is CropPolicy.KEEP
+        for tid, di in zip(matched.track_ids.tolist(), matched.det_index.tolist(), strict=True):
+            person = self._people.get(tid)
+            if person is None:
+                person = self._people[tid] = _Person(best=BestFaces(self.classify_settings.k_best))
+            box, landmarks = det.boxes[di], det.landmarks[di]
+            center = (float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2)
+            person.count = self._counter.observe(person.count, center)
+
+            geometry = geometry_quality(
+                box, landmarks, float(det.scores[di]), width, height, self.quality
+            ).total
+            quality = 0.0
+            # Pixels (the aligned chip) only for observations that could still matter: among
+            # the K best, or the best so far (for the crop).
+            if geometry > 0 and (person.best.admits(geometry) or geometry > person.best_quality):
+                points = landmarks if np.isfinite(landmarks).all() else landmarks_from_box(box)
+                chip = align_face(frame, points, chip_size)
+                quality = geometry * pixel_quality(chip, self.quality).total
+                person.best.add(quality, chip)
+                person.best_quality = max(person.best_quality, quality)
+            if keep_crops and (person.crop is None or quality > person.crop_quality):
+                person.crop = face_crop(
+                    frame, box, padding=self.crops.padding, size=self.crops.size
+                )
+                person.crop_quality = quality
+
+    def _end(self, ended: tuple[EndedTrack, ...]) -> list[FinishedPerson]:
+        out = []
+        for track in ended:
+            person = self._people.pop(track.track_id, None)
+            if not track.confirmed:
+                continue  # a false detection that never became a person
+            if person is None:  # confirmed tracks always have observations; be safe anyway
+                person = _Person(best=BestFaces(self.classify_settings.k_best))
+            out.append(self._event(track, person))
+        return out
+
+    def _event(self, track: EndedTrack, person: _Person) -> FinishedPerson:
+        assert self._counter is not None and self._size is not None
+        width, height = self._size
+        settings = self.classify_settings
+        usable = [obs for obs in person.best.best_first() if obs.quality >= settings.min_quality]
+        models: list[ModelRef] = [self.detector.model]
+        if usable:
+            estimates = self.classifier.classify(np.stack([obs.chip for obs in usable]))
+            gender, age = combine(
+                estimates,
+                [obs.quality for obs in usable],
+                min_gender_confidence=settings.min_gender_confidence,
+            )
+            models += list(self.classifier.models)
+        else:
+            gender, age = UNKNOWN_GENDER, UNKNOWN_AGE
+
+        entry = side_of_box(track.first_box, width, height, self.counting.edge_margin)
+        exit_side = side_of_box(track.last_box, width, height, self.counting.edge_margin)
+        direction = self._counter.direction(person.count, entry, exit_side)
+        first, last = _utc_ms(track.first_seen), _utc_ms(track.last_seen)
+        event_id = uuid.uuid4()
+
+        crop_ref, jpeg, note = None, None, None
+        if self.crops.policy is CropPolicy.KEEP:
+            if person.crop is not None:
+                jpeg = encode_jpeg(person.crop, self.crops.jpeg_quality)
+                crop_ref = CropRef(
+                    key=crop_key(self.address.site, self.address.spot, first, event_id),
+                    sha256=hashlib.sha256(jpeg).hexdigest(),
+                    size_bytes=len(jpeg),
+                )
+            else:
+                note = "no face image was captured for this person"
+
+        event = PersonEvent(
+            schema_version=SCHEMA_VERSION,
+            event_id=event_id,
+            site=self.address.site,
+            spot=self.address.spot,
+            agent=self.address.agent,
+            track_id=track.track_id,
+            first_seen=first,
+            last_seen=last,
+            dwell_seconds=(last - first).total_seconds(),
+            direction=direction,
+            entry_side=entry,
+            exit_side=exit_side,
+            gender=gender,
+            age=age,
+            face=FaceInfo(quality=round(min(person.best_quality, 1.0), 4), samples=len(usable)),
+            crop=crop_ref,
+            crop_note=note,
+            models=models,
+        )
+        self.stats.people += 1
+        self.stats.directions[direction] += 1
+        if usable == [] or gender.confidence is None:
+            self.stats.unknown_gender += 1
+        return FinishedPerson(event=event, crop_jpeg=jpeg)

@@ -1,0 +1,308 @@
+"""Where frames come from: video files (stream time = the clip's start time + the frame's
+position), and live RTSP/HTTP URLs or camera indices (wall-clock time) that reconnect with
+backoff; and the bounded queue between capture and processing.
+
+A source yields :class:`TimedFrame` records. A file that cannot be read is one
+:class:`SourceError` with a one-line reason, raised when the source is opened.
+"""
+
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+U8 = npt.NDArray[np.uint8]
+T = TypeVar("T")
+
+
+class SourceError(Exception):
+    """A source that cannot deliver frames; the message is one line naming it and why."""
+
+
+@dataclass(frozen=True)
+class TimedFrame:
+    image: U8  # H x W x 3, BGR
+    timestamp: datetime  # time-zone aware
+    index: int  # position in the source (frames read since it was opened)
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` the sources use (a fake implements it in tests)."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+
+    def read(self) -> tuple[bool, U8 | None]: ...
+
+    def get(self, prop: int) -> float: ...
+
+    def release(self) -> None: ...
+
+
+CaptureFactory = Callable[[str | int], Capture]
+
+
+def _open_capture(target: str | int) -> Capture:
+    cap: Capture = cv2.VideoCapture(target)  # type: ignore[assignment]
+    return cap
+
+
+class FrameSource(Protocol):
+    @property
+    def live(self) -> bool:
+        """Live sources drop the oldest frame when processing falls behind; files never drop."""
+        ...
+
+    @property
+    def reconnects(self) -> int: ...
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames expected (files), for progress; None when unknown (live)."""
+        ...
+
+    def frames(self, stop: threading.Event) -> Iterator[TimedFrame]: ...
+
+    def close(self) -> None: ...
+
+
+class VideoFileSource:
+    """A recorded clip; frame ``i`` is stamped ``start + i / fps``."""
+
+    def __init__(
+        self, path: Path, start: datetime, *, capture_factory: CaptureFactory = _open_capture
+    ) -> None:
+        if start.tzinfo is None or start.utcoffset() is None:
+            raise ValueError("start must be time-zone aware")
+        if not path.exists():
+            raise SourceError(f"{path}: file not found")
+        if not path.is_file():
+            raise SourceError(f"{path}: not a file")
+        self.path = path
+        self.start = start
+        self._cap = capture_factory(str(path))
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceError(f"{path}: not a video file OpenCV can open")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        if not (math.isfinite(fps) and 0.1 <= fps <= 1000):
+            self._cap.release()
+            raise SourceError(f"{path}: no usable frame rate ({fps}), so frames cannot be timed")
+        self.fps = fps
+        count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self._count = int(count) if math.isfinite(count) and count > 0 else None
+        ok, first = self._cap.read()
+        if not ok or first is None:
+            self._cap.release()
+            raise SourceError(f"{path}: no decodable frames (broken or empty video)")
+        self._first: U8 | None = first
+        self._index = 0
+
+    @property
+    def live(self) -> bool:
+        return False
+
+    @property
+    def reconnects(self) -> int:
+        return 0
+
+    @property
+    def frame_count(self) -> int | None:
+        return self._count
+
+    def frames(self, stop: threading.Event) -> Iterator[TimedFrame]:
+        while not stop.is_set():
+            if self._first is not None:
+                image, self._first = self._first, None
+            else:
+                ok, read = self._cap.read()
+                if not ok or read is None:
+                    return
+                image = read
+            yield TimedFrame(
+                image, self.start + timedelta(seconds=self._index / self.fps), self._index
+            )
+            self._index += 1
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+def backoff_delays(first: float, cap: float) -> Iterator[float]:
+    """first, 2*first, 4*first, ... capped at ``cap``."""
+    delay = first
+    while True:
+        yield min(delay, cap)
+        delay = min(delay * 2, cap)
+
+
+class LiveSource:
+    """An RTSP/HTTP stream or a camera index, stamped with the wall clock. When it cannot be
+    opened or stops delivering frames, it is reopened after a growing delay (reset by the next
+    frame read); each reopen is logged and counted in ``reconnects``."""
+
+    def __init__(
+        self,
+        target: str | int,
+        *,
+        reconnect_min_seconds: float = 1.0,
+        reconnect_max_seconds: float = 30.0,
+        capture_factory: CaptureFactory = _open_capture,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_reconnect: Callable[[int, float], None] | None = None,
+    ) -> None:
+        if not 0 < reconnect_min_seconds <= reconnect_max_seconds:
+            raise ValueError(
+                "need 0 < reconnect_min_seconds <= reconnect_max_seconds, got "
+                f"{reconnect_min_seconds} and {reconnect_max_seconds}"
+            )
+        self.target = target
+        self.reconnect_min = reconnect_min_seconds
+        self.reconnect_max = reconnect_max_seconds
+        self._factory = capture_factory
+        self._clock = clock
+        self._on_reconnect = on_reconnect
+        self._reconnects = 0
+        self._cap: Capture | None = None
+
+    @property
+    def live(self) -> bool:
+        return True
+
+    @property
+    def reconnects(self) -> int:
+        return self._reconnects
+
+    @property
+    def frame_count(self) -> int | None:
+        return None
+
+    def _wait(self, delays: Iterator[float], stop: threading.Event, why: str) -> None:
+        delay = next(delays)
+        self._reconnects += 1
+        log.warning("video source %s %s; reopening in %.1f s", self.target, why, delay)
+        if self._on_reconnect is not None:
+            self._on_reconnect(self._reconnects, delay)
+        stop.wait(delay)
+
+    def frames(self, stop: threading.Event) -> Iterator[TimedFrame]:
+        index = 0
+        delays = backoff_delays(self.reconnect_min, self.reconnect_max)
+        while not stop.is_set():
+            cap = self._factory(self.target)
+            self._cap = cap
+            if not cap.isOpened():
+                cap.release()
+                self._wait(delays, stop, "cannot be opened")
+                continue
+            while not stop.is_set():
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                delays = backoff_delays(self.reconnect_min, self.reconnect_max)
+                yield TimedFrame(image, self._clock(), index)
+                index += 1
+            cap.release()
+            self._cap = None
+            if not stop.is_set():
+                self._wait(delays, stop, "stopped delivering frames")
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+
+def open_source(
+    spec: str,
+    *,
+    start: datetime | None = None,
+    reconnect_min_seconds: float = 1.0,
+    reconnect_max_seconds: float = 30.0,
+) -> FrameSource:
+    """A camera index ("0"), an ``rtsp://`` / ``http(s)://`` URL, or a video file path (which
+    needs ``start``, the wall-clock time of its first frame)."""
+    if spec.isdigit() or spec.split("://", 1)[0].lower() in ("rtsp", "rtsps", "http", "https"):
+        return LiveSource(
+            int(spec) if spec.isdigit() else spec,
+            reconnect_min_seconds=reconnect_min_seconds,
+            reconnect_max_seconds=reconnect_max_seconds,
+        )
+    if start is None:
+        raise ValueError(f"{spec}: a video file needs the start time of its first frame")
+    return VideoFileSource(Path(spec), start)
+
+
+class QueueClosedError(Exception):
+    """The producer is done and every item has been taken."""
+
+
+class BoundedFrameQueue(Generic[T]):
+    """A queue of at most ``capacity`` items between one producer and one consumer.
+
+    When full, ``put`` either drops the oldest item (live sources: the newest frame matters
+    most) and counts it in ``dropped``, or waits for room (files: every frame is processed).
+    """
+
+    def __init__(self, capacity: int, *, drop_oldest: bool) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.drop_oldest = drop_oldest
+        self.dropped = 0
+        self.put_count = 0
+        self._items: deque[T] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def put(self, item: T, stop: threading.Event | None = None) -> bool:
+        """Add ``item``; returns False if it was not added because ``stop`` was set while
+        waiting for room."""
+        with self._cond:
+            if self._closed:
+                raise ValueError("put on a closed queue")
+            while len(self._items) >= self.capacity:
+                if self.drop_oldest:
+                    self._items.popleft()
+                    self.dropped += 1
+                    break
+                if stop is not None and stop.is_set():
+                    return False
+                self._cond.wait(0.1)
+            self._items.append(item)
+            self.put_count += 1
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The oldest item; None after ``timeout`` seconds without one; raises
+        :class:`QueueClosedError` once the producer closed the queue and it is empty."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            if self._items:
+                item = self._items.popleft()
+                self._cond.notify_all()
+                return item
+            if self._closed:
+                raise QueueClosedError
+            return None
+
+    def close(self) -> None:
+        """No more puts; the consumer drains what is left, then gets :class:`QueueClosedError`."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

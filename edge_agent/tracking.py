@@ -1,0 +1,452 @@
+"""Following faces from frame to frame: a constant-velocity Kalman filter per track and optimal
+(Hungarian) assignment, associating high-score detections first and low-score ones second (the
+ByteTrack idea: a face that blurs or turns keeps its track through a weak detection instead of
+losing it).
+
+Everything runs in stream time (seconds), not frames: the Kalman filter integrates over the real
+interval between detections (so detecting every n-th frame, a dropped frame or a variable frame
+rate change nothing), and a track survives an absence up to ``max_absence_seconds`` and is retired
+after it. A reappearance after a gap is matched by the motion model's prediction and its growing
+uncertainty, capped at ``reid_max_distance`` face heights.
+
+Per-track state is a fixed handful of numbers (no history), tracks are removed when they end and
+their number is capped, so memory stays flat on a 24/7 stream.
+"""
+
+import itertools
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
+
+from edge_agent.detection import Detections
+from edge_agent.pipeline_config import TrackerSettings
+
+log = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+# Motion model noise per axis (cx, cy, w, h), in units of the face height h so one setting fits
+# near and far faces. Random-walk densities per second: position (0.3 h)^2, velocity (1 h/s)^2
+# (people start, stop and turn); size changes slowly. Measurement noise: YuNet boxes jitter by a
+# few % of h. A new track's velocity is unknown: walking across the picture at 1.4 m/s is about
+# 6 face heights per second.
+_Q_POS = np.square([0.3, 0.3, 0.1, 0.1])
+_Q_VEL = np.square([1.0, 1.0, 0.3, 0.3])
+_MEAS = np.array([0.05, 0.05, 0.08, 0.08])
+_INIT_VEL = np.array([5.0, 5.0, 0.5, 0.5])
+_CHI2_2D_99 = 9.21  # 99% gate of a 2-D Mahalanobis distance
+_REID_SIZE_RATIO = 2.0
+_NO_MATCH = 1e6
+
+
+def xyxy_to_cxcywh(boxes: F32) -> F64:
+    b = boxes.astype(np.float64)
+    out = np.empty_like(b)
+    out[:, 0] = (b[:, 0] + b[:, 2]) / 2
+    out[:, 1] = (b[:, 1] + b[:, 3]) / 2
+    out[:, 2] = b[:, 2] - b[:, 0]
+    out[:, 3] = b[:, 3] - b[:, 1]
+    return out
+
+
+def cxcywh_to_xyxy(state: F64) -> F32:
+    cx, cy = state[..., 0], state[..., 1]
+    w, h = np.maximum(state[..., 2], 1.0), np.maximum(state[..., 3], 1.0)
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1).astype(np.float32)
+
+
+def iou_matrix(a: F32, b: F32) -> F64:
+    """Intersection over union of every box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    ix1 = np.maximum(a64[:, None, 0], b64[None, :, 0])
+    iy1 = np.maximum(a64[:, None, 1], b64[None, :, 1])
+    ix2 = np.minimum(a64[:, None, 2], b64[None, :, 2])
+    iy2 = np.minimum(a64[:, None, 3], b64[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a64[:, 2] - a64[:, 0]) * (a64[:, 3] - a64[:, 1])
+    area_b = (b64[:, 2] - b64[:, 0]) * (b64[:, 3] - b64[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+class _Track:
+    """One followed face: a constant-velocity Kalman filter on ``cx, cy, w, h`` (px, px/s) at
+    time ``t``, and a few scalars. Nothing grows with the track's age.
+
+    Process and measurement noise are diagonal and every axis moves on its own, so the 8x8
+    covariance is four independent 2x2 blocks; they are kept as the vectors ``p_pp`` (position
+    variance), ``p_pv`` (covariance) and ``p_vv`` (velocity variance), one entry per axis, which
+    makes predict and update a handful of element-wise operations.
+    """
+
+    __slots__ = (
+        "confirmed",
+        "first_box",
+        "first_seen",
+        "hits",
+        "id",
+        "last_box",
+        "last_seen",
+        "p_pp",
+        "p_pv",
+        "p_vv",
+        "pos",
+        "t",
+        "vel",
+    )
+
+    def __init__(self, track_id: int, box: F32, t: float) -> None:
+        self.pos = _cxcywh(box)
+        h = max(float(self.pos[3]), 1.0)
+        self.id = track_id
+        self.vel = np.zeros(4)
+        self.p_pp = np.square(2 * _MEAS * h)
+        self.p_pv = np.zeros(4)
+        self.p_vv = np.square(_INIT_VEL * h)
+        self.t = t
+        self.first_seen = t
+        self.last_seen = t
+        self.hits = 1
+        self.confirmed = False
+        self.first_box = box.copy()
+        self.last_box = box.copy()
+
+    @property
+    def height(self) -> float:
+        return max(float(self.pos[3]), 1.0)
+
+    def predict(self, t: float) -> None:
+        dt = t - self.t
+        if dt <= 0:
+            return
+        hh = self.height**2
+        self.pos = self.pos + dt * self.vel
+        self.p_pp = self.p_pp + dt * (2 * self.p_pv + dt * self.p_vv) + _Q_POS * (hh * dt)
+        self.p_pv = self.p_pv + dt * self.p_vv
+        self.p_vv = self.p_vv + _Q_VEL * (hh * dt)
+        self.t = t
+
+    def meas_var(self) -> F64:
+        return np.square(_MEAS * self.height)
+
+    def update(self, box: F32, t: float) -> None:
+        innovation = _cxcywh(box) - self.pos
+        s = self.p_pp + self.meas_var()
+        k_p, k_v = self.p_pp / s, self.p_pv / s
+        self.pos = self.pos + k_p * innovation
+        self.vel = self.vel + k_v * innovation
+        self.p_vv = self.p_vv - k_v * self.p_pv
+        self.p_pp = (1 - k_p) * self.p_pp
+        self.p_pv = (1 - k_p) * self.p_pv
+        self.last_seen = t
+        self.last_box = box.copy()
+        self.hits += 1
+
+    def box(self) -> F32:
+        return cxcywh_to_xyxy(self.pos)
+
+
+def _cxcywh(box: F32) -> F64:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+
+
+def _reid_cost(tracks: list["_Track"], boxes: F32, max_distance: float) -> F64:
+    """Cost of resuming each track with each detection by the motion model alone:
+    ``d^2 / gate`` (squared Mahalanobis distance of the centres over its 99% gate), or no match
+    outside that gate, beyond ``max_distance`` face heights, or at an implausible size change."""
+    pos = np.stack([tr.pos for tr in tracks])  # (T, 4)
+    var = np.stack([tr.p_pp[:2] + tr.meas_var()[:2] for tr in tracks])  # (T, 2)
+    heights = np.maximum(pos[:, 3], 1.0)
+    det = xyxy_to_cxcywh(boxes)  # (D, 4)
+    diff = det[None, :, :2] - pos[:, None, :2]  # (T, D, 2)
+    d2 = (diff**2 / var[:, None, :]).sum(axis=2)
+    dist = np.hypot(diff[..., 0], diff[..., 1])
+    ratio = det[None, :, 3] / heights[:, None]
+    ok = (
+        (d2 <= _CHI2_2D_99)
+        & (dist <= max_distance * heights[:, None])
+        & (ratio <= _REID_SIZE_RATIO)
+        & (ratio >= 1 / _REID_SIZE_RATIO)
+    )
+    return np.where(ok, d2 / _CHI2_2D_99, _NO_MATCH)
+
+
+@dataclass(frozen=True)
+class MatchedTracks:
+    """Tracks that took a detection in this update: parallel arrays."""
+
+    track_ids: npt.NDArray[np.int64]
+    det_index: npt.NDArray[np.intp]
+    confirmed: npt.NDArray[np.bool_]
+
+    def __post_init__(self) -> None:
+        n = len(self.track_ids)
+        if len(self.det_index) != n or len(self.confirmed) != n:
+            raise ValueError("track_ids, det_index and confirmed must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    @classmethod
+    def empty(cls) -> "MatchedTracks":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.intp), np.zeros(0, bool))
+
+
+@dataclass(frozen=True)
+class EndedTrack:
+    """A track that is over. ``confirmed`` tracks are people; the others were false detections."""
+
+    track_id: int
+    confirmed: bool
+    first_seen: float
+    last_seen: float
+    hits: int
+    first_box: F32
+    last_box: F32
+
+
+@dataclass(frozen=True)
+class TrackerStep:
+    matched: MatchedTracks
+    ended: tuple[EndedTrack, ...]
+
+
+@dataclass(frozen=True)
+class TrackSnapshot:
+    """Every live track's predicted box at one instant, for drawing and inspection."""
+
+    track_ids: npt.NDArray[np.int64]
+    boxes: F32
+    confirmed: npt.NDArray[np.bool_]
+    seen_now: npt.NDArray[np.bool_]
+
+
+class ByteTracker:
+    """Multi-face tracker. ``update`` on frames that were run through the detector, ``tick`` on
+    the frames in between, ``finish`` at the end of the stream."""
+
+    def __init__(
+        self,
+        *,
+        max_absence_seconds: float = 5.0,
+        high_score: float = 0.7,
+        low_score: float = 0.5,
+        match_iou: float = 0.25,
+        low_match_iou: float = 0.5,
+        reid_max_distance: float = 4.0,
+        min_hits: int = 3,
+        confirm_within_seconds: float = 1.0,
+        max_tracks: int = 256,
+        track_ids: Iterator[int] | None = None,
+    ) -> None:
+        if not max_absence_seconds > 0:
+            raise ValueError(f"max_absence_seconds must be > 0, got {max_absence_seconds}")
+        if not 0 <= low_score <= high_score <= 1:
+            raise ValueError(
+                f"need 0 <= low_score <= high_score <= 1, got {low_score} and {high_score}"
+            )
+        for name, value in (("match_iou", match_iou), ("low_match_iou", low_match_iou)):
+            if not 0 < value <= 1:
+                raise ValueError(f"{name} must be within (0, 1], got {value}")
+        if reid_max_distance < 0:
+            raise ValueError(f"reid_max_distance must be >= 0, got {reid_max_distance}")
+        if min_hits < 1:
+            raise ValueError(f"min_hits must be >= 1, got {min_hits}")
+        if not confirm_within_seconds > 0:
+            raise ValueError(f"confirm_within_seconds must be > 0, got {confirm_within_seconds}")
+        if max_tracks < 1:
+            raise ValueError(f"max_tracks must be >= 1, got {max_tracks}")
+        self.max_absence = max_absence_seconds
+        self.high_score = high_score
+        self.low_score = low_score
+        self.match_iou = match_iou
+        self.low_match_iou = low_match_iou
+        self.reid_max_distance = reid_max_distance
+        self.min_hits = min_hits
+        self.confirm_within = confirm_within_seconds
+        self.max_tracks = max_tracks
+        self._ids = track_ids if track_ids is not None else itertools.count(1)
+        self._tracks: list[_Track] = []
+        self._now: float | None = None
+        self._last_update: float | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: TrackerSettings, track_ids: Iterator[int] | None = None
+    ) -> "ByteTracker":
+        return cls(
+            max_absence_seconds=settings.max_absence_seconds,
+            high_score=settings.high_score,
+            low_score=settings.low_score,
+            match_iou=settings.match_iou,
+            low_match_iou=settings.low_match_iou,
+            reid_max_distance=settings.reid_max_distance,
+            min_hits=settings.min_hits,
+            confirm_within_seconds=settings.confirm_within_seconds,
+            max_tracks=settings.max_tracks,
+            track_ids=track_ids,
+        )
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def _advance(self, t: float) -> float:
+        if self._now is not None and t < self._now:
+            # A live clock stepped back (NTP): hold time still rather than run the filter backwards.
+            log.debug("stream time went back by %.3f s; holding", self._now - t)
+            t = self._now
+        self._now = t
+        return t
+
+    def _retire(self, t: float) -> list[EndedTrack]:
+        ended: list[_Track] = []
+        kept: list[_Track] = []
+        for track in self._tracks:
+            if track.confirmed:
+                over = t - track.last_seen > self.max_absence
+            else:
+                over = t - track.first_seen > self.confirm_within
+            (ended if over else kept).append(track)
+        self._tracks = kept
+        return [self._ended(track) for track in ended]
+
+    @staticmethod
+    def _ended(track: _Track) -> EndedTrack:
+        return EndedTrack(
+            track_id=track.id,
+            confirmed=track.confirmed,
+            first_seen=track.first_seen,
+            last_seen=track.last_seen,
+            hits=track.hits,
+            first_box=track.first_box,
+            last_box=track.last_box,
+        )
+
+    def tick(self, t: float) -> tuple[EndedTrack, ...]:
+        """Advance to time ``t`` on a frame that was not run through the detector."""
+        return tuple(self._retire(self._advance(t)))
+
+    # -- association ----------------------------------------------------------------------------
+
+    def update(self, detections: Detections, t: float) -> TrackerStep:
+        """Advance to ``t`` and take this frame's detections.
+
+        1. high-score detections to any track by overlap with its predicted box (1 - IoU);
+        2. high-score detections left over to tracks left over by the motion model alone (a
+           face back after a gap, or moving further between detector runs than its size);
+        3. low-score detections to tracks seen at the previous detector run, by clear overlap;
+        4. high-score detections still left over start new (tentative) tracks.
+        """
+        t = self._advance(t)
+        ended = self._retire(t)
+        tracks = self._tracks
+        for track in tracks:
+            track.predict(t)
+        pred = (
+            np.stack([track.box() for track in tracks]) if tracks else np.zeros((0, 4), np.float32)
+        )
+        scores, boxes = detections.scores, detections.boxes
+        high = [int(d) for d in np.flatnonzero(scores >= self.high_score)]
+        low = [
+            int(d) for d in np.flatnonzero((scores >= self.low_score) & (scores < self.high_score))
+        ]
+
+        matches: list[tuple[int, int]] = []  # (track index, detection index)
+        free = list(range(len(tracks)))
+
+        def take(pairs: list[tuple[int, int]], rows: list[int], cols: list[int]) -> None:
+            for r, c in pairs:
+                matches.append((rows[r], cols[c]))
+            used_rows = {rows[r] for r, _ in pairs}
+            used_cols = {cols[c] for _, c in pairs}
+            free[:] = [i for i in free if i not in used_rows]
+            for pool in (high, low):
+                pool[:] = [d for d in pool if d not in used_cols]
+
+        if high and free:
+            iou = iou_matrix(pred[free], boxes[high])
+            take(_assign(np.where(iou >= self.match_iou, 1.0 - iou, _NO_MATCH)), free, list(high))
+        if high and free and self.reid_max_distance > 0:
+            rows = list(free)
+            cost = _reid_cost([tracks[i] for i in rows], boxes[high], self.reid_max_distance)
+            take(_assign(cost), rows, list(high))
+        # Low-score detections are too unreliable to resume a lost track or start one.
+        recent = [i for i in free if tracks[i].last_seen == self._last_update]
+        if low and recent:
+            iou = iou_matrix(pred[recent], boxes[low])
+            take(
+                _assign(np.where(iou >= self.low_match_iou, 1.0 - iou, _NO_MATCH)),
+                recent,
+                list(low),
+            )
+
+        for ti, di in matches:
+            track = tracks[ti]
+            track.update(boxes[di], t)
+            if not track.confirmed and track.hits >= self.min_hits:
+                track.confirmed = True
+        new_tracks = [_Track(next(self._ids), boxes[d], t) for d in high]
+        if self.min_hits <= 1:
+            for track in new_tracks:
+                track.confirmed = True
+        self._tracks = tracks + new_tracks
+        ended += self._enforce_cap(t)
+        self._last_update = t
+
+        pairs = [(tracks[ti], di) for ti, di in matches] + list(zip(new_tracks, high, strict=True))
+        alive = {id(tr) for tr in self._tracks}
+        pairs = [(tr, di) for tr, di in pairs if id(tr) in alive]
+        matched = MatchedTracks(
+            np.array([tr.id for tr, _ in pairs], np.int64),
+            np.array([di for _, di in pairs], np.intp),
+            np.array([tr.confirmed for tr, _ in pairs], bool),
+        )
+        return TrackerStep(matched=matched, ended=tuple(ended))
+
+    def _enforce_cap(self, t: float) -> list[EndedTrack]:
+        if len(self._tracks) <= self.max_tracks:
+            return []
+        # Drop the tracks unseen the longest; ties go against unconfirmed ones.
+        order = sorted(self._tracks, key=lambda tr: (tr.last_seen, tr.confirmed))
+        excess = len(self._tracks) - self.max_tracks
+        gone, self._tracks = order[:excess], order[excess:]
+        log.warning("more than %d live tracks; ended %d early", self.max_tracks, excess)
+        return [self._ended(track) for track in gone]
+
+    def finish(self) -> tuple[EndedTrack, ...]:
+        """End every track (end of stream)."""
+        ended = tuple(self._ended(track) for track in self._tracks)
+        self._tracks = []
+        return ended
+
+    def snapshot(self, t: float | None = None) -> TrackSnapshot:
+        """Live tracks, their boxes predicted to ``t`` (default: now) without changing state."""
+        t = self._now if t is None else t
+        boxes = []
+        for track in self._tracks:
+            dt = max(0.0, (t or track.t) - track.t)
+            boxes.append(cxcywh_to_xyxy(track.pos + dt * track.vel))
+        return TrackSnapshot(
+            track_ids=np.array([tr.id for tr in self._tracks], np.int64),
+            boxes=np.stack(boxes) if boxes else np.zeros((0, 4), np.float32),
+            confirmed=np.array([tr.confirmed for tr in self._tracks], bool),
+            seen_now=np.array([tr.last_seen == self._now for tr in self._tracks], bool),
+        )
+
+
+def _assign(cost: F64) -> list[tuple[int, int]]:
+    """Minimum-cost one-to-one assignment, keeping only real (gated) pairs."""
+    if cost.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _NO_MATCH]

@@ -1,0 +1,265 @@
+"""Per-stage cost of the vision pipeline: decode, detect, track, classify and total, in ms per
+frame, single thread, at 640x480 and 1280x720, for YuNet at three detection widths (and one
+run detecting every 2nd frame) and for the seed's ResNet-10 SSD.
+
+Not a test (pytest does not collect it) and not for loops: run it once, on an otherwise idle
+machine if you can::
+
+    FOOTFALL_SHARED_DIR=../shared .venv/bin/python tests/bench/bench_pipeline_stages.py
+
+Writes ``tests/bench/results/pipeline_stages.json`` and ``.md`` and prints the table.
+
+Stages: ``decode`` = ``VideoCapture.read``; ``detect`` = the detector including its resize;
+``track`` = everything else in ``Pipeline.step`` (scene-cut check, tracker, counting, face
+quality, alignment of candidate chips, crops); ``classify`` = gender + age models on the K best
+chips at each track's end, spread over all frames (also given per person); ``total`` = the
+whole single-threaded loop. The 640x480 street clip is the shared TUD file as is (MPEG-4 part
+2); the other inputs are the shared clips resized and re-encoded with the mp4v codec (the only
+encoder in the OpenCV wheel), so decode times depend on that codec.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_agent.build import build_classifier, build_detector
+from edge_agent.classify import FaceClassifier, FaceEstimates
+from edge_agent.config import AgentConfig
+from edge_agent.detection import Detections, FaceDetector
+from edge_agent.pipeline import Pipeline
+from footfall.contract import ModelRef
+from models.assets import ModelResolver
+
+RESULTS = Path(__file__).resolve().parent / "results"
+START = datetime(2026, 5, 1, tzinfo=UTC)
+U8 = np.ndarray
+
+
+class TimedDetector:
+    def __init__(self, inner: FaceDetector) -> None:
+        self.inner, self.seconds, self.calls = inner, 0.0, 0
+
+    @property
+    def model(self) -> ModelRef:
+        return self.inner.model
+
+    def detect(self, frame: U8) -> Detections:
+        t = time.perf_counter()
+        out = self.inner.detect(frame)
+        self.seconds += time.perf_counter() - t
+        self.calls += 1
+        return out
+
+
+class TimedClassifier:
+    def __init__(self, inner: FaceClassifier) -> None:
+        self.inner, self.seconds, self.people = inner, 0.0, 0
+
+    @property
+    def chip_size(self) -> int:
+        return self.inner.chip_size
+
+    @property
+    def models(self) -> tuple[ModelRef, ...]:
+        return self.inner.models
+
+    def classify(self, chips: U8) -> FaceEstimates:
+        t = time.perf_counter()
+        out = self.inner.classify(chips)
+        self.seconds += time.perf_counter() - t
+        self.people += 1
+        return out
+
+
+@dataclass
+class Row:
+    resolution: str
+    clip: str
+    detector: str
+    frames: int
+    decode_ms: float
+    detect_ms: float
+    track_ms: float
+    classify_ms: float
+    total_ms: float
+    fps: float
+    people: int
+    classified: int
+    classify_ms_per_person: float
+
+
+def _resized_clip(source: Path, size: tuple[int, int], folder: Path, max_frames: int) -> Path:
+    target = folder / f"{source.stem}_{size[0]}x{size[1]}.mp4"
+    cap = cv2.VideoCapture(str(source))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    for _ in range(max_frames):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    writer.release()
+    cap.release()
+    return target
+
+
+def _run(
+    path: Path, cfg: AgentConfig, resolver: ModelResolver, max_frames: int
+) -> tuple[int, float, float, float, float, float, int, int]:
+    detector = TimedDetector(build_detector(cfg.detector, resolver))
+    classifier = TimedClassifier(build_classifier(cfg.classifier, resolver))
+    pipe = Pipeline.from_config(cfg, detector=detector, classifier=classifier)
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    decode = step = 0.0
+    frames = 0
+    people = 0
+    loop_start = time.perf_counter()
+    while frames < max_frames:
+        t0 = time.perf_counter()
+        ok, frame = cap.read()
+        t1 = time.perf_counter()
+        if not ok:
+            break
+        image = np.asarray(frame, np.uint8)
+        people += len(pipe.step(image, START + timedelta(seconds=frames / fps)))
+        step += time.perf_counter() - t1
+        decode += t1 - t0
+        frames += 1
+    t = time.perf_counter()
+    people += len(pipe.finish())
+    step += time.perf_counter() - t
+    total = time.perf_counter() - loop_start
+    cap.release()
+    track = step - detector.seconds - classifier.seconds
+    return (
+        frames,
+        decode,
+        detector.seconds,
+        track,
+        classifier.seconds,
+        total,
+        people,
+        classifier.people,
+    )
+
+
+DETECTORS: list[tuple[str, dict[str, object]]] = [
+    ("yunet@320", {"kind": "yunet", "input_width": 320}),
+    ("yunet@320 every 2nd", {"kind": "yunet", "input_width": 320, "detect_every_n_frames": 2}),
+    ("yunet@480", {"kind": "yunet", "input_width": 480}),
+    ("yunet@640", {"kind": "yunet", "input_width": 640}),
+    ("ssd (seed)", {"kind": "ssd"}),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=os.environ.get("FOOTFALL_SHARED_DIR"))
+    parser.add_argument("--max-frames", type=int, default=180)
+    args = parser.parse_args()
+    if args.shared is None:
+        print("set FOOTFALL_SHARED_DIR or pass --shared", file=sys.stderr)
+        return 2
+    cv2.setNumThreads(1)
+    video = Path(args.shared) / "video"
+    resolver = ModelResolver(models_dir=Path(args.shared) / "models", allow_download=False)
+    load = os.getloadavg()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        inputs = [
+            ("640x480", "street (TUD)", video / "tud_stadtmitte.mp4"),
+            (
+                "640x480",
+                "stage (Hamilton)",
+                _resized_clip(
+                    video / "short_hamilton_clip.mp4", (640, 480), folder, args.max_frames
+                ),
+            ),
+            (
+                "1280x720",
+                "street (TUD)",
+                _resized_clip(video / "tud_stadtmitte.mp4", (1280, 720), folder, args.max_frames),
+            ),
+            (
+                "1280x720",
+                "stage (Hamilton)",
+                _resized_clip(
+                    video / "short_hamilton_clip.mp4", (1280, 720), folder, args.max_frames
+                ),
+            ),
+        ]
+        for resolution, clip, path in inputs:
+            for name, detector in DETECTORS:
+                cfg = AgentConfig.model_validate(
+                    {"site": "bench", "spot": "bench", "agent": "bench", "detector": detector}
+                )
+                frames, dec, det, trk, cls, total, people, classified = _run(
+                    path, cfg, resolver, args.max_frames
+                )
+                ms = 1000.0 / frames
+                row = Row(
+                    resolution=resolution,
+                    clip=clip,
+                    detector=name,
+                    frames=frames,
+                    decode_ms=round(dec * ms, 2),
+                    detect_ms=round(det * ms, 2),
+                    track_ms=round(trk * ms, 2),
+                    classify_ms=round(cls * ms, 2),
+                    total_ms=round(total * ms, 2),
+                    fps=round(frames / total, 1),
+                    people=people,
+                    classified=classified,
+                    classify_ms_per_person=round(1000 * cls / classified, 1) if classified else 0.0,
+                )
+                rows.append(row)
+                print(f"{resolution} {clip} {name}: {row.total_ms} ms/frame", file=sys.stderr)
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "opencv": cv2.__version__,
+        "python": platform.python_version(),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": 1,
+        "load_average_at_start": [round(v, 2) for v in load],
+        "frames_per_run": args.max_frames,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pipeline_stages.json").write_text(
+        json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    header = (
+        "| resolution | clip | detector | decode | detect | track | classify | total | fps "
+        "| people | classify/person |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = [
+        f"| {r.resolution} | {r.clip} | {r.detector} | {r.decode_ms:.2f} | {r.detect_ms:.2f} "
+        f"| {r.track_ms:.2f} | {r.classify_ms:.2f} | {r.total_ms:.2f} | {r.fps:.0f} "
+        f"| {r.people} | {r.classify_ms_per_person:.1f} |"
+        for r in rows
+    ]
+    table = (
+        f"ms per frame, single thread, {meta['frames_per_run']} frames per run; "
+        f"OpenCV {meta['opencv']}, {meta['cpus']} CPUs, load average at start "
+        f"{meta['load_average_at_start']}\n\n" + header + "\n".join(lines) + "\n"
+    )
+    (RESULTS / "pipeline_stages.md").write_text(table, encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

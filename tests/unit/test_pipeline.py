@@ -1,0 +1,247 @@
+"""The pipeline step function, frame by frame, with a scripted detector and a fake classifier."""
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.classify import FakeClassifier
+from edge_agent.detection import FakeDetector
+from edge_agent.pipeline import FinishedPerson, Pipeline
+from edge_agent.pipeline_config import ClassifierSettings, CropSettings, TrackerSettings
+from footfall.contract import AgeGroup, Direction, Gender, PersonEvent, Side, decode
+from footfall.contract.topics import AgentAddress
+from tests.unit.synthetic_faces import SyntheticFrame, Walker, face_image, timeline
+
+START = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
+W, H = 640, 480
+
+
+def _run(
+    frames: list[SyntheticFrame],
+    *,
+    classifier: FakeClassifier | None = None,
+    finish: bool = True,
+    **kwargs: object,
+) -> tuple[list[FinishedPerson], Pipeline, FakeDetector]:
+    detector = FakeDetector([f.detections for f in frames])
+    pipe = Pipeline(
+        detector=detector,
+        classifier=classifier or FakeClassifier(),
+        address=AgentAddress("site-a", "spot-1", "cam-1"),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    out: list[FinishedPerson] = []
+    for f in frames:
+        image = face_image(W, H, f.detections.boxes, seed=int(f.t * 1000))
+        out += pipe.step(image, START + timedelta(seconds=f.t))
+    if finish:
+        out += pipe.finish()
+    return out, pipe, detector
+
+
+def _walker_left_to_right(size: float = 70.0, **kw: object) -> Walker:
+    return Walker("a", (40, 240), (200, 0), 0.0, 2.8, size=size, **kw)  # type: ignore[arg-type]
+
+
+def test_person_crossing_the_line_gives_one_complete_event() -> None:
+    frames = timeline([_walker_left_to_right()], fps=25, duration=2.8)
+    out, pipe, _ = _run(frames)
+    assert len(out) == 1
+    person = out[0]
+    event = person.event
+    assert event.direction is Direction.IN  # default line: vertical centre, 'in' towards right
+    assert (event.entry_side, event.exit_side) == (Side.LEFT, Side.RIGHT)
+    assert event.first_seen == START
+    assert event.last_seen == START + timedelta(seconds=2.8)
+    assert event.dwell_seconds == pytest.approx(2.8)
+    assert event.gender.label is Gender.MALE and event.gender.confidence == pytest.approx(0.9)
+    assert event.age.group is AgeGroup.G25_32
+    assert 0 < event.face.samples <= 5
+    assert event.face.quality is not None and event.face.quality >= 0.3
+    assert [m.name for m in event.models] == ["fake", "fake-gender", "fake-age"]
+    assert (event.site, event.spot, event.agent) == ("site-a", "spot-1", "cam-1")
+    # The crop is a JPEG whose hash and size the event carries, under the contract's key.
+    assert person.crop_jpeg is not None and event.crop is not None
+    assert event.crop.sha256 == hashlib.sha256(person.crop_jpeg).hexdigest()
+    assert event.crop.size_bytes == len(person.crop_jpeg)
+    assert event.crop.key == f"site-a/spot-1/2026-05-01/{event.event_id}.jpg"
+    crop = cv2.imdecode(np.frombuffer(person.crop_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert crop is not None and max(crop.shape[:2]) == 128
+    # What a sink would send decodes strictly as the contract's record.
+    assert decode(PersonEvent, event.to_json()) == event
+    assert pipe.live_people == 0 and pipe.stats.directions[Direction.IN] == 1
+
+
+def test_event_is_emitted_when_the_absence_window_passes() -> None:
+    walker = Walker("a", (300, 240), (0, 0), 0.0, 1.0)
+    frames = timeline([walker], fps=10, duration=7.0)
+    detector = FakeDetector([f.detections for f in frames])
+    pipe = Pipeline(
+        detector=detector, classifier=FakeClassifier(), address=AgentAddress("s", "p", "a")
+    )
+    emitted_at = []
+    for f in frames:
+        image = face_image(W, H, f.detections.boxes)
+        if pipe.step(image, START + timedelta(seconds=f.t)):
+            emitted_at.append(f.t)
+    assert emitted_at == [pytest.approx(6.1)]  # last seen at 1.0 s, absence window 5 s
+    assert pipe.finish() == []
+
+
+def test_tiny_faces_give_unknown_never_a_guess() -> None:
+    classifier = FakeClassifier()
+    # A far-away passer-by: 12 px face walking at 5 face heights per second.
+    walker = Walker("a", (200, 240), (60, 0), 0.0, 4.0, size=12)
+    frames = timeline([walker], fps=25, duration=4.0)
+    out, _, _ = _run(frames, classifier=classifier)
+    (person,) = out
+    assert person.event.gender.label is Gender.UNKNOWN and person.event.gender.confidence is None
+    assert person.event.age.group is AgeGroup.UNKNOWN and person.event.age.years is None
+    assert person.event.face.samples == 0
+    assert [m.role.value for m in person.event.models] == ["detector"]
+    assert classifier.batches == []  # nothing was classified
+
+
+def test_classified_once_per_person_from_at_most_k_chips() -> None:
+    classifier = FakeClassifier()
+    walkers = [
+        _walker_left_to_right(),
+        Walker("b", (600, 100), (-150, 0), 0.0, 3.0, size=80),
+    ]
+    frames = timeline(walkers, fps=25, duration=3.0)
+    out, _, _ = _run(frames, classifier=classifier, classify=ClassifierSettings(k_best=3))
+    assert len(out) == 2
+    assert classifier.batches == [3, 3]
+    directions = sorted(p.event.direction.value for p in out)
+    assert directions == ["in", "out"]
+    assert len({p.event.track_id for p in out}) == 2
+    assert len({p.event.event_id for p in out}) == 2
+
+
+def test_drop_policy_never_lets_a_face_image_out() -> None:
+    frames = timeline([_walker_left_to_right()], fps=25, duration=2.8)
+    out, _, _ = _run(frames, crops=CropSettings(policy="drop"))
+    (person,) = out
+    assert person.crop_jpeg is None
+    assert person.event.crop is None and person.event.crop_note is None
+
+
+def test_detector_runs_on_every_nth_frame_only() -> None:
+    frames = timeline([_walker_left_to_right()], fps=30, duration=2.8)
+    # The scripted detector returns its entries in call order: give it every 3rd frame's faces.
+    script = frames[::3]
+    detector = FakeDetector([f.detections for f in script])
+    pipe = Pipeline(
+        detector=detector,
+        classifier=FakeClassifier(),
+        address=AgentAddress("s", "p", "a"),
+        detect_every_n_frames=3,
+    )
+    out = []
+    for f in frames:
+        out += pipe.step(face_image(W, H, f.detections.boxes), START + timedelta(seconds=f.t))
+    out += pipe.finish()
+    assert detector.calls == len(script) == pipe.stats.detector_runs
+    assert pipe.stats.frames == len(frames)
+    assert len(out) == 1 and out[0].event.direction is Direction.IN
+
+
+def test_passing_person_never_crossing() -> None:
+    walker = Walker("a", (40, 240), (80, 0), 0.0, 2.0, size=70)  # stops short of the centre
+    out, _, _ = _run(timeline([walker], fps=25, duration=2.0))
+    (person,) = out
+    assert person.event.direction is Direction.PASSED
+    assert person.event.entry_side is Side.LEFT
+    assert person.event.exit_side is Side.MIDDLE
+
+
+def test_false_detection_never_becomes_an_event() -> None:
+    walker = Walker("a", (300, 240), (0, 0), 0.0, 0.04)  # seen on one frame only
+    out, pipe, _ = _run(timeline([walker], fps=25, duration=3.0))
+    assert out == [] and pipe.live_people == 0
+
+
+def test_view_exposes_tracks_for_drawing() -> None:
+    frames = timeline([_walker_left_to_right()], fps=25, duration=1.0)
+    _, pipe, _ = _run(frames, finish=False)
+    view = pipe.view()
+    assert view is not None and view.detected
+    assert len(view.tracks.track_ids) == 1 and view.tracks.confirmed.tolist() == [True]
+
+
+def test_naive_timestamps_are_refused() -> None:
+    pipe = Pipeline(
+        detector=FakeDetector([]), classifier=FakeClassifier(), address=AgentAddress("s", "p", "a")
+    )
+    with pytest.raises(ValueError, match="timestamp must be time-zone aware"):
+        pipe.step(np.zeros((10, 10, 3), np.uint8), datetime(2026, 5, 1, 12, 0))
+
+
+def test_scene_cut_ends_every_track() -> None:
+    # Scene A (light) with one face, then a cut to scene B (dark) with another face a little to
+    # the right: without the cut the motion model would take B's face for A's person.
+    a = Walker("a", (300, 240), (0, 0), 0.0, 2.0, size=80)
+    b = Walker("b", (360, 250), (0, 0), 2.04, 4.0, size=80)
+    frames = timeline([a, b], fps=25, duration=4.0)
+    pipe = Pipeline(
+        detector=FakeDetector([f.detections for f in frames]),
+        classifier=FakeClassifier(),
+        address=AgentAddress("s", "p", "a"),
+    )
+    emitted: list[tuple[float, int]] = []
+    for f in frames:
+        background = 200 if f.t < 2.02 else 30
+        image = face_image(W, H, f.detections.boxes, background=background)
+        for person in pipe.step(image, START + timedelta(seconds=f.t)):
+            emitted.append((f.t, person.event.track_id))
+    emitted += [(99.0, p.event.track_id) for p in pipe.finish()]
+    assert pipe.stats.scene_cuts == 1
+    assert len(emitted) == 2
+    assert emitted[0][0] == pytest.approx(2.04)  # A ended at the cut, not 5 s later
+    assert emitted[0][1] != emitted[1][1]
+
+
+def test_memory_follows_people_in_view_not_stream_length() -> None:
+    # 80 people cross one after another; per-person state is dropped as each one ends.
+    walkers = [
+        Walker(f"p{k}", (20, 60 + (k % 3) * 50), (300, 0), k * 1.5, k * 1.5 + 0.9, size=36)
+        for k in range(80)
+    ]
+    frames = timeline(walkers, fps=10, duration=80 * 1.5 + 1)
+    pipe = Pipeline(
+        detector=FakeDetector([f.detections for f in frames]),
+        classifier=FakeClassifier(),
+        address=AgentAddress("s", "p", "a"),
+        tracker=TrackerSettings(max_absence_seconds=2.0),
+    )
+    most, emitted = 0, 0
+    for f in frames:
+        image = face_image(320, 240, f.detections.boxes)
+        emitted += len(pipe.step(image, START + timedelta(seconds=f.t)))
+        most = max(most, pipe.live_people, len(pipe.tracker))
+    emitted += len(pipe.finish())
+    assert emitted == 80
+    assert most <= 3
+    assert pipe.live_people == 0 and len(pipe.tracker) == 0
+
+
+def test_frame_size_change_ends_every_track() -> None:
+    walker = Walker("a", (300, 240), (0, 0), 0.0, 3.0, size=80)
+    frames = timeline([walker], fps=10, duration=3.0)
+    pipe = Pipeline(
+        detector=FakeDetector([f.detections for f in frames]),
+        classifier=FakeClassifier(),
+        address=AgentAddress("s", "p", "a"),
+        tracker=TrackerSettings(scene_cut_threshold=0),
+    )
+    ended_at = []
+    for k, f in enumerate(frames):
+        size = (W, H) if k < 15 else (W + 160, H + 120)  # the camera came back larger
+        image = face_image(size[0], size[1], f.detections.boxes)
+        if pipe.step(image, START + timedelta(seconds=f.t)):
+            ended_at.append(k)
+    assert ended_at == [15]
+    assert len(pipe.finish()) == 1  # the same face, now a new person in the new geometry
