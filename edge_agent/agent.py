@@ -14,12 +14,14 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import AgentConfig
 from edge_agent.crop_uploader import CropUploader
-from edge_agent.heartbeat import FrameCounters, StatusBuilder
+from edge_agent.heartbeat import FrameCounters, FrameMeter, StatusBuilder
 from edge_agent.mqtt_link import LinkFactory, paho_link_factory
 from edge_agent.outbox import Outbox
 from edge_agent.sender import EventSender
@@ -215,3 +217,65 @@ def run_until_stopped(
         finally:
             report = delivery.stop(drain)
     return report
+
+
+class AgentError(Exception):
+    """The agent cannot start (no source, a model that does not load); one line, why."""
+
+
+def run_live(
+    config: AgentConfig,
+    *,
+    models_dir: Path | None = None,
+    start: datetime | None = None,
+) -> DrainReport:
+    """The ``run`` command: the configured source through the vision pipeline into the outbox,
+    events to MQTT and crops to S3, until the source ends or SIGTERM; then drain and stop.
+
+    ``start`` is the wall-clock time of the first frame when the source is a video file (for a
+    file played as if live); cameras and streams are stamped with the clock.
+    """
+    from edge_agent.build import BuildError, build_classifier, build_detector, resolver_for
+    from edge_agent.pipeline import Pipeline
+    from edge_agent.runner import run
+    from edge_agent.sources import SourceError, open_source
+
+    if config.source.url is None:
+        raise AgentError("source.url is not set: give the camera's RTSP/HTTP URL or index")
+    resolver = resolver_for(config, models_dir)
+    try:
+        detector = build_detector(config.detector, resolver)
+        classifier = build_classifier(config.classifier, resolver)
+    except BuildError as exc:
+        raise AgentError(str(exc)) from None
+    try:
+        source = open_source(
+            config.source.url,
+            start=start or datetime.now(UTC),
+            reconnect_min_seconds=config.source.reconnect_min_seconds,
+            reconnect_max_seconds=config.source.reconnect_max_seconds,
+        )
+    except (SourceError, ValueError) as exc:
+        raise AgentError(str(exc)) from None
+    pipeline = Pipeline.from_config(config, detector=detector, classifier=classifier)
+    meter = FrameMeter(source_reconnects=lambda: source.reconnects)
+    delivery = Delivery(config, models=[detector.model, *classifier.models], frames=meter.snapshot)
+
+    def produce(sink: EventSink, stop: threading.Event) -> None:
+        result = run(
+            source,
+            pipeline,
+            sink,
+            queue_frames=config.source.queue_frames,
+            stop=stop,
+            on_frame=meter.on_frame,
+        )
+        log.info(
+            "pipeline %s after %d frames (%d dropped): %d people",
+            "stopped" if result.stopped else "reached the end of the source",
+            result.frames_processed,
+            result.frames_dropped,
+            result.events,
+        )
+
+    return run_until_stopped(delivery, produce)

@@ -139,3 +139,45 @@ def check_broker(config: ConfigArg) -> None:
         typer.echo(check(cfg.mqtt, cfg.agent))
     except LinkError as exc:
         raise fail(str(exc)) from None
+
+
+def run_agent(
+    config: ConfigArg,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option("--models-dir", help="Directory holding model files (default: config)"),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="When source.url is a video file: wall-clock time of its first frame, ISO 8601 "
+            "with time zone (default: now)",
+        ),
+    ] = None,
+) -> None:
+    """Run the agent: source.url through the pipeline into the durable outbox, events to MQTT,
+    crops to S3. SIGTERM or Ctrl-C stops the source, drains for delivery.shutdown_drain_seconds
+    and exits; whatever is left stays in the outbox for the next start."""
+    from datetime import datetime
+
+    from edge_agent.agent import AgentError, run_live
+    from edge_agent.config import load_agent_config
+    from edge_agent.outbox import OutboxError
+
+    with config_errors_exit():
+        cfg = load_agent_config(config)
+    first_frame = None
+    if start is not None:
+        try:
+            first_frame = datetime.fromisoformat(start)
+        except ValueError:
+            raise fail(f"--start {start!r} is not an ISO 8601 time", 2) from None
+        if first_frame.tzinfo is None:
+            raise fail(f"--start {start!r} needs a time zone, e.g. +02:00 or Z", 2)
+    try:
+        report = run_live(cfg, models_dir=models_dir, start=first_frame)
+    except (AgentError, OutboxError) as exc:
+        raise fail(str(exc)) from None
+    if not report.stopped_cleanly:
+        raise typer.Exit(1)

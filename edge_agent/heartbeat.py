@@ -3,7 +3,9 @@ heartbeat, all :class:`~footfall.contract.AgentStatus` records built from live c
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,3 +125,61 @@ class StatusBuilder:
             stats=self.stats() if with_stats else None,
             last_error=_clip(self.last_error()) if with_stats else None,
         )
+
+
+class _Indexed(Protocol):
+    @property
+    def index(self) -> int: ...
+
+
+class FrameMeter:
+    """Live frame counters for the heartbeat, fed by the runner's per-frame callback.
+
+    ``frames_in`` is taken from the processed frame's position in the source, so frames the
+    bounded queue dropped before processing are counted as read and as dropped without the
+    runner having to expose its queue.
+    """
+
+    def __init__(
+        self,
+        *,
+        source_reconnects: Callable[[], int] = lambda: 0,
+        window_seconds: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._reconnects = source_reconnects
+        self._window = window_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._processed = 0
+        self._read = 0
+        self._index_base = 0
+        self._last_index = -1
+        self._recent: deque[float] = deque()
+
+    def on_frame(self, frame: _Indexed, _finished: object = None) -> None:
+        now = self._monotonic()
+        with self._lock:
+            if frame.index <= self._last_index:
+                # The source was reopened and counts from zero again.
+                self._index_base = self._read
+            self._last_index = frame.index
+            self._read = self._index_base + frame.index + 1
+            self._processed += 1
+            self._recent.append(now)
+            while self._recent and self._recent[0] < now - self._window:
+                self._recent.popleft()
+
+    def snapshot(self) -> FrameCounters:
+        now = self._monotonic()
+        with self._lock:
+            while self._recent and self._recent[0] < now - self._window:
+                self._recent.popleft()
+            fps = len(self._recent) / self._window
+            return FrameCounters(
+                frames_in=self._read,
+                frames_processed=self._processed,
+                frames_dropped=max(0, self._read - self._processed),
+                fps=round(fps, 2),
+                source_reconnects=self._reconnects(),
+            )

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from edge_agent.heartbeat import FrameCounters, StatusBuilder
+from edge_agent.heartbeat import FrameCounters, FrameMeter, StatusBuilder
 from edge_agent.outbox import OutboxCounters
 from footfall import __version__
 from footfall.contract import AgentState, AgentStatus, ModelRef, ModelRole, decode
@@ -67,3 +67,25 @@ def test_will_has_no_stats_and_errors_are_made_contract_safe() -> None:
     assert beat.last_error.startswith("TLS failed: xxx") and len(beat.last_error) == 300
     assert beat.sent_at == START and beat.stats is not None
     assert beat.stats.started_at + timedelta(0) == START
+
+
+@dataclass
+class Frame:
+    index: int
+
+
+def test_frame_meter_counts_reads_drops_reopens_and_recent_fps() -> None:
+    now = {"t": 0.0}
+    meter = FrameMeter(source_reconnects=lambda: 1, window_seconds=10.0, monotonic=lambda: now["t"])
+    for index in (0, 1, 2, 5, 6):  # frames 3 and 4 were dropped by the queue
+        now["t"] += 0.5
+        meter.on_frame(Frame(index))
+    for index in (0, 1):  # the source was reopened
+        now["t"] += 0.5
+        meter.on_frame(Frame(index))
+    counters = meter.snapshot()
+    assert (counters.frames_in, counters.frames_processed, counters.frames_dropped) == (9, 7, 2)
+    assert counters.source_reconnects == 1
+    assert counters.fps == 0.7  # 7 frames in the last 10 s
+    now["t"] += 30
+    assert meter.snapshot().fps == 0.0
