@@ -132,25 +132,36 @@ class CropUploader:
     def run(self) -> None:
         try:
             while not self._out_of_time():
-                self._signal.clear()
-                crops = self._outbox.next_crops(self._batch)
-                if not crops:
-                    if self._stopping.is_set():
+                try:
+                    if not self._round():
                         break
-                    self._wait(self._idle)
-                    continue
-                for crop in crops:
-                    if self._out_of_time():
-                        break
-                    if not self.upload(crop):
-                        # Back off, then start again from the oldest pending crop.
-                        self._pause(self._backoff.next_delay())
-                        break
+                except Exception as exc:
+                    # The loop must outlive anything (e.g. the outbox's disk filling up); the
+                    # crops stay where they are.
+                    log.exception("crop uploader error; retrying: %s", exc)
+                    self._update(last_error=f"crop uploader error: {exc}")
+                    self._pause(self._backoff.next_delay())
         finally:
-            left = self._outbox.crops_pending()
-            if left:
-                log.info("crop uploader stopping; %d crop(s) wait in the outbox", left)
             self._update(stopped=True)
+            log.info("crop uploader stopped")
+
+    def _round(self) -> bool:
+        """Upload one batch; False when stopping and nothing is left."""
+        self._signal.clear()
+        crops = self._outbox.next_crops(self._batch)
+        if not crops:
+            if self._stopping.is_set():
+                return False
+            self._wait(self._idle)
+            return True
+        for crop in crops:
+            if self._out_of_time():
+                break
+            if not self.upload(crop):
+                # Back off, then start again from the oldest pending crop.
+                self._pause(self._backoff.next_delay())
+                break
+        return True
 
     def upload(self, crop: PendingCrop) -> bool:
         """Upload one crop and mark it stored; False when the store failed (to retry later)."""

@@ -150,7 +150,7 @@ class EventSender:
     def _finished(self) -> bool:
         if not self._stopping.is_set():
             return False
-        return time.monotonic() >= self._deadline or self._outbox.depth() == 0
+        return time.monotonic() >= self._deadline or not self._outbox.has_unsent()
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -168,30 +168,35 @@ class EventSender:
     def run(self) -> None:
         try:
             while not self._finished():
-                link = self._links()
-                try:
-                    link.connect(self._will())
-                except LinkError as exc:
-                    link.close()
-                    self._connect_failed(exc)
-                    self._sleep(self._backoff.next_delay())
-                    continue
-                self._backoff.reset()
-                try:
-                    finished = _Session(self, link).run()
-                except LinkError as exc:
-                    finished = False
-                    self._lost(str(exc))
-                finally:
-                    link.close()
-                if finished:
+                if self._attempt():
                     break
                 self._sleep(self._backoff.next_delay())
-        except Exception:
-            log.exception("the MQTT sender stopped on an unexpected error")
-            raise
         finally:
             self._update(state=LinkState.STOPPED)
+
+    def _attempt(self) -> bool:
+        """One connection, start to end; True when the sender is done (stopped and drained)."""
+        link = self._links()
+        try:
+            try:
+                link.connect(self._will())
+            except LinkError as exc:
+                self._connect_failed(exc)
+                return False
+            self._backoff.reset()
+            return _Session(self, link).run()
+        except LinkError as exc:
+            self._lost(str(exc))
+        except Exception as exc:
+            # The loop must outlive anything (a full disk under the outbox, a bug in a status
+            # callback): events wait in the outbox and the next connection tries again.
+            message = f"MQTT sender error: {type(exc).__name__}: {exc}"
+            if message != self.stats().last_error:
+                log.exception("%s; retrying", message)
+            self._update(state=LinkState.DISCONNECTED, last_error=message)
+        finally:
+            link.close()
+        return False
 
     def _will(self) -> LastWill | None:
         if self._status is None:

@@ -11,7 +11,7 @@ import pytest
 from edge_agent.backoff import Backoff
 from edge_agent.config import Synchronous
 from edge_agent.crop_uploader import CropUploader
-from edge_agent.outbox import NOTE_CORRUPT, Outbox
+from edge_agent.outbox import NOTE_CORRUPT, Outbox, PendingCrop
 from footfall.contract import PersonEvent
 from footfall.contract.topics import AgentAddress
 from footfall.objectstore import MemoryObjectStore
@@ -119,3 +119,26 @@ def test_stop_with_the_store_down_leaves_crops_in_the_outbox(outbox: Outbox) -> 
     wait_for(lambda: up.stats().upload_failures >= 1, "a failure")
     assert up.stop(0.05)
     assert outbox.crops_pending() == 3
+
+
+def test_an_outbox_error_does_not_end_the_loop(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    outbox.put_many(list(synthetic_events(3, seed=5, address=ADDRESS, crop_bytes=1000)))
+    real = outbox.next_crops
+    failures = {"left": 2}
+
+    def flaky(limit: int, *, after_seq: int = 0) -> list[PendingCrop]:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(limit, after_seq=after_seq)
+
+    monkeypatch.setattr(outbox, "next_crops", flaky)
+    store = MemoryObjectStore()
+    up = uploader(outbox, store)
+    up.start()
+    wait_for(lambda: len(store.objects) == 3, "the uploads after the errors")
+    assert up.stop(1.0)

@@ -226,3 +226,29 @@ def test_stop_drains_what_it_can_and_leaves_the_rest(outbox: Outbox) -> None:
     assert outbox.depth() == 10
     payloads = [PersonEvent.model_validate_json(u.payload) for u in outbox.next_unsent(20)]
     assert len(payloads) == 10
+
+
+def test_an_outbox_error_does_not_end_the_loop(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    produced = fill(outbox, 10)
+    real = outbox.mark_published
+    failures = {"left": 2}
+
+    def flaky(seqs: object) -> int:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(seqs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "mark_published", flaky)
+    broker = FakeBroker()
+    sender = make_sender(outbox, broker, window=4, status=False)
+    sender.start()
+    wait_for(lambda: outbox.depth() == 0, "delivery despite the errors")
+    assert sender.stop(1.0)
+    # Acknowledged but not recorded: sent again, never lost.
+    assert set(ids_on(broker)) == set(produced)
+    assert len(broker.links) == 3
