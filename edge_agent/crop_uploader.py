@@ -214,6 +214,10 @@ class CropUploader:
             )
         if first:
             # Events keep flowing meanwhile; only the crops wait.
-            log.error("%s (key %s)", message, crop.key, exc_info=not expected)
+            # The store's own errors name the key already; anything else gets it and a trace.
+            if expected:
+                log.error("%s", message)
+            else:
+                log.error("%s (key %s)", message, crop.key, exc_info=True)
         else:
             log.debug("%s", message)

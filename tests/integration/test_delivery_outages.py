@@ -174,7 +174,9 @@ class AgentProcess:
 
 
 def test_ten_thousand_events_through_broker_restarts_and_an_agent_kill(
-    mosquitto_factory: ServiceFactory[ds.Mosquitto], tmp_path: Path
+    mosquitto_factory: ServiceFactory[ds.Mosquitto],
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     broker = mosquitto_factory()
     produced = {str(e.event_id) for e, _ in synthetic_events(EVENTS, seed=SEED, address=ADDRESS)}
@@ -233,6 +235,7 @@ def test_ten_thousand_events_through_broker_restarts_and_an_agent_kill(
         f"\n{EVENTS:,} events produced, {len(received):,} received, {len(set(received)):,} "
         f"unique, {duplicates:,} duplicates at the transport (removed downstream by event id)"
     )
+    record_property("transport_duplicates", duplicates)
     assert all(uuid.UUID(e) for e in set(received))
 
     # After the kill the broker sent the will: offline, without stats.
