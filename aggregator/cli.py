@@ -247,6 +247,163 @@ def dead_letters(
     Console(width=200).print(table)
 
 
+DateOpt = Annotated[
+    datetime | None,
+    typer.Option(
+        "--date",
+        formats=["%Y-%m-%d"],
+        help="Local day of the site (default: yesterday)",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def report(
+    site: Annotated[str, typer.Option("--site", help="Site id")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Workbook to write (.xlsx)")],
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    day: DateOpt = None,
+    first: Annotated[
+        datetime | None,
+        typer.Option(
+            "--from", formats=["%Y-%m-%d"], help="First local day of a range", show_default=False
+        ),
+    ] = None,
+    last: Annotated[
+        datetime | None,
+        typer.Option(
+            "--to", formats=["%Y-%m-%d"], help="Last local day of a range", show_default=False
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            help="IANA zone for a site not in the configuration (default UTC)",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Build one site's workbook for a local day (default: yesterday) or a range of days."""
+    from aggregator.delivery.jobs import build_report, site_info, yesterday
+    from aggregator.service import open_store
+
+    cfg = _load(config, store)
+    info = site_info(cfg, site, timezone)
+    if (first is None) != (last is None):
+        raise fail("--from and --to go together", code=2)
+    if first is not None and day is not None:
+        raise fail("give either --date or --from/--to", code=2)
+    if first is not None and last is not None:
+        start, end = first.date(), last.date()
+        if end < start:
+            raise fail("--to is before --from", code=2)
+    else:
+        start = end = day.date() if day is not None else yesterday(info.timezone)
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
+        try:
+            crop_base = cfg.delivery.crop_link_base if cfg.delivery else None
+            result = build_report(event_store, info, start, end, out, crop_base)
+        finally:
+            event_store.close()
+    typer.echo(
+        f"{result.path}: {result.people} people at {len(result.spots)} spots, {result.period.describe()}"
+    )
+    for s in result.spots:
+        women = f"{s.women_share:.0%} women" if s.women_share is not None else "gender n/a"
+        typer.echo(f"  #{s.rank} {s.spot}: {s.people} people, {women}")
+    if result.empty_reason:
+        typer.echo(f"  no data: {result.empty_reason}")
+
+
+@app.command()
+def deliver(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Aggregator configuration file (TOML)")
+    ],
+    day: DateOpt = None,
+    site: Annotated[
+        list[str] | None,
+        typer.Option("--site", help="Only these sites (repeatable)", show_default=False),
+    ] = None,
+) -> None:
+    """Build, upload and link each site's workbook for its local yesterday (or --date); mail the
+    link if configured. Retries; exits 1 if any site could not be delivered."""
+    from aggregator.delivery.jobs import deliver_sites
+    from aggregator.service import open_store
+
+    cfg = _load(config)
+    if cfg.delivery is None:
+        raise fail(f"{config}: no [delivery] section", code=2)
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet)
+        try:
+            try:
+                outcomes = deliver_sites(
+                    cfg, event_store, day=day.date() if day else None, site_ids=site
+                )
+            except KeyError as exc:
+                raise fail(str(exc.args[0]), code=2) from None
+        finally:
+            event_store.close()
+    failed = [o for o in outcomes if not o.ok]
+    for o in outcomes:
+        if o.ok:
+            mailed = f", mailed to {', '.join(o.emailed)}" if o.emailed else ""
+            typer.echo(f"{o.site} {o.day}: {o.people} people -> {o.key}{mailed}\n  {o.url}")
+        else:
+            typer.secho(
+                f"{o.site} {o.day}: FAILED after {o.attempts} attempts: {o.error}",
+                fg=typer.colors.RED,
+                err=True,
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def deliveries(
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    site: SiteOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many to list")] = 20,
+) -> None:
+    """List recent workbook deliveries, failed ones included."""
+    from aggregator.service import open_store
+    from aggregator.store.deliveries import DeliveryLogTable
+
+    cfg = _load(config, store)
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
+        try:
+            rows = DeliveryLogTable(event_store.engine).recent(site=site, limit=limit)
+        finally:
+            event_store.close()
+    table = Table(
+        "finished (UTC)", "site", "day", "result", "attempts", "people", "key / error", "mailed to"
+    )
+    for r in rows:
+        table.add_row(
+            *(
+                Text(c)
+                for c in (
+                    f"{r.finished_at:%Y-%m-%d %H:%M:%S}",
+                    r.site,
+                    f"{r.day}",
+                    "ok" if r.ok else "FAILED",
+                    str(r.attempts),
+                    f"{r.people:,}",
+                    (r.object_key if r.ok else r.error) or "",
+                    r.emailed or "",
+                )
+            )
+        )
+    Console(width=200).print(table)
+
+
 @db_app.command("status")
 def db_status(config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Print the store's schema version and the migrations still to apply."""
