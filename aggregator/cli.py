@@ -404,6 +404,136 @@ def deliveries(
     Console(width=200).print(table)
 
 
+@app.command()
+def survey(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder: <site>.xlsx, footfall.db, crops/")
+    ],
+    clips: Annotated[
+        Path | None,
+        typer.Option(
+            "--clips", help="TOML or CSV file listing path, site, spot, start (, agent, config)"
+        ),
+    ] = None,
+    clip: Annotated[
+        list[Path] | None, typer.Option("--clip", help="A video file (repeat for several)")
+    ] = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="Site of the clips: once, or once per --clip")
+    ] = None,
+    spot: Annotated[
+        list[str] | None, typer.Option("--spot", help="Spot of the clips: once, or once per --clip")
+    ] = None,
+    start: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--start",
+            help="When each clip's first frame was filmed, ISO 8601 with zone: once, or once per --clip",
+        ),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option("--timezone", help="IANA time zone of the site(s) for the workbook")
+    ] = "UTC",
+    agent_config: Annotated[
+        Path | None,
+        typer.Option("--agent-config", help="Agent configuration (TOML) for the pipeline"),
+    ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--models-dir", help="Directory holding model files (default: $FOOTFALL_MODELS_DIR)"
+        ),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar per clip")] = True,
+) -> None:
+    """Recorded clips of candidate spots in, site workbook out: the real pipeline on every clip,
+    an in-process aggregator (SQLite, crops in a folder), then one workbook per site."""
+    from edge_agent.clips import ClipSpecError, clips_from_options, load_clips_file
+
+    specs = []
+    try:
+        if clips is not None:
+            specs += load_clips_file(clips)
+        if clip:
+            specs += clips_from_options(clip, site or [], spot or [], start or [], None)
+    except ClipSpecError as exc:
+        raise fail(str(exc).replace("\n", "\nerror: "), code=2) from None
+    if not specs:
+        raise fail(
+            "nothing to survey: give --clips FILE or --clip PATH with --site, --spot, --start", 2
+        )
+    _survey(specs, out, timezone, agent_config, models_dir, progress, {})
+
+
+def _survey(
+    specs: list[Any],
+    out: Path,
+    timezone: str,
+    agent_config: Path | None,
+    models_dir: Path | None,
+    progress: bool,
+    site_names: dict[str, str],
+) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from aggregator.embedded import run_survey
+    from edge_agent.build import BuildError
+    from edge_agent.config import load_agent_config
+    from footfall.settings import ConfigError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail(
+            f"--timezone: unknown time zone {timezone!r} (use an IANA name such as Europe/Berlin)",
+            2,
+        ) from None
+    base = None
+    if agent_config is not None:
+        with config_errors_exit():
+            base = load_agent_config(agent_config)
+
+    def reported(result: Any) -> None:
+        status = (
+            "FAILED: " + str(result.error)
+            if result.error
+            else f"{result.people} people in {result.video_seconds:.0f} s of video"
+        )
+        typer.echo(f"  {result.clip.site}/{result.clip.spot} ({result.clip.path.name}): {status}")
+
+    typer.echo(f"processing {len(specs)} clip(s) with the real pipeline ...")
+    try:
+        result = run_survey(
+            specs,
+            out,
+            timezone=timezone,
+            site_names=site_names,
+            config=base,
+            models_dir=models_dir,
+            progress=progress,
+            on_result=reported,
+        )
+    except (BuildError, ConfigError) as exc:
+        raise fail(str(exc)) from None
+    for wb in result.workbooks:
+        typer.echo(f"\nworkbook: {wb.path}")
+        typer.echo(
+            f"  {wb.site}, {wb.period.describe()}: {wb.people} people at {len(wb.spots)} spots"
+        )
+        for s in wb.spots:
+            women = (
+                f"{s.women_share:.0%} women (95% CI {s.women_ci[0]:.0%}-{s.women_ci[1]:.0%})"
+                if s.women_share is not None and s.women_ci
+                else "gender n/a"
+            )
+            rate = f"{s.people_per_hour:.0f}/h" if s.people_per_hour is not None else "n/a"
+            typer.echo(
+                f"  #{s.rank} {s.spot}: {s.people} people ({rate} of footage), {women}, gender unknown {s.gender_unknown}"
+            )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @db_app.command("status")
 def db_status(config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Print the store's schema version and the migrations still to apply."""
