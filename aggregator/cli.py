@@ -247,6 +247,293 @@ def dead_letters(
     Console(width=200).print(table)
 
 
+DateOpt = Annotated[
+    datetime | None,
+    typer.Option(
+        "--date",
+        formats=["%Y-%m-%d"],
+        help="Local day of the site (default: yesterday)",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def report(
+    site: Annotated[str, typer.Option("--site", help="Site id")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Workbook to write (.xlsx)")],
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    day: DateOpt = None,
+    first: Annotated[
+        datetime | None,
+        typer.Option(
+            "--from", formats=["%Y-%m-%d"], help="First local day of a range", show_default=False
+        ),
+    ] = None,
+    last: Annotated[
+        datetime | None,
+        typer.Option(
+            "--to", formats=["%Y-%m-%d"], help="Last local day of a range", show_default=False
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            help="IANA zone for a site not in the configuration (default UTC)",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Build one site's workbook for a local day (default: yesterday) or a range of days."""
+    from aggregator.delivery.jobs import build_report, site_info, yesterday
+    from aggregator.service import open_store
+
+    cfg = _load(config, store)
+    info = site_info(cfg, site, timezone)
+    if (first is None) != (last is None):
+        raise fail("--from and --to go together", code=2)
+    if first is not None and day is not None:
+        raise fail("give either --date or --from/--to", code=2)
+    if first is not None and last is not None:
+        start, end = first.date(), last.date()
+        if end < start:
+            raise fail("--to is before --from", code=2)
+    else:
+        start = end = day.date() if day is not None else yesterday(info.timezone)
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
+        try:
+            crop_base = cfg.delivery.crop_link_base if cfg.delivery else None
+            result = build_report(event_store, info, start, end, out, crop_base)
+        finally:
+            event_store.close()
+    typer.echo(
+        f"{result.path}: {result.people} people at {len(result.spots)} spots, {result.period.describe()}"
+    )
+    for s in result.spots:
+        women = f"{s.women_share:.0%} women" if s.women_share is not None else "gender n/a"
+        typer.echo(f"  #{s.rank} {s.spot}: {s.people} people, {women}")
+    if result.empty_reason:
+        typer.echo(f"  no data: {result.empty_reason}")
+
+
+@app.command()
+def deliver(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Aggregator configuration file (TOML)")
+    ],
+    day: DateOpt = None,
+    site: Annotated[
+        list[str] | None,
+        typer.Option("--site", help="Only these sites (repeatable)", show_default=False),
+    ] = None,
+) -> None:
+    """Build, upload and link each site's workbook for its local yesterday (or --date); mail the
+    link if configured. Retries; exits 1 if any site could not be delivered."""
+    from aggregator.delivery.jobs import deliver_sites
+    from aggregator.service import open_store
+
+    cfg = _load(config)
+    if cfg.delivery is None:
+        raise fail(f"{config}: no [delivery] section", code=2)
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet)
+        try:
+            try:
+                outcomes = deliver_sites(
+                    cfg, event_store, day=day.date() if day else None, site_ids=site
+                )
+            except KeyError as exc:
+                raise fail(str(exc.args[0]), code=2) from None
+        finally:
+            event_store.close()
+    failed = [o for o in outcomes if not o.ok]
+    for o in outcomes:
+        if o.ok:
+            mailed = f", mailed to {', '.join(o.emailed)}" if o.emailed else ""
+            typer.echo(f"{o.site} {o.day}: {o.people} people -> {o.key}{mailed}\n  {o.url}")
+        else:
+            typer.secho(
+                f"{o.site} {o.day}: FAILED after {o.attempts} attempts: {o.error}",
+                fg=typer.colors.RED,
+                err=True,
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def deliveries(
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    site: SiteOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many to list")] = 20,
+) -> None:
+    """List recent workbook deliveries, failed ones included."""
+    from aggregator.service import open_store
+    from aggregator.store.deliveries import DeliveryLogTable
+
+    cfg = _load(config, store)
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
+        try:
+            rows = DeliveryLogTable(event_store.engine).recent(site=site, limit=limit)
+        finally:
+            event_store.close()
+    table = Table(
+        "finished (UTC)", "site", "day", "result", "attempts", "people", "key / error", "mailed to"
+    )
+    for r in rows:
+        table.add_row(
+            *(
+                Text(c)
+                for c in (
+                    f"{r.finished_at:%Y-%m-%d %H:%M:%S}",
+                    r.site,
+                    f"{r.day}",
+                    "ok" if r.ok else "FAILED",
+                    str(r.attempts),
+                    f"{r.people:,}",
+                    (r.object_key if r.ok else r.error) or "",
+                    r.emailed or "",
+                )
+            )
+        )
+    Console(width=200).print(table)
+
+
+@app.command()
+def survey(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder: <site>.xlsx, footfall.db, crops/")
+    ],
+    clips: Annotated[
+        Path | None,
+        typer.Option(
+            "--clips", help="TOML or CSV file listing path, site, spot, start (, agent, config)"
+        ),
+    ] = None,
+    clip: Annotated[
+        list[Path] | None, typer.Option("--clip", help="A video file (repeat for several)")
+    ] = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="Site of the clips: once, or once per --clip")
+    ] = None,
+    spot: Annotated[
+        list[str] | None, typer.Option("--spot", help="Spot of the clips: once, or once per --clip")
+    ] = None,
+    start: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--start",
+            help="When each clip's first frame was filmed, ISO 8601 with zone: once, or once per --clip",
+        ),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option("--timezone", help="IANA time zone of the site(s) for the workbook")
+    ] = "UTC",
+    agent_config: Annotated[
+        Path | None,
+        typer.Option("--agent-config", help="Agent configuration (TOML) for the pipeline"),
+    ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--models-dir", help="Directory holding model files (default: $FOOTFALL_MODELS_DIR)"
+        ),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar per clip")] = True,
+) -> None:
+    """Recorded clips of candidate spots in, site workbook out: the real pipeline on every clip,
+    an in-process aggregator (SQLite, crops in a folder), then one workbook per site."""
+    from edge_agent.clips import ClipSpecError, clips_from_options, load_clips_file
+
+    specs = []
+    try:
+        if clips is not None:
+            specs += load_clips_file(clips)
+        if clip:
+            specs += clips_from_options(clip, site or [], spot or [], start or [], None)
+    except ClipSpecError as exc:
+        raise fail(str(exc).replace("\n", "\nerror: "), code=2) from None
+    if not specs:
+        raise fail(
+            "nothing to survey: give --clips FILE or --clip PATH with --site, --spot, --start", 2
+        )
+    _survey(specs, out, timezone, agent_config, models_dir, progress, {})
+
+
+def _survey(
+    specs: list[Any],
+    out: Path,
+    timezone: str,
+    agent_config: Path | None,
+    models_dir: Path | None,
+    progress: bool,
+    site_names: dict[str, str],
+) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from aggregator.embedded import run_survey
+    from edge_agent.build import BuildError
+    from edge_agent.config import load_agent_config
+    from footfall.settings import ConfigError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail(
+            f"--timezone: unknown time zone {timezone!r} (use an IANA name such as Europe/Berlin)",
+            2,
+        ) from None
+    base = None
+    if agent_config is not None:
+        with config_errors_exit():
+            base = load_agent_config(agent_config)
+
+    def reported(result: Any) -> None:
+        status = (
+            "FAILED: " + str(result.error)
+            if result.error
+            else f"{result.people} people in {result.video_seconds:.0f} s of video"
+        )
+        typer.echo(f"  {result.clip.site}/{result.clip.spot} ({result.clip.path.name}): {status}")
+
+    typer.echo(f"processing {len(specs)} clip(s) with the real pipeline ...")
+    try:
+        result = run_survey(
+            specs,
+            out,
+            timezone=timezone,
+            site_names=site_names,
+            config=base,
+            models_dir=models_dir,
+            progress=progress,
+            on_result=reported,
+        )
+    except (BuildError, ConfigError) as exc:
+        raise fail(str(exc)) from None
+    for wb in result.workbooks:
+        typer.echo(f"\nworkbook: {wb.path}")
+        typer.echo(
+            f"  {wb.site}, {wb.period.describe()}: {wb.people} people at {len(wb.spots)} spots"
+        )
+        for s in wb.spots:
+            women = (
+                f"{s.women_share:.0%} women (95% CI {s.women_ci[0]:.0%}-{s.women_ci[1]:.0%})"
+                if s.women_share is not None and s.women_ci
+                else "gender n/a"
+            )
+            rate = f"{s.people_per_hour:.0f}/h" if s.people_per_hour is not None else "n/a"
+            typer.echo(
+                f"  #{s.rank} {s.spot}: {s.people} people ({rate} of footage), {women}, gender unknown {s.gender_unknown}"
+            )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @db_app.command("status")
 def db_status(config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Print the store's schema version and the migrations still to apply."""

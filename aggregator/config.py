@@ -1,11 +1,13 @@
 """The aggregator's configuration: one pydantic model, loaded from TOML + environment."""
 
+from datetime import time
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from aggregator.delivery.settings import DeliverySettings
 from footfall.connections import BrokerSettings, ObjectStoreSettings, Section
 from footfall.contract.events import MAX_EVENT_BYTES
 from footfall.ids import SafeId
@@ -152,6 +154,13 @@ class SiteSettings(Section):
     timezone: str = Field(
         default="UTC", description="IANA time zone of the site, e.g. Europe/Berlin"
     )
+    deliver_at: time = Field(
+        default=time(6, 0),
+        description="Local time of the site at which the previous day's workbook is delivered",
+    )
+    email_to: list[str] = Field(
+        default_factory=list, description="Recipients of the report link (needs delivery.smtp)"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -180,6 +189,10 @@ class AggregatorConfig(Section):
     sites: list[SiteSettings] = Field(
         default_factory=list, description="Known sites and their time zones"
     )
+    delivery: DeliverySettings | None = Field(
+        default=None,
+        description="Nightly delivery of site workbooks (needs [s3]); the service schedules it",
+    )
 
     @model_validator(mode="after")
     def _unique_sites(self) -> "AggregatorConfig":
@@ -187,7 +200,16 @@ class AggregatorConfig(Section):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"site ids must be unique, repeated: {', '.join(dupes)}")
+        if self.delivery is not None and self.s3 is None:
+            raise ValueError("delivery needs an [s3] section to upload the workbooks to")
         return self
+
+    def site(self, site_id: str) -> "SiteSettings":
+        for site in self.sites:
+            if site.id == site_id:
+                return site
+        known = ", ".join(s.id for s in self.sites) or "none"
+        raise KeyError(f"site {site_id!r} is not configured (known: {known})")
 
 
 def load_aggregator_config(path: Path | None) -> AggregatorConfig:

@@ -28,6 +28,7 @@ def open_store(
 
 def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounters:
     """Run the ingest service until ``stop`` is set."""
+    from aggregator.delivery.jobs import nightly_scheduler
     from aggregator.ingest import MqttIngest  # paho is only needed here
 
     if config.mqtt is None:
@@ -40,6 +41,14 @@ def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounte
             store.url,
             config.ingest.shared_group,
         )
-        return MqttIngest(config.mqtt, config.ingest, store).run(stop)
+        scheduler = nightly_scheduler(config, store)
+        if scheduler is not None:
+            scheduler.start()
+            log.info("nightly delivery scheduled for %s", ", ".join(s.id for s in config.sites))
+        try:
+            return MqttIngest(config.mqtt, config.ingest, store).run(stop)
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
     finally:
         store.close()

@@ -170,16 +170,14 @@ def process(
 ) -> None:
     """Run the pipeline over recorded clips, writing one event per person (JSON lines) and
     face crops into --out. A clip that cannot be read is reported and skipped (exit 1)."""
-    import itertools
     import os
 
-    from tqdm import tqdm
-
-    from edge_agent.build import BuildError, build_classifier, build_detector, resolver_for
+    from edge_agent.build import BuildError
     from edge_agent.clips import ClipSpec, ClipSpecError, clips_from_options, load_clips_file
     from edge_agent.config import load_agent_config
     from edge_agent.jsonl_sink import JsonlFolderSink, SinkError
-    from edge_agent.process import ClipResult, config_for_clip, process_clip
+    from edge_agent.process import ClipResult, process_clips
+    from footfall.settings import ConfigError
 
     specs: list[ClipSpec] = []
     try:
@@ -204,49 +202,30 @@ def process(
             base = load_agent_config(config)
     if agent is not None:
         specs = [c if c.agent else c.model_copy(update={"agent": agent}) for c in specs]
-    first = config_for_clip(base, specs[0])
     # FFmpeg prints its own complaints about unreadable files; ours are one line per clip.
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    resolver = resolver_for(first, models_dir)
-    try:
-        detector = build_detector(first.detector, resolver)
-        classifier = build_classifier(first.classifier, resolver)
-    except BuildError as exc:
-        raise fail(str(exc)) from None
     try:
         sink = JsonlFolderSink(out)
     except SinkError as exc:
         raise fail(str(exc)) from None
 
-    results: list[ClipResult] = []
-    track_ids = itertools.count(1)
+    def reported(result: ClipResult) -> None:
+        if result.error is not None:
+            typer.secho(f"error: clip {result.error}", fg=typer.colors.RED, err=True)
+
     try:
-        for spec in specs:
-            bar = tqdm(desc=spec.path.name, unit="frame", disable=not progress, leave=False)
-
-            def opened(total: int | None, bar: tqdm = bar) -> None:
-                bar.reset(total=total)
-
-            try:
-                result = process_clip(
-                    spec,
-                    config_for_clip(base, spec),
-                    detector=detector,
-                    classifier=classifier,
-                    sink=sink,
-                    track_ids=track_ids,
-                    on_open=opened,
-                    on_frame=bar.update,
-                    annotate_to=(
-                        annotate / f"{spec.path.stem}.annotated.mp4" if annotate else None
-                    ),
-                )
-            finally:
-                bar.close()
-            if result.error is not None:
-                typer.secho(f"error: clip {result.error}", fg=typer.colors.RED, err=True)
-            results.append(result)
+        results = process_clips(
+            specs,
+            base,
+            sink,
+            models_dir=models_dir,
+            progress=progress,
+            annotate=annotate,
+            on_result=reported,
+        )
+    except (BuildError, ConfigError) as exc:
+        raise fail(str(exc)) from None
     finally:
         sink.close()
     _print_summary(results, out)

@@ -9,6 +9,7 @@ and optionally ``agent``); relative paths are relative to the file::
     spot = "corner-north"
     start = 2026-05-01T09:00:00+02:00   # when the first frame was filmed; needs a time zone
     agent = "cam-north"                  # optional
+    config = "far-camera.toml"           # optional: agent configuration for this clip only
 """
 
 import csv
@@ -42,6 +43,11 @@ class ClipSpec(BaseModel):
     spot: SafeId = Field(description="Spot (camera position) within the site")
     start: AwareDatetime = Field(description="When the first frame was filmed (with time zone)")
     agent: SafeId | None = Field(default=None, description="Agent id for its events")
+    config: Path | None = Field(
+        default=None,
+        description="Agent configuration (TOML) for this clip only, e.g. a wider detection "
+        "resolution for a camera that sees faces from far away",
+    )
 
     @field_validator("start", mode="before")
     @classmethod
@@ -77,6 +83,8 @@ def parse_clips(entries: list[dict[str, object]], where: str, base: Path | None)
             continue
         if base is not None and not clip.path.is_absolute():
             clip = clip.model_copy(update={"path": base / clip.path})
+        if base is not None and clip.config is not None and not clip.config.is_absolute():
+            clip = clip.model_copy(update={"config": base / clip.config})
         clips.append(clip)
     if problems:
         raise ClipSpecError("\n".join(problems))

@@ -2,6 +2,7 @@
 ``footfall-agent process``. Each clip gets its own pipeline (its own tracks, counting line and
 time base); detector and classifier are loaded once and shared."""
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -9,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_agent.annotate import AnnotatedVideoWriter, FrameAnnotator
+from edge_agent.build import build_classifier, build_detector, resolver_for
 from edge_agent.classify import FaceClassifier
 from edge_agent.clips import ClipSpec
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.detection import FaceDetector
 from edge_agent.pipeline import FinishedPerson, Pipeline
 from edge_agent.runner import run
@@ -45,12 +47,65 @@ class ClipResult:
 
 
 def config_for_clip(base: AgentConfig | None, clip: ClipSpec) -> AgentConfig:
-    """The configuration for one clip: the base file's sections with the clip's ids."""
+    """The configuration for one clip: its own config file if it names one, else the base
+    file's sections, with the clip's ids."""
+    if clip.config is not None:
+        base = load_agent_config(clip.config)
     if base is None:
         return AgentConfig(site=clip.site, spot=clip.spot, agent=clip.agent or DEFAULT_AGENT)
     return base.model_copy(
         update={"site": clip.site, "spot": clip.spot, "agent": clip.agent or base.agent}
     )
+
+
+def process_clips(
+    specs: list[ClipSpec],
+    base: AgentConfig | None,
+    sink: EventSink,
+    *,
+    models_dir: Path | None = None,
+    progress: bool = True,
+    annotate: Path | None = None,
+    on_result: Callable[[ClipResult], None] | None = None,
+) -> list[ClipResult]:
+    """Run every clip into ``sink``, one after the other. Detector and classifier are built once
+    from the first clip's configuration (raises :class:`BuildError`); a clip that cannot be read
+    is a failed result and the others still run."""
+    from tqdm import tqdm
+
+    first = config_for_clip(base, specs[0])
+    resolver = resolver_for(first, models_dir)
+    detector = build_detector(first.detector, resolver)
+    classifier = build_classifier(first.classifier, resolver)
+    results: list[ClipResult] = []
+    track_ids = itertools.count(1)
+    for spec in specs:
+        bar = tqdm(desc=spec.path.name, unit="frame", disable=not progress, leave=False)
+
+        def opened(total: int | None, bar: tqdm = bar) -> None:
+            bar.reset(total=total)
+
+        try:
+            config = config_for_clip(base, spec)
+            if config.detector != first.detector:
+                detector = build_detector(config.detector, resolver)
+            result = process_clip(
+                spec,
+                config,
+                detector=detector,
+                classifier=classifier,
+                sink=sink,
+                track_ids=track_ids,
+                on_open=opened,
+                on_frame=bar.update,
+                annotate_to=annotate / f"{spec.path.stem}.annotated.mp4" if annotate else None,
+            )
+        finally:
+            bar.close()
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
 
 
 def process_clip(

@@ -46,8 +46,13 @@ def _v1_initial(conn: sa.Connection) -> None:
     )
 
 
+def _v2_deliveries(conn: sa.Connection) -> None:
+    tables.metadata.create_all(conn, tables=[tables.deliveries])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, dead letters, agents and their status history", _v1_initial),
+    Migration(2, "log of nightly workbook deliveries", _v2_deliveries),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

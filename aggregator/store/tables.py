@@ -159,3 +159,20 @@ schema_version = sa.Table(
     sa.Column("description", sa.String(200), nullable=False),
     sa.Column("applied_at", UtcDateTime(), nullable=False),
 )
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("site", ID, nullable=False),
+    sa.Column("day", sa.Date(), nullable=False, comment="Local day of the site the report covers"),
+    sa.Column("ok", sa.Boolean(), nullable=False),
+    sa.Column("attempts", sa.SmallInteger(), nullable=False),
+    sa.Column("object_key", sa.String(512), nullable=True),
+    sa.Column("url_expires_at", UtcDateTime(), nullable=True),
+    sa.Column("people", sa.BigInteger(), nullable=False),
+    sa.Column("emailed", sa.String(1000), nullable=True, comment="Comma-separated recipients"),
+    sa.Column("error", sa.String(1000), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=False),
+)
+sa.Index("ix_deliveries_site_day", deliveries.c.site, deliveries.c.day)
