@@ -216,7 +216,10 @@ def _markdown(meta: dict[str, object], rows: list[Row]) -> str:
         f"load average {meta['load_before']} before the run. One Mosquitto 2.0.11 on loopback, "
         f"TLS, MQTT 5, QoS 1, in-flight window {WINDOW} capped by the broker's Receive Maximum "
         "(20); no subscriber. Events are ~1.2 KB of JSON; crops 10 KB. The outbox lives on "
-        f"{meta['filesystem']}.\n\n" + "\n".join(lines) + "\n"
+        f"{meta['filesystem']}. Put latencies are per event; for grouped puts, the time of one "
+        "20-event transaction divided by 20 (the pipeline itself emits one event at a time).\n\n"
+        + "\n".join(lines)
+        + "\n"
     )
 
 
