@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edge_agent.delivery_cli import check_broker, deliver, outbox_app, run_agent
 from footfall import __version__
 from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
 from models.assets import AssetError, Location, ModelResolver
@@ -269,5 +270,10 @@ def _print_summary(results: list["ClipResult"], out: Path) -> None:
     console.print(table)
     console.print(f"events: {out / 'events.jsonl'}")
 
+
+app.add_typer(outbox_app, name="outbox")
+app.command("run")(run_agent)
+app.command("deliver")(deliver)
+app.command("check-broker")(check_broker)
 
 __all__ = ["Location", "app"]

@@ -1,0 +1,223 @@
+"""Uploading face crops from the outbox to the object store, independently of MQTT.
+
+Events never wait for their crops: an event names the key its crop will have (computed on the
+device), is published as soon as the broker takes it, and the crop follows whenever the store is
+reachable. While S3 is down the crops wait in the outbox (within its cap) and are retried with
+backoff, oldest first; after recovery every one of them is uploaded.
+
+Each object gets ``Content-Type: image/jpeg`` and metadata ``sha256``, ``site``, ``spot``,
+``agent`` and ``event-id``; server-side encryption comes from the store's settings. The bytes
+are checked against the sha256 the event carries before upload: a crop that no longer matches
+is dropped (and counted) rather than stored under an event that vouches for other bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+
+from edge_agent.backoff import Backoff
+from edge_agent.outbox import NOTE_CORRUPT, Outbox, PendingCrop
+from footfall.contract.topics import AgentAddress
+from footfall.objectstore import ObjectStore, ObjectStoreError
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "image/jpeg"
+
+
+@dataclass(frozen=True)
+class UploaderStats:
+    crops_uploaded: int = 0  # in this process
+    upload_failures: int = 0
+    crops_corrupt: int = 0
+    failing: bool = False
+    last_error: str | None = None
+    stopped: bool = False
+
+
+def crop_metadata(address: AgentAddress, crop: PendingCrop) -> dict[str, str]:
+    return {
+        "sha256": crop.sha256,
+        "site": address.site,
+        "spot": address.spot,
+        "agent": address.agent,
+        "event-id": crop.event_id,
+    }
+
+
+class CropUploader:
+    """The upload loop; runs in its own thread (:meth:`start`) or the caller's (:meth:`run`)."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        store: ObjectStore,
+        *,
+        address: AgentAddress,
+        backoff: Backoff,
+        batch: int = 16,
+        idle_seconds: float = 1.0,
+    ) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self._outbox = outbox
+        self._store = store
+        self._address = address
+        self._backoff = backoff
+        self._batch = batch
+        self._idle = idle_seconds
+        self._signal = outbox.subscribe()
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._deadline = float("inf")
+        self._lock = threading.Lock()
+        self._stats = UploaderStats()
+        self._thread: threading.Thread | None = None
+
+    def stats(self) -> UploaderStats:
+        with self._lock:
+            return self._stats
+
+    def _update(self, **changes: object) -> None:
+        with self._lock:
+            self._stats = replace(self._stats, **changes)  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="crop-uploader", daemon=True)
+        self._thread.start()
+
+    def request_stop(self, drain_seconds: float) -> None:
+        self._deadline = min(self._deadline, time.monotonic() + max(0.0, drain_seconds))
+        self._stopping.set()
+        self._signal.set()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self, drain_seconds: float) -> bool:
+        self.request_stop(drain_seconds)
+        # An upload already under way may take the store's own timeouts to give up.
+        return self.join(drain_seconds + 60.0)
+
+    def _out_of_time(self) -> bool:
+        return self._stopping.is_set() and time.monotonic() >= self._deadline
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep until ``seconds`` pass, a put arrives, or the drain deadline."""
+        if self._stopping.is_set():
+            seconds = min(seconds, self._deadline - time.monotonic())
+        if seconds > 0:
+            self._signal.wait(seconds)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, cut short by the drain deadline (puts do not wake it)."""
+        end = time.monotonic() + seconds
+        while True:
+            if self._stopping.is_set():
+                end = min(end, self._deadline)
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.wait(left)
+            self._wake.clear()
+
+    def run(self) -> None:
+        try:
+            while not self._out_of_time():
+                try:
+                    if not self._round():
+                        break
+                except Exception as exc:
+                    # The loop must outlive anything (e.g. the outbox's disk filling up); the
+                    # crops stay where they are.
+                    log.exception("crop uploader error; retrying: %s", exc)
+                    self._update(last_error=f"crop uploader error: {exc}")
+                    self._pause(self._backoff.next_delay())
+        finally:
+            self._update(stopped=True)
+            log.info("crop uploader stopped")
+
+    def _round(self) -> bool:
+        """Upload one batch; False when stopping and nothing is left."""
+        self._signal.clear()
+        crops = self._outbox.next_crops(self._batch)
+        if not crops:
+            if self._stopping.is_set():
+                return False
+            self._wait(self._idle)
+            return True
+        for crop in crops:
+            if self._out_of_time():
+                break
+            if not self.upload(crop):
+                # Back off, then start again from the oldest pending crop.
+                self._pause(self._backoff.next_delay())
+                break
+        return True
+
+    def upload(self, crop: PendingCrop) -> bool:
+        """Upload one crop and mark it stored; False when the store failed (to retry later)."""
+        digest = hashlib.sha256(crop.data).hexdigest()
+        if digest != crop.sha256:
+            log.error(
+                "crop of event %s: stored bytes hash to %s, the event says %s; dropping it",
+                crop.event_id,
+                digest,
+                crop.sha256,
+            )
+            self._outbox.drop_crop(crop.seq, NOTE_CORRUPT)
+            with self._lock:
+                self._stats = replace(self._stats, crops_corrupt=self._stats.crops_corrupt + 1)
+            return True
+        try:
+            self._store.put_bytes(
+                crop.key,
+                crop.data,
+                content_type=CONTENT_TYPE,
+                metadata=crop_metadata(self._address, crop),
+            )
+        except Exception as exc:
+            self._failed(crop, exc)
+            return False
+        self._outbox.mark_crop_stored(crop.seq)
+        with self._lock:
+            recovered = self._stats.failing
+            self._stats = replace(
+                self._stats,
+                crops_uploaded=self._stats.crops_uploaded + 1,
+                failing=False,
+                last_error=None,
+            )
+        self._backoff.reset()
+        if recovered:
+            log.info("object store reachable again; uploading the crops that waited")
+        return True
+
+    def _failed(self, crop: PendingCrop, exc: Exception) -> None:
+        expected = isinstance(exc, ObjectStoreError)
+        message = f"crop upload failed, will retry: {exc}"
+        with self._lock:
+            first = not self._stats.failing
+            self._stats = replace(
+                self._stats,
+                upload_failures=self._stats.upload_failures + 1,
+                failing=True,
+                last_error=message,
+            )
+        if first:
+            # Events keep flowing meanwhile; only the crops wait.
+            # The store's own errors name the key already; anything else gets it and a trace.
+            if expected:
+                log.error("%s", message)
+            else:
+                log.error("%s (key %s)", message, crop.key, exc_info=True)
+        else:
+            log.debug("%s", message)

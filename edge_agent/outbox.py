@@ -1,0 +1,690 @@
+"""The durable on-device outbox: every PersonEvent and its face crop is on disk before anything
+is sent, and leaves only after the broker acknowledged the event and the object store holds the
+crop.
+
+Storage: one SQLite file (``<data_dir>/outbox.db``) in WAL mode.
+
+- ``events``: one row per event. ``seq`` (``AUTOINCREMENT``, so never reused even after rows are
+  deleted) is the order the pipeline emitted them in and the order they are published in.
+  ``payload`` is the wire JSON exactly as it will be sent. ``published_at`` is set on the
+  broker's PUBACK; ``crop_state`` tracks the crop (none / pending / stored / dropped). A row is
+  deleted once it is published and its crop is no longer pending.
+- ``crops``: the JPEG bytes of pending crops, keyed by ``seq``. Crops are kept as blobs in the
+  same file rather than as files next to it: an event and its crop are committed in one
+  transaction (one fsync, never an event without its crop or an orphaned file after a
+  ``kill -9``), dropping a crop and writing the note into its event is one transaction too, and
+  for blobs of 5-50 KB SQLite is as fast as the file system.
+- ``counters``: lifetime counters and the byte gauge, updated in the same transactions as the
+  rows they count, so they are exact after any crash.
+
+Durability: a put commits with ``synchronous=FULL`` by default (the WAL is fsynced, so an
+accepted event survives a power cut). Acknowledgements (published, crop stored) commit with
+``synchronous=NORMAL``: in WAL mode that still survives a crash of the process, and what a power
+cut can take back is only the latest acknowledgements, whose events are then sent again - a
+duplicate the aggregator drops by event id, never a loss. That keeps the fsync off the
+publishing hot path.
+
+Cap: ``max_bytes`` bounds payloads plus pending crops. A put that would exceed it first drops
+pending crops, oldest first (its own crop last); an event whose crop was dropped before it was
+published is rewritten with ``crop: null`` and a ``crop_note`` saying why. Events are never
+dropped: with the crops gone, events alone may go over the cap, until the disk is really full
+and :class:`OutboxFullError` is raised. Low free disk space (``min_free_disk_bytes``) triggers
+the same crop dropping.
+
+Every connection belongs to one thread (a thread-local connection per :class:`Outbox`), so the
+pipeline's puts, the publisher and the crop uploader never share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from pathlib import Path
+
+from edge_agent.config import OutboxSettings, Synchronous
+from footfall.contract import PersonEvent
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.db"
+SCHEMA_VERSION = 1
+_SQLITE_FULL = 13
+# Host parameters per statement; SQLite's limit is far higher, this keeps statements short.
+_CHUNK = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT    NOT NULL UNIQUE,
+    payload      BLOB    NOT NULL,
+    created_at   REAL    NOT NULL,
+    published_at REAL,
+    crop_state   INTEGER NOT NULL,
+    crop_key     TEXT,
+    crop_sha256  TEXT,
+    crop_bytes   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_unsent ON events(seq) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS events_crop_pending ON events(seq) WHERE crop_state = 1;
+CREATE TABLE IF NOT EXISTS crops (
+    seq  INTEGER PRIMARY KEY,
+    data BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+NOTE_OVER_CAP = "crop dropped on the device: the outbox reached its size cap"
+NOTE_DISK_LOW = "crop dropped on the device: the disk was nearly full"
+NOTE_CORRUPT = "crop dropped on the device: the stored bytes no longer matched their sha256"
+
+
+class CropState(IntEnum):
+    NONE = 0  # the event has no crop
+    PENDING = 1  # in the crops table, waiting for upload
+    STORED = 2  # in the object store
+    DROPPED = 3  # given up on the device (cap, disk, corruption); see crop_note
+
+
+class OutboxError(Exception):
+    """The outbox file cannot be used (e.g. written by a newer version)."""
+
+
+class OutboxFullError(OutboxError):
+    """The disk is full even after every pending crop was dropped: the event was NOT stored."""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An event waiting for its PUBACK."""
+
+    seq: int
+    event_id: str
+    payload: bytes
+    created_at: float
+
+
+@dataclass(frozen=True)
+class PendingCrop:
+    """A crop waiting for upload."""
+
+    seq: int
+    event_id: str
+    key: str
+    sha256: str
+    data: bytes
+    created_at: float
+
+
+@dataclass(frozen=True)
+class OutboxCounters:
+    """Lifetime counters of one outbox file (they survive restarts)."""
+
+    events_accepted: int = 0
+    events_duplicate: int = 0  # put again while still in the outbox; ignored
+    events_published: int = 0
+    crops_accepted: int = 0
+    crops_stored: int = 0
+    crops_dropped: int = 0
+    # Dropped after their event had already been published: the cloud's copy of the event still
+    # names the crop's key, and no object will ever be there.
+    crops_dropped_after_publish: int = 0
+
+
+_COUNTER_NAMES = tuple(f.name for f in fields(OutboxCounters))
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    depth: int  # events not yet acknowledged by the broker
+    entries: int  # rows still in the outbox (unsent events or pending crops)
+    crops_pending: int
+    bytes: int  # payloads + pending crops, what the cap is measured against
+    max_bytes: int
+    file_bytes: int  # the database, its WAL and shared-memory file on disk
+    oldest_unsent_age_seconds: float | None
+    oldest_crop_age_seconds: float | None
+    counters: OutboxCounters
+
+
+def outbox_path(data_dir: Path) -> Path:
+    return data_dir / OUTBOX_FILE
+
+
+def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _free_disk(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+class Outbox:
+    """The outbox of one agent; also its :class:`~edge_agent.sinks.EventSink`."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int = OutboxSettings().max_bytes,
+        min_free_disk_bytes: int = OutboxSettings().min_free_disk_bytes,
+        synchronous: Synchronous = Synchronous.FULL,
+        clock: Callable[[], float] = time.time,
+        free_disk: Callable[[Path], int] = _free_disk,
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
+        if min_free_disk_bytes < 0:
+            raise ValueError(f"min_free_disk_bytes must be >= 0, got {min_free_disk_bytes}")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.min_free_disk_bytes = min_free_disk_bytes
+        self.synchronous = Synchronous(synchronous)
+        self._clock = clock
+        self._free_disk = free_disk
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._listeners: weakref.WeakSet[threading.Event] = weakref.WeakSet()
+        self._closed = False
+        self._last_pressure_log = float("-inf")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._create()
+
+    @classmethod
+    def open(cls, data_dir: Path, settings: OutboxSettings) -> Outbox:
+        return cls(
+            outbox_path(data_dir),
+            max_bytes=settings.max_bytes,
+            min_free_disk_bytes=settings.min_free_disk_bytes,
+            synchronous=settings.synchronous,
+        )
+
+    # -- connections and transactions ---------------------------------------------------------
+
+    def _create(self) -> None:
+        conn = self._conn()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise OutboxError(
+                f"{self.path} was written by a newer agent (outbox schema {version}, this agent "
+                f"knows {SCHEMA_VERSION})"
+            )
+        if version == 0:
+            # Must precede the first table: lets incremental_vacuum hand space back to the
+            # disk after crops are dropped under disk pressure.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise OutboxError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
+        with self._tx(Synchronous.FULL) as tx:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+            tx.executemany(
+                "INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)",
+                [(name,) for name in (*_COUNTER_NAMES, "bytes")],
+            )
+            tx.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise OutboxError(f"{self.path}: outbox is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # check_same_thread=False only so close() may close every thread's connection;
+            # each connection is otherwise used by the thread that opened it.
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
+            self._local.conn = conn
+            self._local.sync = None
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self, sync: Synchronous) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        if self._local.sync is not sync:
+            conn.execute(f"PRAGMA synchronous={sync.value.upper()}")
+            self._local.sync = sync
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+        # writes can fail with SQLITE_BUSY instead of waiting.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _add(conn: sqlite3.Connection, name: str, delta: int) -> None:
+        if delta:
+            conn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (delta, name))
+
+    def close(self) -> None:
+        """Close every connection; the file stays as it is."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+            self._closed = True
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:  # closing must not hide the caller's own error
+                log.warning("closing an outbox connection failed: %s", exc)
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- listeners ------------------------------------------------------------------------------
+
+    def subscribe(self) -> threading.Event:
+        """An event that is set after every put; each consumer clears its own, then looks."""
+        event = threading.Event()
+        self._listeners.add(event)
+        return event
+
+    def _notify(self) -> None:
+        for event in list(self._listeners):
+            event.set()
+
+    # -- the producer side ----------------------------------------------------------------------
+
+    def emit(self, event: PersonEvent, crop_jpeg: bytes | None) -> None:
+        """:class:`~edge_agent.sinks.EventSink`: returns once the event is committed."""
+        self.put(event, crop_jpeg)
+
+    def put(self, event: PersonEvent, crop_jpeg: bytes | None) -> int:
+        """Store one event (and its crop) durably; returns its ``seq``. An event id already in
+        the outbox is not stored twice (counted as ``events_duplicate``)."""
+        return self.put_many([(event, crop_jpeg)])[0]
+
+    def put_many(self, items: Sequence[tuple[PersonEvent, bytes | None]]) -> list[int]:
+        """Store several events in one transaction (one fsync); seqs in the given order."""
+        prepared = [_Prepared.of(event, crop) for event, crop in items]
+        if not prepared:
+            return []
+        try:
+            seqs = self._put(prepared)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != _SQLITE_FULL:
+                raise
+            log.error("outbox: disk full; dropping every pending crop and trying once more")
+            self._relieve_full_disk()
+            try:
+                seqs = self._put(prepared)
+            except sqlite3.OperationalError as again:
+                if getattr(again, "sqlite_errorcode", None) != _SQLITE_FULL:
+                    raise
+                raise OutboxFullError(
+                    f"{self.path}: the disk is full even without any crops; "
+                    f"{len(prepared)} event(s) NOT stored (first {prepared[0].event_id})"
+                ) from None
+        self._notify()
+        return seqs
+
+    def _put(self, prepared: list[_Prepared]) -> list[int]:
+        now = self._clock()
+        disk_low = self._free_disk(self.path.parent) < self.min_free_disk_bytes
+        with self._tx(self.synchronous) as conn:
+            fresh = self._skip_duplicates(conn, prepared)
+            incoming = sum(p.size for p in fresh)
+            total = _counter(conn, "bytes")
+            over = total + incoming - self.max_bytes
+            if disk_low:
+                # Pages freed by dropped crops are reused by this insert, so freeing as much as
+                # it needs keeps the file from growing.
+                need, note = max(over, incoming), NOTE_DISK_LOW
+            else:
+                need, note = over, NOTE_OVER_CAP
+            dropped = 0
+            if need > 0:
+                freed, dropped = self._drop_oldest_crops(conn, need, note)
+                need -= freed
+                for p in fresh:  # then the incoming crops, oldest first
+                    if need <= 0:
+                        break
+                    if p.crop is not None:
+                        need -= len(p.crop)
+                        p.drop_crop(note)
+                        dropped += 1
+            seqs: dict[str, int] = {}
+            for p in fresh:
+                cur = conn.execute(
+                    "INSERT INTO events(event_id, payload, created_at, crop_state, crop_key,"
+                    " crop_sha256, crop_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        p.event_id,
+                        p.payload,
+                        now,
+                        int(p.crop_state),
+                        p.crop_key,
+                        p.crop_sha256,
+                        len(p.crop) if p.crop is not None else 0,
+                    ),
+                )
+                seq = int(cur.lastrowid or 0)
+                seqs[p.event_id] = seq
+                if p.crop is not None:
+                    conn.execute("INSERT INTO crops(seq, data) VALUES (?, ?)", (seq, p.crop))
+            self._add(conn, "events_accepted", len(fresh))
+            self._add(conn, "events_duplicate", len(prepared) - len(fresh))
+            self._add(conn, "crops_accepted", sum(1 for p in fresh if p.had_crop))
+            self._add(conn, "crops_dropped", sum(1 for p in fresh if p.dropped))
+            self._add(conn, "bytes", sum(p.size for p in fresh))
+            for p in prepared:
+                if p.event_id not in seqs:
+                    row = conn.execute(
+                        "SELECT seq FROM events WHERE event_id = ?", (p.event_id,)
+                    ).fetchone()
+                    seqs[p.event_id] = int(row[0])
+        if dropped or ((over > 0 or disk_low) and now - self._last_pressure_log > 60.0):
+            self._last_pressure_log = now
+            log.warning(
+                "outbox: %s; %d crop(s) dropped just now, oldest first (events are always kept)",
+                "disk nearly full" if disk_low else f"at its cap of {self.max_bytes} bytes",
+                dropped,
+            )
+        return [seqs[p.event_id] for p in prepared]
+
+    @staticmethod
+    def _skip_duplicates(conn: sqlite3.Connection, prepared: list[_Prepared]) -> list[_Prepared]:
+        seen: set[str] = set()
+        fresh = []
+        for p in prepared:
+            if p.event_id in seen:
+                continue
+            seen.add(p.event_id)
+            if conn.execute("SELECT 1 FROM events WHERE event_id = ?", (p.event_id,)).fetchone():
+                continue
+            fresh.append(p)
+        return fresh
+
+    def _drop_oldest_crops(self, conn: sqlite3.Connection, need: int, note: str) -> tuple[int, int]:
+        """Drop pending crops oldest first until ``need`` bytes are freed or none is left;
+        returns (bytes freed, crops dropped)."""
+        freed = dropped = 0
+        while freed < need:
+            rows = conn.execute(
+                "SELECT seq FROM events WHERE crop_state = 1 ORDER BY seq LIMIT 64"
+            ).fetchall()
+            if not rows:
+                break
+            for (seq,) in rows:
+                freed += self._drop_crop(conn, seq, note) or 0
+                dropped += 1
+                if freed >= need:
+                    break
+        return freed, dropped
+
+    def _drop_crop(self, conn: sqlite3.Connection, seq: int, note: str) -> int | None:
+        """Drop one pending crop; returns the bytes it freed (its own and any payload change),
+        or None if it was not pending."""
+        row = conn.execute(
+            "SELECT payload, published_at, crop_bytes FROM events WHERE seq = ? AND crop_state = 1",
+            (seq,),
+        ).fetchone()
+        if row is None:
+            return None
+        payload, published_at, crop_bytes = bytes(row[0]), row[1], int(row[2])
+        freed = crop_bytes
+        conn.execute("DELETE FROM crops WHERE seq = ?", (seq,))
+        self._add(conn, "crops_dropped", 1)
+        if published_at is None:
+            event = PersonEvent.model_validate_json(payload)
+            noted = event.model_copy(update={"crop": None, "crop_note": note}).to_json()
+            freed += len(payload) - len(noted)
+            conn.execute(
+                "UPDATE events SET payload = ?, crop_state = ?, crop_bytes = 0 WHERE seq = ?",
+                (noted, int(CropState.DROPPED), seq),
+            )
+        else:
+            self._add(conn, "crops_dropped_after_publish", 1)
+            conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
+            freed += len(payload)
+            log.warning(
+                "outbox: dropped the crop of already published event seq %d; the cloud's copy "
+                "names a crop that will not be uploaded",
+                seq,
+            )
+        self._add(conn, "bytes", -freed)
+        return freed
+
+    def _relieve_full_disk(self) -> None:
+        try:
+            with self._tx(Synchronous.NORMAL) as conn:
+                self._drop_oldest_crops(conn, 1 << 62, NOTE_DISK_LOW)
+            conn = self._conn()
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA incremental_vacuum")
+        except sqlite3.OperationalError as exc:
+            log.error("outbox: could not free space on a full disk: %s", exc)
+
+    # -- the publisher side ---------------------------------------------------------------------
+
+    def next_unsent(self, limit: int, *, after_seq: int = 0) -> list[OutboxEntry]:
+        """Up to ``limit`` events not yet acknowledged, with ``seq > after_seq``, in seq order."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT seq, event_id, payload, created_at FROM events"
+                " WHERE published_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            )
+            .fetchall()
+        )
+        return [OutboxEntry(int(s), str(e), bytes(p), float(c)) for s, e, p, c in rows]
+
+    def mark_published(self, seqs: Iterable[int]) -> int:
+        """The broker acknowledged these events; returns how many were newly marked."""
+        todo = sorted(set(seqs))
+        if not todo:
+            return 0
+        marked = 0
+        now = self._clock()
+        with self._tx(Synchronous.NORMAL) as conn:
+            for part in _chunks(todo):
+                marks = _marks(len(part))
+                marked += conn.execute(
+                    f"UPDATE events SET published_at = ? WHERE published_at IS NULL"
+                    f" AND seq IN ({marks})",
+                    (now, *part),
+                ).rowcount
+                self._remove_done(conn, part)
+            self._add(conn, "events_published", marked)
+        return marked
+
+    def _remove_done(self, conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
+        gone = conn.execute(
+            f"DELETE FROM events WHERE seq IN ({_marks(len(seqs))})"
+            " AND published_at IS NOT NULL AND crop_state != 1 RETURNING length(payload)",
+            tuple(seqs),
+        ).fetchall()
+        self._add(conn, "bytes", -sum(int(n) for (n,) in gone))
+
+    # -- the crop uploader side -----------------------------------------------------------------
+
+    def next_crops(self, limit: int, *, after_seq: int = 0) -> list[PendingCrop]:
+        """Up to ``limit`` pending crops with ``seq > after_seq``, oldest first."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT e.seq, e.event_id, e.crop_key, e.crop_sha256, c.data, e.created_at"
+                " FROM events e JOIN crops c ON c.seq = e.seq"
+                " WHERE e.crop_state = 1 AND e.seq > ? ORDER BY e.seq LIMIT ?",
+                (after_seq, limit),
+            )
+            .fetchall()
+        )
+        return [
+            PendingCrop(int(s), str(e), str(k), str(h), bytes(d), float(c))
+            for s, e, k, h, d, c in rows
+        ]
+
+    def mark_crop_stored(self, seq: int) -> bool:
+        """The object store holds this crop; returns False if it was no longer pending."""
+        with self._tx(Synchronous.NORMAL) as conn:
+            row = conn.execute(
+                "SELECT crop_bytes FROM events WHERE seq = ? AND crop_state = 1", (seq,)
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute(
+                "UPDATE events SET crop_state = ?, crop_bytes = 0 WHERE seq = ?",
+                (int(CropState.STORED), seq),
+            )
+            conn.execute("DELETE FROM crops WHERE seq = ?", (seq,))
+            self._add(conn, "bytes", -int(row[0]))
+            self._add(conn, "crops_stored", 1)
+            self._remove_done(conn, [seq])
+        return True
+
+    def drop_crop(self, seq: int, note: str) -> bool:
+        """Give up on one pending crop (e.g. its bytes are corrupt); returns False if it was no
+        longer pending. An unpublished event gets ``note`` as its ``crop_note``."""
+        with self._tx(Synchronous.NORMAL) as conn:
+            return self._drop_crop(conn, seq, note) is not None
+
+    # -- inspection -----------------------------------------------------------------------------
+
+    def counters(self) -> OutboxCounters:
+        rows = dict(self._conn().execute("SELECT name, value FROM counters").fetchall())
+        return OutboxCounters(**{name: int(rows.get(name, 0)) for name in _COUNTER_NAMES})
+
+    def depth(self) -> int:
+        """Events not yet acknowledged by the broker."""
+        row = self._conn().execute("SELECT count(*) FROM events WHERE published_at IS NULL")
+        return int(row.fetchone()[0])
+
+    def has_unsent(self) -> bool:
+        """Cheaper than :meth:`depth` when only emptiness matters (one index probe)."""
+        row = self._conn().execute("SELECT 1 FROM events WHERE published_at IS NULL LIMIT 1")
+        return row.fetchone() is not None
+
+    def crops_pending(self) -> int:
+        row = self._conn().execute("SELECT count(*) FROM events WHERE crop_state = 1")
+        return int(row.fetchone()[0])
+
+    def status(self) -> OutboxStatus:
+        conn = self._conn()
+        now = self._clock()
+        # One read transaction, so the numbers belong to one moment.
+        conn.execute("BEGIN")
+        try:
+            entries = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+            depth = self.depth()
+            crops = self.crops_pending()
+            oldest = conn.execute(
+                "SELECT created_at FROM events WHERE published_at IS NULL ORDER BY seq LIMIT 1"
+            ).fetchone()
+            oldest_crop = conn.execute(
+                "SELECT created_at FROM events WHERE crop_state = 1 ORDER BY seq LIMIT 1"
+            ).fetchone()
+            total = _counter(conn, "bytes")
+            counters = self.counters()
+        finally:
+            conn.execute("COMMIT")
+        file_bytes = sum(
+            p.stat().st_size
+            for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+            if p.exists()
+        )
+        return OutboxStatus(
+            depth=depth,
+            entries=entries,
+            crops_pending=crops,
+            bytes=total,
+            max_bytes=self.max_bytes,
+            file_bytes=file_bytes,
+            oldest_unsent_age_seconds=max(0.0, now - oldest[0]) if oldest else None,
+            oldest_crop_age_seconds=max(0.0, now - oldest_crop[0]) if oldest_crop else None,
+            counters=counters,
+        )
+
+
+def _counter(conn: sqlite3.Connection, name: str) -> int:
+    return int(conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0])
+
+
+class _Prepared:
+    """An event checked against its crop and encoded, ready to insert."""
+
+    __slots__ = (
+        "crop",
+        "crop_key",
+        "crop_sha256",
+        "crop_state",
+        "dropped",
+        "event",
+        "had_crop",
+        "payload",
+    )
+
+    def __init__(self, event: PersonEvent, crop: bytes | None) -> None:
+        self.event = event
+        self.payload = event.to_json()
+        self.crop = crop
+        self.crop_key = event.crop.key if event.crop is not None else None
+        self.crop_sha256 = event.crop.sha256 if event.crop is not None else None
+        self.crop_state = CropState.PENDING if crop is not None else CropState.NONE
+        self.had_crop = crop is not None
+        self.dropped = False
+
+    @classmethod
+    def of(cls, event: PersonEvent, crop: bytes | None) -> _Prepared:
+        ref = event.crop
+        if ref is None and crop is not None:
+            raise ValueError(f"event {event.event_id}: crop bytes given but event.crop is null")
+        if ref is not None:
+            if crop is None:
+                raise ValueError(f"event {event.event_id}: event.crop is set but no crop bytes")
+            if len(crop) != ref.size_bytes:
+                raise ValueError(
+                    f"event {event.event_id}: crop is {len(crop)} bytes, event.crop.size_bytes "
+                    f"says {ref.size_bytes}"
+                )
+            digest = hashlib.sha256(crop).hexdigest()
+            if digest != ref.sha256:
+                raise ValueError(
+                    f"event {event.event_id}: crop sha256 {digest} != event.crop.sha256 "
+                    f"{ref.sha256}"
+                )
+        return cls(event, crop)
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event.event_id)
+
+    @property
+    def size(self) -> int:
+        return len(self.payload) + (len(self.crop) if self.crop is not None else 0)
+
+    def drop_crop(self, note: str) -> None:
+        self.event = self.event.model_copy(update={"crop": None, "crop_note": note})
+        self.payload = self.event.to_json()
+        self.crop = None
+        self.crop_key = self.crop_sha256 = None
+        self.crop_state = CropState.DROPPED
+        self.dropped = True

@@ -1,0 +1,377 @@
+"""Moving events from the outbox to the broker: connect, publish in seq order with a bounded
+in-flight window, mark each event published on its PUBACK, reconnect with backoff.
+
+What is guaranteed, precisely:
+
+- **No loss**: an event leaves the outbox only after the broker acknowledged it (QoS 1 PUBACK
+  with a success code). Anything else - a lost connection, a crash, a denial - leaves it there,
+  and it is published again.
+- **At least once**: after a reconnect every event not yet acknowledged is published again, so
+  the broker (and the aggregator) may see an event twice; the aggregator stores by event id.
+- **Order**: within one connection events are published in seq order (the order the pipeline
+  emitted them), and the broker forwards one publisher's messages in order. Across a reconnect
+  the re-published events start again from the oldest unacknowledged one, so a consumer may
+  receive an older event after newer ones of the previous connection. Nothing is promised about
+  arrival order beyond that; the event's own timestamps are what counts downstream.
+
+A PUBACK with a failure code (MQTT 5 "Not authorized" when the ACL denies the topic) is
+reported - log, counter, ``last_error`` in the heartbeat - and the event stays in the outbox;
+publishing pauses with backoff and retries from that event. Heartbeats keep flowing meanwhile,
+so the fleet sees the denial too (if the ACL lets the heartbeat through).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from edge_agent.backoff import Backoff
+from edge_agent.heartbeat import StatusSource
+from edge_agent.mqtt_link import (
+    Ack,
+    BrokerLink,
+    BrokerRefusedError,
+    LastWill,
+    LinkError,
+    LinkFactory,
+    TlsError,
+)
+from edge_agent.outbox import Outbox
+from footfall.contract import AgentState
+from footfall.contract.topics import AgentAddress, Channel
+
+log = logging.getLogger(__name__)
+
+_OFFLINE_ACK_SECONDS = 2.0
+
+
+class LinkState(StrEnum):
+    STARTING = "starting"
+    CONNECTED = "connected"
+    UNREACHABLE = "unreachable"
+    TLS_ERROR = "tls-error"
+    REFUSED = "refused"
+    DISCONNECTED = "disconnected"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class SenderStats:
+    state: LinkState = LinkState.STARTING
+    last_error: str | None = None
+    connects: int = 0
+    connect_failures: int = 0
+    connections_lost: int = 0
+    events_sent: int = 0  # acknowledged by the broker in this process
+    events_republished: int = 0  # published again after a reconnect or a denial
+    publish_denied: int = 0
+    heartbeats: int = 0
+
+
+class EventSender:
+    """The publishing loop; runs in its own thread (:meth:`start`) or the caller's (:meth:`run`)."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        links: LinkFactory,
+        *,
+        address: AgentAddress,
+        topic_prefix: str,
+        backoff: Backoff,
+        status: StatusSource | None = None,
+        heartbeat_seconds: float = 60.0,
+        window: int = 100,
+        idle_poll_seconds: float = 0.05,
+    ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if heartbeat_seconds <= 0:
+            raise ValueError(f"heartbeat_seconds must be > 0, got {heartbeat_seconds}")
+        self._outbox = outbox
+        self._links = links
+        self._status = status
+        self._backoff = backoff
+        self._deny_backoff = Backoff(backoff.min_seconds, backoff.max_seconds)
+        self._window = window
+        self._heartbeat_seconds = heartbeat_seconds
+        self._idle_poll = idle_poll_seconds
+        self.events_topic = address.topic(topic_prefix, Channel.EVENTS)
+        self.status_topic = address.topic(topic_prefix, Channel.STATUS)
+        self.heartbeat_topic = address.topic(topic_prefix, Channel.HEARTBEAT)
+        self._stats = SenderStats()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._deadline = float("inf")
+        self._high_water = 0  # highest seq published by this process
+        self._thread: threading.Thread | None = None
+
+    # -- control --------------------------------------------------------------------------------
+
+    def stats(self) -> SenderStats:
+        with self._lock:
+            return self._stats
+
+    def _update(self, **changes: object) -> None:
+        with self._lock:
+            self._stats = replace(self._stats, **changes)  # type: ignore[arg-type]
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._stats = replace(self._stats, **{name: getattr(self._stats, name) + n})
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="mqtt-sender", daemon=True)
+        self._thread.start()
+
+    def request_stop(self, drain_seconds: float) -> None:
+        """Finish: keep publishing for up to ``drain_seconds`` or until the outbox is empty,
+        publish the offline status, disconnect. Whatever is left stays in the outbox."""
+        self._deadline = min(self._deadline, time.monotonic() + max(0.0, drain_seconds))
+        self._stopping.set()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the loop to end; True if it did."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self, drain_seconds: float) -> bool:
+        self.request_stop(drain_seconds)
+        # The drain, the offline status and one connect timeout on top.
+        return self.join(drain_seconds + _OFFLINE_ACK_SECONDS + 15.0)
+
+    def _finished(self) -> bool:
+        if not self._stopping.is_set():
+            return False
+        return time.monotonic() >= self._deadline or not self._outbox.has_unsent()
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            if self._stopping.is_set():
+                end = min(end, self._deadline)
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.wait(left)
+            self._wake.clear()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self._finished():
+                if self._attempt():
+                    break
+                self._sleep(self._backoff.next_delay())
+        finally:
+            self._update(state=LinkState.STOPPED)
+
+    def _attempt(self) -> bool:
+        """One connection, start to end; True when the sender is done (stopped and drained)."""
+        link = self._links()
+        try:
+            try:
+                link.connect(self._will())
+            except LinkError as exc:
+                self._connect_failed(exc)
+                return False
+            self._backoff.reset()
+            return _Session(self, link).run()
+        except LinkError as exc:
+            self._lost(str(exc))
+        except Exception as exc:
+            # The loop must outlive anything (a full disk under the outbox, a bug in a status
+            # callback): events wait in the outbox and the next connection tries again.
+            message = f"MQTT sender error: {type(exc).__name__}: {exc}"
+            if message != self.stats().last_error:
+                log.exception("%s; retrying", message)
+            self._update(state=LinkState.DISCONNECTED, last_error=message)
+        finally:
+            link.close()
+        return False
+
+    def _will(self) -> LastWill | None:
+        if self._status is None:
+            return None
+        offline = self._status.build(AgentState.OFFLINE, with_stats=False)
+        return LastWill(self.status_topic, offline.to_json(), qos=1, retain=True)
+
+    def _connect_failed(self, exc: LinkError) -> None:
+        state = (
+            LinkState.REFUSED
+            if isinstance(exc, BrokerRefusedError)
+            else LinkState.TLS_ERROR
+            if isinstance(exc, TlsError)
+            else LinkState.UNREACHABLE
+        )
+        message = str(exc)
+        previous = self.stats().last_error
+        self._count("connect_failures")
+        self._update(state=state, last_error=message)
+        # One clear line per distinct problem, not one per retry. An unreachable broker is
+        # weather (it comes back); a TLS or credential refusal needs someone to fix something.
+        if message != previous:
+            level = logging.WARNING if state is LinkState.UNREACHABLE else logging.ERROR
+            log.log(level, "%s", message)
+        else:
+            log.debug("still: %s", message)
+
+    def _lost(self, reason: str) -> None:
+        self._count("connections_lost")
+        self._update(state=LinkState.DISCONNECTED, last_error=reason)
+        log.warning("MQTT %s; reconnecting, events wait in the outbox", reason)
+
+    def _denied(self, ack: Ack, topic: str, retry_in: float | None) -> str:
+        retry = f"; the event stays in the outbox, retry in {retry_in:.1f} s" if retry_in else ""
+        return (
+            f"the broker denied a publish to {topic}: {ack.reason} (reason code "
+            f"{ack.reason_code}){retry}; check the broker's ACL for this agent's user and its "
+            "site/spot/agent ids"
+        )
+
+
+class _Session:
+    """One connection's worth of publishing."""
+
+    def __init__(self, sender: EventSender, link: BrokerLink) -> None:
+        self.s = sender
+        self.link = link
+        limit = link.receive_maximum
+        self.window = min(sender._window, limit) if limit else sender._window
+        self.inflight: dict[int, int] = {}  # mid -> seq
+        self.aux: dict[int, str] = {}  # mid -> topic of a status or heartbeat
+        self.aux_denied: set[str] = set()
+        self.cursor = 0  # highest seq handed to this connection (or skipped as in flight)
+        self.paused_until = 0.0
+        self.denying = False
+
+    def run(self) -> bool:
+        """True when the sender was asked to stop and is done; False when the link was lost."""
+        s = self.s
+        s._update(state=LinkState.CONNECTED, last_error=None)
+        s._count("connects")
+        log.info("MQTT connected; publishing to %s (window %d)", s.events_topic, self.window)
+        self._publish_status(AgentState.ONLINE)
+        next_beat = time.monotonic() + s._heartbeat_seconds
+        busy = True
+        while True:
+            acks = self.link.poll(0.0 if busy else s._idle_poll)
+            busy = self._handle(acks) > 0
+            if not self.link.connected:
+                s._lost(self.link.lost_reason or "connection lost")
+                return False
+            now = time.monotonic()
+            if s._finished():
+                return self._finish()
+            if now >= next_beat:
+                self._publish_heartbeat()
+                next_beat = now + s._heartbeat_seconds
+            if now >= self.paused_until:
+                busy = self._fill() > 0 or busy
+
+    def _handle(self, acks: list[Ack]) -> int:
+        s = self.s
+        done: list[int] = []
+        denied: list[tuple[int, Ack]] = []
+        for ack in acks:
+            seq = self.inflight.pop(ack.mid, None)
+            if seq is None:
+                topic = self.aux.pop(ack.mid, None)
+                if topic is not None and ack.failed and topic not in self.aux_denied:
+                    self.aux_denied.add(topic)  # once per connection, not every heartbeat
+                    log.error("%s", s._denied(ack, topic, None))
+                continue
+            if ack.failed:
+                denied.append((seq, ack))
+            else:
+                done.append(seq)
+        if done:
+            sent = s._outbox.mark_published(done)
+            s._count("events_sent", sent)
+            if self.denying:
+                self.denying = False
+                s._deny_backoff.reset()
+                s._update(last_error=None)
+                log.info("the broker accepts this agent's events again")
+        if denied:
+            self._on_denied(denied)
+        return len(acks)
+
+    def _on_denied(self, denied: list[tuple[int, Ack]]) -> None:
+        s = self.s
+        s._count("publish_denied", len(denied))
+        # Publish again from the oldest denied event; later ones still in flight are skipped
+        # when the window refills, and re-sent only if they are denied too.
+        self.cursor = min(self.cursor, min(seq for seq, _ in denied) - 1)
+        now = time.monotonic()
+        if now < self.paused_until:
+            return  # the same episode: one backoff step per pause, not per denied message
+        delay = s._deny_backoff.next_delay()
+        self.paused_until = now + delay
+        message = s._denied(denied[0][1], s.events_topic, delay)
+        s._update(last_error=message)
+        if not self.denying:
+            log.error("%s", message)
+        self.denying = True
+
+    def _fill(self) -> int:
+        s = self.s
+        room = self.window - len(self.inflight)
+        if room <= 0:
+            return 0
+        flying = set(self.inflight.values())
+        sent = 0
+        for entry in s._outbox.next_unsent(room + len(flying), after_seq=self.cursor):
+            if sent >= room or not self.link.connected:
+                break
+            if entry.seq in flying:
+                self.cursor = max(self.cursor, entry.seq)
+                continue
+            mid = self.link.publish(s.events_topic, entry.payload, qos=1)
+            self.inflight[mid] = entry.seq
+            self.cursor = entry.seq
+            sent += 1
+            if entry.seq <= s._high_water:
+                s._count("events_republished")
+            else:
+                s._high_water = entry.seq
+        return sent
+
+    def _publish_status(self, state: AgentState) -> int | None:
+        status = self.s._status
+        if status is None:
+            return None
+        payload = status.build(state, with_stats=True).to_json()
+        mid = self.link.publish(self.s.status_topic, payload, qos=1, retain=True)
+        self.aux[mid] = self.s.status_topic
+        return mid
+
+    def _publish_heartbeat(self) -> None:
+        status = self.s._status
+        if status is None:
+            return
+        payload = status.build(AgentState.ONLINE, with_stats=True).to_json()
+        mid = self.link.publish(self.s.heartbeat_topic, payload, qos=1)
+        self.aux[mid] = self.s.heartbeat_topic
+        self.s._count("heartbeats")
+
+    def _finish(self) -> bool:
+        """Graceful end: the retained status says offline (with the final counters), then a
+        clean DISCONNECT, after which the broker does not send the will."""
+        mid = self._publish_status(AgentState.OFFLINE)
+        if mid is not None:
+            deadline = time.monotonic() + _OFFLINE_ACK_SECONDS
+            while mid in self.aux and self.link.connected and time.monotonic() < deadline:
+                self._handle(self.link.poll(0.05))
+        left = self.s._outbox.depth()
+        if left:
+            log.warning("stopping with %d event(s) still in the outbox; sent at next start", left)
+        return True

@@ -1,0 +1,130 @@
+"""A tiny in-memory stand-in for the broker behind :class:`edge_agent.mqtt_link.BrokerLink`, for
+unit tests of the sender: it records what was published, acknowledges (or denies, or does not
+answer), refuses connections and cuts them on request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from edge_agent.mqtt_link import Ack, BrokerLink, LastWill, LinkError
+
+SUCCESS = Ack(0, 0, "Success")
+NOT_AUTHORIZED_CODE = 135
+
+
+@dataclass
+class Published:
+    topic: str
+    payload: bytes
+    retain: bool
+    link: int  # which connection (1, 2, ...)
+
+
+@dataclass
+class FakeBroker:
+    refuse: LinkError | None = None
+    deny: Callable[[str], bool] = lambda topic: False
+    answer: bool = True  # False: publishes get no PUBACK (until cut)
+    receive_maximum: int | None = None
+    published: list[Published] = field(default_factory=list)
+    retained: dict[str, bytes] = field(default_factory=dict)
+    wills: list[LastWill] = field(default_factory=list)  # wills the broker sent
+    links: list[FakeLink] = field(default_factory=list)
+    connect_attempts: int = 0
+    max_unacked: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def link(self) -> BrokerLink:
+        return FakeLink(self)
+
+    def cut(self) -> None:
+        """Drop every open connection as a broker restart would."""
+        with self.lock:
+            for link in self.links:
+                if link.connected:
+                    link.lost("cut by the test")
+
+    def on_topic(self, topic: str) -> list[Published]:
+        with self.lock:
+            return [p for p in self.published if p.topic == topic]
+
+
+class FakeLink:
+    def __init__(self, broker: FakeBroker) -> None:
+        self.broker = broker
+        self.number = 0
+        self.will: LastWill | None = None
+        self._connected = False
+        self._lost: str | None = None
+        self._next_mid = 0
+        self._unacked: list[tuple[int, str]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def lost_reason(self) -> str | None:
+        return self._lost
+
+    @property
+    def receive_maximum(self) -> int | None:
+        return self.broker.receive_maximum
+
+    def connect(self, will: LastWill | None) -> None:
+        b = self.broker
+        with b.lock:
+            b.connect_attempts += 1
+            if b.refuse is not None:
+                raise b.refuse
+            b.links.append(self)
+            self.number = len(b.links)
+            self.will = will
+            self._connected = True
+
+    def lost(self, reason: str) -> None:  # called with the broker's lock held
+        self._connected = False
+        self._lost = reason
+        if self.will is not None:
+            self.broker.wills.append(self.will)
+            if self.will.retain:
+                self.broker.retained[self.will.topic] = self.will.payload
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
+        b = self.broker
+        with b.lock:
+            if not self._connected:
+                raise LinkError("not connected")
+            self._next_mid += 1
+            mid = self._next_mid
+            denied = b.deny(topic)
+            if not denied:
+                b.published.append(Published(topic, payload, retain, self.number))
+                if retain:
+                    b.retained[topic] = payload
+            self._unacked.append((mid, topic))
+            b.max_unacked = max(b.max_unacked, len(self._unacked))
+            return mid
+
+    def poll(self, timeout: float) -> list[Ack]:
+        b = self.broker
+        with b.lock:
+            acks = []
+            if self._connected and b.answer:
+                for mid, topic in self._unacked:
+                    if b.deny(topic):
+                        acks.append(Ack(mid, NOT_AUTHORIZED_CODE, "Not authorized"))
+                    else:
+                        acks.append(Ack(mid, 0, "Success"))
+                self._unacked.clear()
+        if not acks:
+            time.sleep(min(timeout, 0.002))
+        return acks
+
+    def close(self) -> None:
+        with self.broker.lock:
+            # A clean DISCONNECT: the broker forgets the will.
+            self._connected = False
