@@ -110,10 +110,13 @@ def test_db_status_and_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
     result = runner.invoke(app, ["db", "upgrade", "--store", url])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "applied 1: events, dead letters, agents and their status history\n"
+    assert result.stdout == (
+        "applied 1: events, dead letters, agents and their status history\n"
+        "applied 2: log of nightly workbook deliveries\n"
+    )
     assert runner.invoke(app, ["db", "upgrade", "--store", url]).stdout == "already up to date\n"
     result = runner.invoke(app, ["db", "status", "--store", url])
-    assert result.stdout == (f"store: {url}\nschema version: 1 (this software: 1)\nup to date\n")
+    assert result.stdout == (f"store: {url}\nschema version: 2 (this software: 2)\nup to date\n")
 
 
 def test_fleet_lists_agents_and_exits_3_when_one_is_silent(tmp_path: Path) -> None:
