@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from aggregator.provisioning import BrokerEndpoint, Registry
 
 EXIT_SILENT_AGENTS = 3
+EXIT_CONFIG_REJECTED = 3
+EXIT_NO_ANSWER = 4
 
 fleet_app = typer.Typer(
     help="Fleet status (without a subcommand), provisioning of broker accounts, remote config.",
@@ -338,3 +340,97 @@ def list_provisioned(
             )
         )
     Console(width=200).print(table)
+
+
+@fleet_app.command("push-config")
+def push_config(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Remote configuration (TOML); see docs/operator-guide.md"),
+    ] = None,
+    agent: Annotated[str, typer.Option("--agent", help="Agent id")] = "",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Configuration with the [mqtt] section of an operator account (e.g. the "
+            "mqtt.toml of `fleet add-user --role operator`)",
+        ),
+    ] = None,
+    registry: Annotated[
+        Path | None, typer.Option("--registry", help="Registry to look up the agent's site/spot")
+    ] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Site id (without --registry)")] = None,
+    spot: Annotated[str | None, typer.Option("--spot", help="Spot id (without --registry)")] = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait for the agent's answer (0: do not)"),
+    ] = 30.0,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the remote config: back to the agent's file")
+    ] = False,
+) -> None:
+    """Validate a remote configuration and publish it retained to one agent; wait for its answer.
+
+    Exit 0 applied, 3 rejected by the agent (the reason is printed), 4 no answer yet (an
+    offline agent takes the retained config when it next connects)."""
+    from aggregator.cli import _load
+    from aggregator.remote_push import PushError
+    from aggregator.remote_push import push_config as push
+    from edge_agent.remote_config import load_remote_config
+    from footfall.contract import ConfigOutcome
+    from footfall.contract.topics import AgentAddress
+
+    if not agent:
+        raise fail("--agent is required", 2)
+    if (file is None) == (not clear):
+        raise fail("give a configuration FILE, or --clear", 2)
+    if registry is not None:
+        from aggregator.provisioning import RegistryError
+
+        try:
+            account = _registry(registry).find_agent(agent)
+        except RegistryError as exc:
+            raise fail(str(exc), 2) from None
+        site, spot = account.site, account.spot
+    if site is None or spot is None:
+        raise fail("give --registry, or --site and --spot", 2)
+    try:
+        address = AgentAddress(site, spot, agent)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    cfg = _load(config)
+    if cfg.mqtt is None:
+        raise fail(f"{config}: no [mqtt] section", 2)
+    version = None
+    payload = b""
+    if file is not None:
+        with config_errors_exit():
+            remote = load_remote_config(file)
+        version, payload = remote.config_version, remote.to_json()
+    try:
+        outcome = push(cfg.mqtt, address, payload, version=version, wait_seconds=wait)
+    except PushError as exc:
+        raise fail(str(exc)) from None
+    what = f"config {version}" if version else "removal of the remote config"
+    typer.echo(f"published {what} (retained) to {outcome.topic}")
+    answer = outcome.answer
+    if answer is None:
+        if wait > 0:
+            typer.echo(
+                f"no answer from {agent} within {wait:g} s: it takes the config when it next "
+                "connects; see `fleet` for its config version"
+            )
+            raise typer.Exit(EXIT_NO_ANSWER)
+        return
+    if answer.outcome is ConfigOutcome.APPLIED:
+        typer.echo(f"{agent}: applied; configuration in effect: {answer.active_version}")
+        return
+    typer.secho(
+        f"{agent}: REJECTED {answer.config_version}: {answer.reason}; still running "
+        f"{answer.active_version}",
+        fg=typer.colors.RED,
+        err=True,
+    )
+    raise typer.Exit(EXIT_CONFIG_REJECTED)

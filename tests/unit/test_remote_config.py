@@ -243,3 +243,15 @@ def test_sender_subscribes_answers_and_heartbeat_follows(
         second = decode(ConfigResult, broker.on_topic(f"{prefix}/config-result")[1].payload)
         assert second.outcome is ConfigOutcome.REJECTED and second.reason == "x: unknown key"
         assert delivery.status.config_version == "r-1"
+
+
+def test_aggregator_takes_config_results_and_checks_their_identity(tmp_path: Path) -> None:
+    from aggregator.validate import AcceptedConfigResult, Reason, Rejected, validate
+
+    manager = RemoteConfigManager(_config(tmp_path))
+    answer = manager.handle(_payload(config_version="r-1")).to_json()
+    outcome = validate("footfall/v1", "footfall/v1/site-a/spot-1/cam-1/config-result", answer)
+    assert isinstance(outcome, AcceptedConfigResult)
+    assert outcome.result.outcome is ConfigOutcome.APPLIED
+    other = validate("footfall/v1", "footfall/v1/site-a/spot-1/cam-9/config-result", answer)
+    assert isinstance(other, Rejected) and other.reason is Reason.IDENTITY_MISMATCH
