@@ -102,6 +102,11 @@ class MqttIngest:
         return self.loop.counters
 
     @property
+    def connected(self) -> bool:
+        with self._lock:
+            return self._connected
+
+    @property
     def v5(self) -> bool:
         return self.broker.protocol is MqttProtocol.V5
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from edge_agent.detection import FaceDetector
     from edge_agent.pipeline import Pipeline
     from edge_agent.sources import FrameSource
+    from footfall.health import HealthServer
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class Delivery:
             raise
         self.status.errors = errors
         self.remote.listeners.append(self._on_config)
+        self.health: HealthServer | None = None
         self._started = False
         self._stopped = False
 
@@ -163,6 +165,20 @@ class Delivery:
         if self._started:
             return
         self._started = True
+        h = self.config.health
+        if h.enabled and h.port is not None:
+            from edge_agent.metrics import agent_readiness, agent_registry
+            from footfall.health import HealthServer
+
+            try:
+                self.health = HealthServer(
+                    agent_registry(self),
+                    host=h.bind,
+                    port=h.port,
+                    ready=lambda: agent_readiness(self),
+                ).start()
+            except OSError as exc:
+                raise AgentError(f"health.port {h.port} on {h.bind}: {exc.strerror}") from None
         for part in (self.sender, self.uploader):
             if part is not None:
                 part.start()
@@ -190,6 +206,8 @@ class Delivery:
         if not clean:
             log.error("a delivery loop did not stop in time; its work stays in the outbox")
         report = DrainReport(self.outbox.depth(), self.outbox.crops_pending(), clean)
+        if self.health is not None:
+            self.health.stop()
         if clean:
             # A loop that is still running may use the outbox; it is a daemon thread and dies
             # with the process, and SQLite keeps the file consistent either way.

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,6 +219,7 @@ class RemoteConfigManager:
         self.active = effective_config(base, remote)
         self.path = base.data_dir / REMOTE_CONFIG_FILE
         self.listeners: list[ConfigListener] = []
+        self.outcomes: Counter[str] = Counter()  # answers given, by outcome
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -286,6 +288,7 @@ class RemoteConfigManager:
     def _result(
         self, outcome: ConfigOutcome, version: str | None, reason: str | None
     ) -> ConfigResult:
+        self.outcomes[outcome.value] += 1
         return ConfigResult(
             schema_version=SCHEMA_VERSION,
             site=self.base.site,
