@@ -255,3 +255,12 @@ def test_aggregator_takes_config_results_and_checks_their_identity(tmp_path: Pat
     assert outcome.result.outcome is ConfigOutcome.APPLIED
     other = validate("footfall/v1", "footfall/v1/site-a/spot-1/cam-9/config-result", answer)
     assert isinstance(other, Rejected) and other.reason is Reason.IDENTITY_MISMATCH
+
+
+def test_example_remote_config_validates(tmp_path: Path) -> None:
+    example = (
+        Path(__file__).resolve().parents[2] / "infra" / "config" / "remote-config.example.toml"
+    )
+    remote = load_remote_config(example)
+    active = effective_config(_config(tmp_path), remote)
+    assert active.counting.in_towards == "bottom" and active.config_version == remote.config_version
