@@ -344,11 +344,11 @@ def list_provisioned(
 
 @fleet_app.command("push-config")
 def push_config(
+    agent: Annotated[str, typer.Option("--agent", help="Agent id")],
     file: Annotated[
         Path | None,
         typer.Argument(help="Remote configuration (TOML); see docs/operator-guide.md"),
     ] = None,
-    agent: Annotated[str, typer.Option("--agent", help="Agent id")] = "",
     config: Annotated[
         Path | None,
         typer.Option(
@@ -382,8 +382,6 @@ def push_config(
     from footfall.contract import ConfigOutcome
     from footfall.contract.topics import AgentAddress
 
-    if not agent:
-        raise fail("--agent is required", 2)
     if (file is None) == (not clear):
         raise fail("give a configuration FILE, or --clear", 2)
     if registry is not None:

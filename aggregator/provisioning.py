@@ -226,7 +226,7 @@ class Registry:
                 password_hash=mosquitto_hash(password),
                 created_at=_now(),
             )
-            account.acl  # noqa: B018 - validates the name and ids the way the ACL needs them
+            acl_lines(account.acl)  # checks the name and ids the way the ACL needs them
         except (ValueError, ValidationError) as exc:
             raise RegistryError(str(exc).splitlines()[0]) from None
         self._save(account)

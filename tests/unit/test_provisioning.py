@@ -22,6 +22,7 @@ from footfall.broker_auth import (
     render_passwd,
     verify_mosquitto_hash,
 )
+from tests.services import unavailable
 
 runner = CliRunner()
 
@@ -39,7 +40,7 @@ def test_hash_is_mosquitto_format_and_verifies() -> None:
 def test_hash_agrees_with_mosquitto_passwd(tmp_path: Path) -> None:
     tool = shutil.which("mosquitto_passwd")
     if tool is None:
-        pytest.skip("mosquitto_passwd is not installed (the broker test covers the format too)")
+        unavailable("mosquitto_passwd is not installed (Debian package mosquitto)")
     file = tmp_path / "passwd"
     subprocess.run([tool, "-c", "-b", str(file), "alice", "s3cret"], check=True)
     hashed = file.read_text().strip().split(":", 1)[1]

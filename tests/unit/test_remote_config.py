@@ -264,3 +264,33 @@ def test_example_remote_config_validates(tmp_path: Path) -> None:
     remote = load_remote_config(example)
     active = effective_config(_config(tmp_path), remote)
     assert active.counting.in_towards == "bottom" and active.config_version == remote.config_version
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--site", "s", "--spot", "p"], 2, "error: give a configuration FILE, or --clear"),
+        (["FILE", "--site", "s"], 2, "error: give --registry, or --site and --spot"),
+        (
+            ["FILE", "--site", "s", "--spot", "p"],
+            2,
+            "bad.toml: invalid configuration\n  counting.line.1: Field required",
+        ),
+    ],
+)
+def test_push_config_checks_before_connecting(
+    tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from aggregator.cli import app
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('config_version = "x"\n[counting]\nline = [[0, 0]]\n')
+    ops = tmp_path / "ops.toml"
+    ops.write_text('[mqtt]\nhost = "127.0.0.1"\nport = 1\n')
+    argv = ["fleet", "push-config", "--agent", "cam-1", "--config", str(ops)]
+    argv += [str(bad) if a == "FILE" else a for a in args]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == code, result.output
+    assert message in result.output
