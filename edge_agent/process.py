@@ -50,7 +50,9 @@ def config_for_clip(base: AgentConfig | None, clip: ClipSpec) -> AgentConfig:
     """The configuration for one clip: its own config file if it names one, else the base
     file's sections, with the clip's ids."""
     if clip.config is not None:
-        base = load_agent_config(clip.config)
+        # A camera's own file may leave out the ids: the clip names them.
+        ids = {"site": clip.site, "spot": clip.spot, "agent": clip.agent or DEFAULT_AGENT}
+        base = load_agent_config(clip.config, defaults=ids)
     if base is None:
         return AgentConfig(site=clip.site, spot=clip.spot, agent=clip.agent or DEFAULT_AGENT)
     return base.model_copy(
