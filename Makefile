@@ -3,11 +3,17 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+DEMO_OUT ?= out/demo
 
-.PHONY: setup test lint schemas clean
+.PHONY: setup demo test lint schemas docs clean
 
 setup:
 	@infra/bootstrap.sh
+
+# Sample clips come from $$FOOTFALL_SAMPLES_DIR (or are downloaded), models from
+# $$FOOTFALL_MODELS_DIR (or the cache, or their upstreams).
+demo: setup
+	$(VENV)/bin/footfall-aggregator demo --out $(DEMO_OUT)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -19,6 +25,9 @@ lint: setup
 
 schemas: setup
 	$(PY) -m footfall.contract.schema
+
+docs: setup
+	$(PY) -m footfall.config_docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -418,6 +418,43 @@ def survey(
     _survey(specs, out, timezone, agent_config, models_dir, progress, {})
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder")] = Path("out/demo"),
+    samples_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--samples-dir",
+            help="Folder with the sample clips (default: $FOOTFALL_SAMPLES_DIR, then the cache, then download)",
+        ),
+    ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--models-dir", help="Directory holding model files (default: $FOOTFALL_MODELS_DIR)"
+        ),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar per clip")] = True,
+) -> None:
+    """The whole product in one command: sample clips play the candidate spots of a demo site,
+    run through the real pipeline into an embedded aggregator, and the site workbook comes out."""
+    from aggregator.demo import DEMO_SITE, DEMO_SITE_NAME, DEMO_TIMEZONE, demo_clips
+
+    typer.echo("finding the sample clips ...")
+    clips, configs, missing = demo_clips(samples_dir)
+    for reason in missing:
+        typer.secho(f"  skipped: {reason}", fg=typer.colors.YELLOW, err=True)
+    if len(clips) < 2:
+        raise fail(
+            "the demo needs at least two sample clips; set FOOTFALL_SAMPLES_DIR or --samples-dir"
+        )
+    for c in clips:
+        typer.echo(f"  {c.spot}: {c.path}")
+    _survey(
+        clips, out, DEMO_TIMEZONE, None, models_dir, progress, {DEMO_SITE: DEMO_SITE_NAME}, configs
+    )
+
+
 def _survey(
     specs: list[Any],
     out: Path,
@@ -426,6 +463,7 @@ def _survey(
     models_dir: Path | None,
     progress: bool,
     site_names: dict[str, str],
+    spot_configs: dict[str, Any] | None = None,
 ) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -465,6 +503,7 @@ def _survey(
             models_dir=models_dir,
             progress=progress,
             on_result=reported,
+            spot_configs=spot_configs,
         )
     except (BuildError, ConfigError) as exc:
         raise fail(str(exc)) from None

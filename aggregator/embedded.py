@@ -11,7 +11,7 @@ people per hour of footage rather than by raw counts.
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -137,6 +137,7 @@ def run_survey(
     models_dir: Path | None = None,
     progress: bool = True,
     on_result: Callable[[ClipResult], None] | None = None,
+    spot_configs: Mapping[str, AgentConfig] | None = None,
 ) -> SurveyResult:
     """Process ``clips`` into ``out_dir`` (``footfall.db``, ``crops/``) and write one workbook per
     site, ``<site>.xlsx``, covering the local days the clips span in ``timezone``."""
@@ -146,7 +147,13 @@ def run_survey(
     try:
         sink = StoreSink(store, crops)
         results = process_clips(
-            clips, config, sink, models_dir=models_dir, progress=progress, on_result=on_result
+            clips,
+            config,
+            sink,
+            models_dir=models_dir,
+            progress=progress,
+            on_result=on_result,
+            spot_configs=spot_configs,
         )
         now = datetime.now(UTC)
         store.write(
@@ -155,7 +162,11 @@ def run_survey(
                     record
                     for r in results
                     if r.ok and r.frames
-                    for record in coverage_statuses(r, config_for_clip(config, r.clip), now)
+                    for record in coverage_statuses(
+                        r,
+                        config_for_clip((spot_configs or {}).get(r.clip.spot, config), r.clip),
+                        now,
+                    )
                 ]
             )
         )

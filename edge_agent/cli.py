@@ -74,7 +74,7 @@ def models_list(models_dir: ModelsDirOpt = None) -> None:
     resolver = _resolver(models_dir)
     table = Table("name", "role", "version", "file", "bytes", "licence", "commercial", "found in")
     for found in resolver.status():
-        spec = found.spec
+        spec = resolver.model(found.spec.name)
         where = "-" if found.path is None else f"{found.location.value}: {found.path.parent}"
         table.add_row(
             spec.name,

@@ -1,8 +1,9 @@
 """The agent's configuration: one pydantic model, loaded from TOML + environment, validated once."""
 
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -177,6 +178,7 @@ class AgentConfig(Section):
         return AgentAddress(self.site, self.spot, self.agent)
 
 
-def load_agent_config(path: Path | None) -> AgentConfig:
-    """Load and validate; raises :class:`footfall.settings.ConfigError` listing every problem."""
-    return load_config(AgentConfig, path, env_prefix=ENV_PREFIX)
+def load_agent_config(path: Path | None, defaults: Mapping[str, Any] | None = None) -> AgentConfig:
+    """Load and validate; raises :class:`footfall.settings.ConfigError` listing every problem.
+    ``defaults`` fill top-level keys the file leaves out (e.g. a clip's site, spot and agent)."""
+    return load_config(AgentConfig, path, env_prefix=ENV_PREFIX, defaults=defaults)

@@ -5,7 +5,7 @@ time base); detector and classifier are loaded once and shared."""
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +50,9 @@ def config_for_clip(base: AgentConfig | None, clip: ClipSpec) -> AgentConfig:
     """The configuration for one clip: its own config file if it names one, else the base
     file's sections, with the clip's ids."""
     if clip.config is not None:
-        base = load_agent_config(clip.config)
+        # A camera's own file may leave out the ids: the clip names them.
+        ids = {"site": clip.site, "spot": clip.spot, "agent": clip.agent or DEFAULT_AGENT}
+        base = load_agent_config(clip.config, defaults=ids)
     if base is None:
         return AgentConfig(site=clip.site, spot=clip.spot, agent=clip.agent or DEFAULT_AGENT)
     return base.model_copy(
@@ -67,13 +69,19 @@ def process_clips(
     progress: bool = True,
     annotate: Path | None = None,
     on_result: Callable[[ClipResult], None] | None = None,
+    spot_configs: Mapping[str, AgentConfig] | None = None,
 ) -> list[ClipResult]:
     """Run every clip into ``sink``, one after the other. Detector and classifier are built once
     from the first clip's configuration (raises :class:`BuildError`); a clip that cannot be read
-    is a failed result and the others still run."""
+    is a failed result and the others still run. ``spot_configs`` gives a spot its own
+    configuration (e.g. a wider detection input for a camera far from the faces)."""
     from tqdm import tqdm
 
-    first = config_for_clip(base, specs[0])
+    def config_of(spec: ClipSpec) -> AgentConfig:
+        own = (spot_configs or {}).get(spec.spot)
+        return config_for_clip(own if own is not None else base, spec)
+
+    first = config_of(specs[0])
     resolver = resolver_for(first, models_dir)
     detector = build_detector(first.detector, resolver)
     classifier = build_classifier(first.classifier, resolver)
@@ -86,7 +94,7 @@ def process_clips(
             bar.reset(total=total)
 
         try:
-            config = config_for_clip(base, spec)
+            config = config_of(spec)
             if config.detector != first.detector:
                 detector = build_detector(config.detector, resolver)
             result = process_clip(

@@ -119,14 +119,16 @@ def load_config(
     *,
     env_prefix: str,
     environ: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> M:
     """Build ``model`` from the TOML file at ``path`` (optional) and the environment.
 
-    Raises :class:`ConfigError` listing every problem, each with its key path.
+    ``defaults`` fill top-level keys the file leaves out. Raises :class:`ConfigError` listing every
+    problem, each with its key path.
     """
     environ = os.environ if environ is None else environ
     source = str(path) if path is not None else "(defaults)"
-    data: dict[str, Any] = _read_toml(path) if path is not None else {}
+    data: dict[str, Any] = {**(defaults or {}), **(_read_toml(path) if path is not None else {})}
 
     errors = [
         f"{'.'.join(p)}: secrets are not read from the config file; set "

@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-from models.manifest import Manifest, ModelSpec, Upstream, load_manifest
+from models.manifest import AssetSpec, Manifest, ModelSpec, Upstream, load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,11 @@ class AssetError(Exception):
 
 
 class HashMismatchError(AssetError):
-    def __init__(self, spec: ModelSpec, where: str, actual: str) -> None:
+    def __init__(self, kind: str, spec: AssetSpec, where: str, actual: str) -> None:
         self.expected = spec.sha256
         self.actual = actual
         super().__init__(
-            f"model {spec.name!r}: {where} has sha256 {actual}, expected {spec.sha256} "
+            f"{kind} {spec.name!r}: {where} has sha256 {actual}, expected {spec.sha256} "
             "(corrupt or a different file)"
         )
 
@@ -54,7 +54,7 @@ class Location(StrEnum):
 
 @dataclass(frozen=True)
 class Found:
-    spec: ModelSpec
+    spec: AssetSpec
     location: Location
     path: Path | None
 
@@ -67,22 +67,28 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+def default_cache_dir(environ: Mapping[str, str] | None = None, kind: str = "models") -> Path:
     environ = os.environ if environ is None else environ
     if environ.get(CACHE_DIR_ENV):
-        return Path(environ[CACHE_DIR_ENV]) / "models"
+        return Path(environ[CACHE_DIR_ENV]) / kind
     base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "footfall" / "models"
+    return Path(base) / "footfall" / kind
 
 
-class ModelResolver:
-    """Resolves model names from the manifest to verified local files."""
+class AssetResolver:
+    """Resolves names to verified local files: an explicit directory, then the user cache, then
+    a verified download into the cache. Subclasses say what kind of file and which specs."""
+
+    kind = "asset"
+    dir_env = ""
+    cache_subdir = "assets"
+    fetch_hint = ""
 
     def __init__(
         self,
-        manifest: Manifest | None = None,
+        specs: list[AssetSpec],
         *,
-        models_dir: Path | None = None,
+        directory: Path | None = None,
         cache_dir: Path | None = None,
         allow_download: bool = True,
         pypi_url: str | None = None,
@@ -90,19 +96,26 @@ class ModelResolver:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
-        self.manifest = manifest or load_manifest()
-        env_dir = environ.get(MODELS_DIR_ENV)
-        self.models_dir = models_dir or (Path(env_dir) if env_dir else None)
-        self.cache_dir = cache_dir or default_cache_dir(environ)
+        self.specs = {s.name: s for s in specs}
+        env_dir = environ.get(self.dir_env) if self.dir_env else None
+        self.models_dir = directory or (Path(env_dir) if env_dir else None)
+        self.cache_dir = cache_dir or default_cache_dir(environ, self.cache_subdir)
         self.allow_download = allow_download
         self.pypi_url = (pypi_url or environ.get(PYPI_URL_ENV) or DEFAULT_PYPI_URL).rstrip("/")
         self.timeout = timeout_seconds
 
+    def spec(self, name: str) -> AssetSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            known = ", ".join(self.specs)
+            raise KeyError(f"no {self.kind} named {name!r} (known: {known})") from None
+
     # -- looking ---------------------------------------------------------------------------------
 
     def locate(self, name: str) -> Found:
-        """Where the model is now, without verifying or downloading."""
-        spec = self.manifest.get(name)
+        """Where the file is now, without verifying or downloading."""
+        spec = self.spec(name)
         if self.models_dir is not None and (self.models_dir / spec.file).is_file():
             return Found(spec, Location.EXPLICIT, self.models_dir / spec.file)
         if (self.cache_dir / spec.file).is_file():
@@ -113,20 +126,22 @@ class ModelResolver:
         """Locate and check size and sha256; raises :class:`AssetError` if missing or wrong."""
         found = self.locate(name)
         if found.path is None:
-            raise AssetError(f"model {name!r} ({found.spec.file}) is not in {self._searched()}")
+            raise AssetError(
+                f"{self.kind} {name!r} ({found.spec.file}) is not in {self._searched()}"
+            )
         self._check(found.spec, found.path, str(found.path))
         return found
 
     def resolve(self, name: str) -> Path:
-        """A verified local path to the model, downloading it into the cache if allowed."""
+        """A verified local path to the file, downloading it into the cache if allowed."""
         found = self.locate(name)
         if found.path is not None:
             self._check(found.spec, found.path, str(found.path))
             return found.path
         if not self.allow_download:
             raise AssetError(
-                f"model {name!r} ({found.spec.file}) is not in {self._searched()} and downloads are "
-                f"disabled; set {MODELS_DIR_ENV} or run `footfall-agent models fetch {name}`"
+                f"{self.kind} {name!r} ({found.spec.file}) is not in {self._searched()} and downloads "
+                f"are disabled; set {self.dir_env}{self.fetch_hint.format(name=name)}"
             )
         return self.fetch(name)
 
@@ -134,24 +149,26 @@ class ModelResolver:
         places = [str(self.models_dir)] if self.models_dir else []
         return " or ".join([*places, str(self.cache_dir)])
 
-    @staticmethod
-    def _check(spec: ModelSpec, path: Path, where: str) -> None:
+    def _check(self, spec: AssetSpec, path: Path, where: str) -> None:
         size = path.stat().st_size
         if size != spec.size:
             raise AssetError(
-                f"model {spec.name!r}: {where} is {size} bytes, expected {spec.size} (truncated or a different file)"
+                f"{self.kind} {spec.name!r}: {where} is {size} bytes, expected {spec.size} "
+                "(truncated or a different file)"
             )
         actual = sha256_of(path)
         if actual != spec.sha256:
-            raise HashMismatchError(spec, where, actual)
+            raise HashMismatchError(self.kind, spec, where, actual)
 
     # -- fetching --------------------------------------------------------------------------------
 
     def fetch(self, name: str) -> Path:
-        """Download the model into the cache from the first upstream that works."""
-        spec = self.manifest.get(name)
+        """Download the file into the cache from the first upstream that works."""
+        spec = self.spec(name)
         if not spec.upstreams:
-            raise AssetError(f"model {name!r} has no upstream to download from")
+            raise AssetError(
+                f"{self.kind} {name!r} has no upstream to download from; set {self.dir_env}"
+            )
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         target = self.cache_dir / spec.file
         failures = []
@@ -164,9 +181,11 @@ class ModelResolver:
                 raise
             except (OSError, AssetError, zipfile.BadZipFile, ValueError) as exc:
                 failures.append(f"{upstream.describe()}: {_reason(exc)}")
-        raise AssetError(f"model {name!r} could not be downloaded:\n  " + "\n  ".join(failures))
+        raise AssetError(
+            f"{self.kind} {name!r} could not be downloaded:\n  " + "\n  ".join(failures)
+        )
 
-    def _download(self, spec: ModelSpec, upstream: Upstream, target: Path) -> None:
+    def _download(self, spec: AssetSpec, upstream: Upstream, target: Path) -> None:
         # Write to a temporary file next to the target and rename only after the hash matched:
         # a partial or wrong download never lands under the real name.
         fd, tmp_name = tempfile.mkstemp(
@@ -223,8 +242,42 @@ class ModelResolver:
                     shutil.copyfileobj(member, out, _CHUNK)
 
     def status(self) -> Iterator[Found]:
-        for spec in self.manifest.models:
-            yield self.locate(spec.name)
+        for name in self.specs:
+            yield self.locate(name)
+
+
+class ModelResolver(AssetResolver):
+    """Resolves model names from the manifest (``models/manifest.toml``)."""
+
+    kind = "model"
+    dir_env = MODELS_DIR_ENV
+    cache_subdir = "models"
+    fetch_hint = " or run `footfall-agent models fetch {name}`"
+
+    def __init__(
+        self,
+        manifest: Manifest | None = None,
+        *,
+        models_dir: Path | None = None,
+        cache_dir: Path | None = None,
+        allow_download: bool = True,
+        pypi_url: str | None = None,
+        timeout_seconds: float = 30.0,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.manifest = manifest or load_manifest()
+        super().__init__(
+            list(self.manifest.models),
+            directory=models_dir,
+            cache_dir=cache_dir,
+            allow_download=allow_download,
+            pypi_url=pypi_url,
+            timeout_seconds=timeout_seconds,
+            environ=environ,
+        )
+
+    def model(self, name: str) -> ModelSpec:
+        return self.manifest.get(name)
 
 
 def _copy(src: BinaryIO, dst: BinaryIO) -> str:

