@@ -60,6 +60,7 @@ class IngestCounters:
     statuses_duplicate: int = 0
     dead_letters: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    config_results: Counter[str] = field(default_factory=Counter)  # agents' answers by outcome
     batches: int = 0
     acked: int = 0
     ack_skipped: int = 0
@@ -206,6 +207,7 @@ class IngestLoop:
         self.counters.statuses_duplicate += result.statuses_duplicate
         self.counters.dead_letters += result.dead_letters
         self.counters.rejected.update(classified.rejected)
+        self.counters.config_results.update(classified.config_results)
         tokens = [d.token for d in deliveries if d.token is not None]
         if tokens:
             sent = self.acker.ack(tokens)

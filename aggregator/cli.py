@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +20,8 @@ from rich.text import Text
 
 from aggregator.config import AggregatorConfig, StoreSettings
 from aggregator.errors import AggregatorError
+from aggregator.fleet_cli import EXIT_SILENT_AGENTS as EXIT_SILENT_AGENTS
+from aggregator.fleet_cli import fleet_app
 from footfall import __version__
 from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
 
@@ -30,8 +32,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Schema of the store: status and migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-EXIT_SILENT_AGENTS = 3
+app.add_typer(fleet_app, name="fleet")
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="Aggregator configuration file (TOML)", show_default=False)
@@ -153,54 +154,6 @@ def replay(
             event_store.close()
     for line in report.lines_of_text():
         typer.echo(line)
-
-
-@app.command()
-def fleet(
-    config: ConfigOpt = None,
-    store: StoreOpt = None,
-    site: SiteOpt = None,
-    silent_after: Annotated[
-        str | None,
-        typer.Option(
-            "--silent-after",
-            help="Flag online agents not heard from for longer than this (e.g. 90s, 5m); default "
-            "fleet.silent_after_seconds",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Show every agent's last status; exit 3 if any online agent has gone silent."""
-    from datetime import timedelta
-
-    from aggregator.fleet import fleet_table, parse_duration
-    from aggregator.fleet import silent as silent_agents
-    from aggregator.service import open_store
-
-    cfg = _load(config, store)
-    if silent_after is None:
-        threshold = timedelta(seconds=cfg.fleet.silent_after_seconds)
-    else:
-        try:
-            threshold = parse_duration(silent_after)
-        except ValueError as exc:
-            raise fail(f"--silent-after: {exc}", code=2) from None
-    with _domain_errors(), config_errors_exit():
-        event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
-        try:
-            agents = event_store.agents(site)
-        finally:
-            event_store.close()
-    if not agents:
-        typer.echo("no agent has reported yet" + (f" for site {site}" if site else ""))
-        return
-    now = datetime.now(UTC)
-    Console(width=200).print(fleet_table(agents, now, threshold))
-    quiet = silent_agents(agents, now, threshold)
-    if quiet:
-        names = ", ".join(f"{a.site}/{a.spot}/{a.agent}" for a in quiet)
-        typer.echo(f"{len(quiet)} silent: {names}", err=True)
-        raise typer.Exit(EXIT_SILENT_AGENTS)
 
 
 @app.command("dead-letters")

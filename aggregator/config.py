@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from aggregator.delivery.settings import DeliverySettings
-from footfall.connections import BrokerSettings, ObjectStoreSettings, Section
+from footfall.connections import BrokerSettings, HealthSettings, ObjectStoreSettings, Section
 from footfall.contract.events import MAX_EVENT_BYTES
 from footfall.ids import SafeId
 from footfall.settings import load_config, read_secret
@@ -185,6 +185,10 @@ class AggregatorConfig(Section):
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Agent liveness")
     s3: ObjectStoreSettings | None = Field(
         default=None, description="Object store for delivered workbooks"
+    )
+    health: HealthSettings = Field(
+        default_factory=HealthSettings,
+        description="Metrics and health endpoint of `run` (off by default)",
     )
     sites: list[SiteSettings] = Field(
         default_factory=list, description="Known sites and their time zones"

@@ -55,6 +55,8 @@ def topic_filters(prefix: str, group: str) -> list[str]:
         shared(group, subscription(prefix, Channel.EVENTS)),
         shared(group, subscription(prefix, Channel.HEARTBEAT)),
         subscription(prefix, Channel.STATUS),
+        # Retained and rare like statuses: every aggregator sees them; they are only logged.
+        subscription(prefix, Channel.CONFIG_RESULT),
     ]
 
 
@@ -98,6 +100,11 @@ class MqttIngest:
     @property
     def counters(self) -> IngestCounters:
         return self.loop.counters
+
+    @property
+    def connected(self) -> bool:
+        with self._lock:
+            return self._connected
 
     @property
     def v5(self) -> bool:

@@ -1,6 +1,7 @@
 """From raw messages to a store batch: validation outcomes become events, statuses or dead
 letters. Shared by live ingest and replay, so both apply exactly the same rules."""
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,12 +10,16 @@ from datetime import datetime
 from aggregator.store import DeadLetter, StatusRecord, StoredEvent, WriteBatch
 from aggregator.validate import (
     Accepted,
+    AcceptedConfigResult,
     AcceptedStatus,
     Outcome,
     Rejected,
     validate,
     validate_event,
 )
+from footfall.contract import ConfigOutcome
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,7 @@ class Inbound:
 class Classified:
     batch: WriteBatch
     rejected: Counter[str] = field(default_factory=Counter)
+    config_results: Counter[str] = field(default_factory=Counter)  # by outcome
 
 
 def dead_letter(message: Inbound, rejected: Rejected, keep_bytes: int) -> DeadLetter:
@@ -64,6 +70,7 @@ def classify(
     letters: list[DeadLetter] = []
     statuses: list[StatusRecord] = []
     rejected: Counter[str] = Counter()
+    config_results: Counter[str] = Counter()
     for message in messages:
         outcome: Outcome
         if message.topic is None:
@@ -74,7 +81,27 @@ def classify(
             events.append(StoredEvent(outcome.event, message.received_at, message.source))
         elif isinstance(outcome, AcceptedStatus):
             statuses.append(StatusRecord(outcome.channel, outcome.status, message.received_at))
+        elif isinstance(outcome, AcceptedConfigResult):
+            _log_config_result(outcome)
+            config_results[outcome.result.outcome.value] += 1
         else:
             letters.append(dead_letter(message, outcome, keep_bytes))
             rejected[outcome.reason.value] += 1
-    return Classified(WriteBatch(events, letters, statuses), rejected)
+    return Classified(WriteBatch(events, letters, statuses), rejected, config_results)
+
+
+def _log_config_result(outcome: AcceptedConfigResult) -> None:
+    # The agent's heartbeat carries the version in effect (stored with the fleet status); the
+    # answer itself is an operator's event, so it goes to the log.
+    r = outcome.result
+    who = f"{r.site}/{r.spot}/{r.agent}"
+    if r.outcome is ConfigOutcome.APPLIED:
+        log.info("%s applied config %s (in effect: %s)", who, r.config_version, r.active_version)
+    else:
+        log.warning(
+            "%s rejected config %s: %s (still running %s)",
+            who,
+            r.config_version,
+            r.reason,
+            r.active_version,
+        )

@@ -27,13 +27,15 @@ def open_store(
 
 
 def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounters:
-    """Run the ingest service until ``stop`` is set."""
+    """Run the ingest service until ``stop`` is set (with the metrics and health endpoint when
+    ``health.port`` is set)."""
     from aggregator.delivery.jobs import nightly_scheduler
     from aggregator.ingest import MqttIngest  # paho is only needed here
 
     if config.mqtt is None:
         raise IngestError("the configuration has no [mqtt] section; the ingest service needs one")
     store = open_store(config.store, config.fleet)
+    health_server = None
     try:
         log.info(
             "ingest %s -> %s (group %s)",
@@ -41,14 +43,49 @@ def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounte
             store.url,
             config.ingest.shared_group,
         )
-        scheduler = nightly_scheduler(config, store)
+        ingest = MqttIngest(config.mqtt, config.ingest, store)
+        deliveries = None
+        if config.health.enabled and config.health.port is not None:
+            from aggregator.metrics import (
+                AggregatorCollector,
+                DeliveryCounts,
+                aggregator_registry,
+            )
+            from footfall.health import HealthServer
+
+            deliveries = DeliveryCounts()
+            collector = AggregatorCollector(
+                ingest,
+                store,
+                silent_after=timedelta(seconds=config.fleet.silent_after_seconds),
+                deliveries=deliveries,
+            )
+            try:
+                health_server = HealthServer(
+                    aggregator_registry(collector),
+                    host=config.health.bind,
+                    port=config.health.port,
+                    ready=lambda: None if ingest.connected else "not connected to the broker",
+                ).start()
+            except OSError as exc:
+                raise IngestError(
+                    f"health.port {config.health.port} on {config.health.bind}: {exc.strerror}"
+                ) from None
+        counts = deliveries
+        scheduler = nightly_scheduler(
+            config,
+            store,
+            on_outcome=(lambda o: counts.record(o.ok)) if counts is not None else None,
+        )
         if scheduler is not None:
             scheduler.start()
             log.info("nightly delivery scheduled for %s", ", ".join(s.id for s in config.sites))
         try:
-            return MqttIngest(config.mqtt, config.ingest, store).run(stop)
+            return ingest.run(stop)
         finally:
             if scheduler is not None:
                 scheduler.stop()
     finally:
+        if health_server is not None:
+            health_server.stop()
         store.close()

@@ -15,6 +15,7 @@ from footfall.contract import (
     AgentAddress,
     AgentStatus,
     Channel,
+    ConfigResult,
     ContractError,
     PersonEvent,
     decode,
@@ -54,7 +55,14 @@ class Rejected:
     address: AgentAddress | None = None  # from the topic, when the topic itself was valid
 
 
-Outcome = Accepted | AcceptedStatus | Rejected
+@dataclass(frozen=True, slots=True)
+class AcceptedConfigResult:
+    """An agent's answer to a remote configuration; logged and counted, not stored."""
+
+    result: ConfigResult
+
+
+Outcome = Accepted | AcceptedStatus | AcceptedConfigResult | Rejected
 
 _CONSUMED = (Channel.EVENTS, Channel.STATUS, Channel.HEARTBEAT)
 
@@ -71,7 +79,9 @@ def _invalid(exc: ContractError, address: AgentAddress | None) -> Rejected:
     return Rejected(Reason.INVALID, exc.errors[0].field if exc.errors else None, str(exc), address)
 
 
-def _identity(claimed: PersonEvent | AgentStatus, address: AgentAddress | None) -> Rejected | None:
+def _identity(
+    claimed: PersonEvent | AgentStatus | ConfigResult, address: AgentAddress | None
+) -> Rejected | None:
     if address is None or (
         claimed.site == address.site
         and claimed.spot == address.spot
@@ -118,6 +128,19 @@ def validate_status(
     return mismatch or AcceptedStatus(channel, status)
 
 
+def validate_config_result(
+    payload: bytes, *, address: AgentAddress, max_bytes: int = MAX_EVENT_BYTES
+) -> AcceptedConfigResult | Rejected:
+    if (rejected := _too_large(len(payload), max_bytes)) is not None:
+        return Rejected(rejected.reason, rejected.field, rejected.detail, address)
+    try:
+        result = decode(ConfigResult, payload, max_bytes=max_bytes)
+    except ContractError as exc:
+        return _invalid(exc, address)
+    mismatch = _identity(result, address)
+    return mismatch or AcceptedConfigResult(result)
+
+
 def validate(
     prefix: str, topic: str, payload: bytes, *, max_bytes: int = MAX_EVENT_BYTES
 ) -> Outcome:
@@ -131,6 +154,8 @@ def validate(
         return validate_event(payload, address=address, max_bytes=max_bytes)
     if channel in _CONSUMED:
         return validate_status(channel, payload, address=address, max_bytes=max_bytes)
+    if channel is Channel.CONFIG_RESULT:
+        return validate_config_result(payload, address=address, max_bytes=max_bytes)
     return Rejected(
         Reason.UNEXPECTED_CHANNEL, "topic", f"channel {channel.value!r} is not consumed", address
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import AgentConfig
@@ -24,10 +25,18 @@ from edge_agent.crop_uploader import CropUploader
 from edge_agent.heartbeat import FrameCounters, FrameMeter, StatusBuilder
 from edge_agent.mqtt_link import LinkFactory, paho_link_factory
 from edge_agent.outbox import Outbox
+from edge_agent.remote_config import RemoteConfigManager
 from edge_agent.sender import EventSender
 from edge_agent.sinks import EventSink
 from footfall.contract import ModelRef
 from footfall.objectstore import ObjectStore
+
+if TYPE_CHECKING:
+    from edge_agent.classify import FaceClassifier
+    from edge_agent.detection import FaceDetector
+    from edge_agent.pipeline import Pipeline
+    from edge_agent.sources import FrameSource
+    from footfall.health import HealthServer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,11 @@ class Delivery:
     Without an ``[mqtt]`` section events stay in the outbox; without ``[s3]`` crops do (until
     the outbox cap drops them). ``links`` and ``store`` replace the real broker and object store
     (tests, benchmarks).
+
+    ``remote`` holds the remote configuration (loaded from the data directory when not given);
+    :attr:`config` is the configuration in effect, the file's with the remote one laid over it.
+    With a broker, configs pushed to the agent's ``config`` topic are applied through it: the
+    heartbeat interval here, the pipeline's settings once :meth:`attach_pipeline` was called.
     """
 
     def __init__(
@@ -61,10 +75,13 @@ class Delivery:
         frames: Callable[[], FrameCounters] | None = None,
         links: LinkFactory | None = None,
         store: ObjectStore | None = None,
+        remote: RemoteConfigManager | None = None,
     ) -> None:
-        self.config = config
+        self.remote = remote if remote is not None else RemoteConfigManager.load(config)
+        config = self.config = self.remote.active
         address = config.address
         d = config.delivery
+        self._pipeline: Pipeline | None = None
         self.outbox = Outbox.open(config.data_dir, config.outbox)
         self.status = StatusBuilder(
             address,
@@ -88,6 +105,7 @@ class Delivery:
                     status=self.status,
                     heartbeat_seconds=d.heartbeat_seconds,
                     window=d.inflight_window,
+                    config_handler=self.remote.handle,
                 )
                 sender = self.sender
                 self.status.events_sent = lambda: sender.stats().events_sent
@@ -114,8 +132,29 @@ class Delivery:
             self.outbox.close()
             raise
         self.status.errors = errors
+        self.remote.listeners.append(self._on_config)
+        self.health: HealthServer | None = None
         self._started = False
         self._stopped = False
+
+    def attach_pipeline(self, pipeline: Pipeline) -> None:
+        """Remote configurations reach ``pipeline`` from now on; the heartbeat's
+        ``config_version`` follows what the pipeline has actually switched to."""
+        self._pipeline = pipeline
+
+    def _on_config(self, active: AgentConfig) -> None:
+        self.config = active
+        if self.sender is not None:
+            self.sender.set_heartbeat_seconds(active.delivery.heartbeat_seconds)
+        status = self.status
+
+        def switched(config: AgentConfig) -> None:
+            status.config_version = config.config_version
+
+        if self._pipeline is not None:
+            self._pipeline.request_config(active, on_applied=switched)
+        else:
+            switched(active)
 
     @property
     def sink(self) -> EventSink:
@@ -126,6 +165,20 @@ class Delivery:
         if self._started:
             return
         self._started = True
+        h = self.config.health
+        if h.enabled and h.port is not None:
+            from edge_agent.metrics import agent_readiness, agent_registry
+            from footfall.health import HealthServer
+
+            try:
+                self.health = HealthServer(
+                    agent_registry(self),
+                    host=h.bind,
+                    port=h.port,
+                    ready=lambda: agent_readiness(self),
+                ).start()
+            except OSError as exc:
+                raise AgentError(f"health.port {h.port} on {h.bind}: {exc.strerror}") from None
         for part in (self.sender, self.uploader):
             if part is not None:
                 part.start()
@@ -153,6 +206,8 @@ class Delivery:
         if not clean:
             log.error("a delivery loop did not stop in time; its work stays in the outbox")
         report = DrainReport(self.outbox.depth(), self.outbox.crops_pending(), clean)
+        if self.health is not None:
+            self.health.stop()
         if clean:
             # A loop that is still running may use the outbox; it is a daemon thread and dies
             # with the process, and SQLite keeps the file consistent either way.
@@ -236,10 +291,10 @@ def run_live(
     file played as if live); cameras and streams are stamped with the clock.
     """
     from edge_agent.build import BuildError, build_classifier, build_detector, resolver_for
-    from edge_agent.pipeline import Pipeline
-    from edge_agent.runner import run
     from edge_agent.sources import SourceError, open_source
 
+    remote = RemoteConfigManager.load(config)
+    config = remote.active
     if config.source.url is None:
         raise AgentError("source.url is not set: give the camera's RTSP/HTTP URL or index")
     resolver = resolver_for(config, models_dir)
@@ -257,17 +312,51 @@ def run_live(
         )
     except (SourceError, ValueError) as exc:
         raise AgentError(str(exc)) from None
+    return run_agent(config, source, detector, classifier, remote=remote)
+
+
+def run_agent(
+    config: AgentConfig,
+    source: FrameSource,
+    detector: FaceDetector,
+    classifier: FaceClassifier,
+    *,
+    remote: RemoteConfigManager | None = None,
+    links: LinkFactory | None = None,
+    store: ObjectStore | None = None,
+    stop: threading.Event | None = None,
+    on_pipeline: Callable[[Pipeline, Delivery], None] | None = None,
+) -> DrainReport:
+    """A running agent from its parts: ``source`` through the pipeline into the outbox, and
+    delivery alongside, until the source ends, SIGTERM, or ``stop`` is set (tests; main thread
+    not required then). ``on_pipeline`` sees the pipeline and the delivery once both exist."""
+    from edge_agent.pipeline import Pipeline
+    from edge_agent.runner import run
+
+    remote = remote if remote is not None else RemoteConfigManager.load(config)
+    config = remote.active
     pipeline = Pipeline.from_config(config, detector=detector, classifier=classifier)
     meter = FrameMeter(source_reconnects=lambda: source.reconnects)
-    delivery = Delivery(config, models=[detector.model, *classifier.models], frames=meter.snapshot)
+    delivery = Delivery(
+        config,
+        models=[detector.model, *classifier.models],
+        frames=meter.snapshot,
+        links=links,
+        store=store,
+        remote=remote,
+    )
+    delivery.attach_pipeline(pipeline)
+    if on_pipeline is not None:
+        on_pipeline(pipeline, delivery)
 
-    def produce(sink: EventSink, stop: threading.Event) -> None:
+    def produce(sink: EventSink, signalled: threading.Event) -> None:
+        halt = stop if stop is not None else signalled
         result = run(
             source,
             pipeline,
             sink,
             queue_frames=config.source.queue_frames,
-            stop=stop,
+            stop=halt,
             on_frame=meter.on_frame,
         )
         log.info(
@@ -278,4 +367,13 @@ def run_live(
             result.events,
         )
 
+    if stop is not None:
+        # Outside the main thread no signal handler can be installed: the test's event is
+        # the only way to stop.
+        delivery.start()
+        try:
+            produce(delivery.sink, threading.Event())
+        finally:
+            report = delivery.stop()
+        return report
     return run_until_stopped(delivery, produce)

@@ -15,7 +15,7 @@ from edge_agent.pipeline_config import (
     SourceSettings,
     TrackerSettings,
 )
-from footfall.connections import BrokerSettings, ObjectStoreSettings, Section
+from footfall.connections import BrokerSettings, HealthSettings, ObjectStoreSettings, Section
 from footfall.contract.topics import AgentAddress
 from footfall.ids import SafeId
 from footfall.settings import load_config
@@ -152,6 +152,9 @@ class AgentConfig(Section):
         default_factory=ClassifierSettings, description="Gender and age group per person"
     )
     crops: CropSettings = Field(default_factory=CropSettings, description="Face crops")
+    health: HealthSettings = Field(
+        default_factory=HealthSettings, description="Metrics and health endpoint (off by default)"
+    )
 
     @field_validator("tracker")
     @classmethod

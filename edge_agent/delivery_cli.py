@@ -91,7 +91,7 @@ def deliver(
 ) -> None:
     """Send what is in the outbox (events to MQTT, crops to S3) without running the pipeline;
     runs until SIGTERM, or until the outbox is empty with --until-empty."""
-    from edge_agent.agent import Delivery, run_until_stopped
+    from edge_agent.agent import AgentError, Delivery, run_until_stopped
     from edge_agent.config import load_agent_config
 
     with config_errors_exit():
@@ -112,7 +112,10 @@ def deliver(
 
     delivery = Delivery(cfg)
     started = time.monotonic()
-    report = run_until_stopped(delivery, wait)
+    try:
+        report = run_until_stopped(delivery, wait)
+    except AgentError as exc:
+        raise fail(str(exc)) from None
     typer.echo(
         f"{report.events_left} event(s) and {report.crops_left} crop(s) left in the outbox "
         f"after {time.monotonic() - started:.1f} s"

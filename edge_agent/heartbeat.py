@@ -83,6 +83,15 @@ class StatusBuilder:
         self.events_sent: Callable[[], int] = lambda: 0
         self.errors: list[Callable[[], str | None]] = []
 
+    @property
+    def config_version(self) -> str | None:
+        return self._config_version
+
+    @config_version.setter
+    def config_version(self, version: str | None) -> None:
+        # One reference assignment; the sender thread reads it when it builds a heartbeat.
+        self._config_version = version
+
     def last_error(self) -> str | None:
         for source in self.errors:
             error = source()

@@ -69,6 +69,15 @@ class Ack:
 
 
 @dataclass(frozen=True)
+class Received:
+    """A message the broker delivered on one of the link's subscriptions."""
+
+    topic: str
+    payload: bytes
+    retain: bool  # True when it was a retained message sent because we subscribed
+
+
+@dataclass(frozen=True)
 class LastWill:
     topic: str
     payload: bytes
@@ -102,6 +111,15 @@ class BrokerLink(Protocol):
     def poll(self, timeout: float) -> list[Ack]:
         """Do network work for up to ``timeout`` seconds; the PUBACKs that arrived. Acks that
         arrived before a connection loss are still returned."""
+        ...
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        """Ask for messages on ``topic``; they are returned by :meth:`received` after a poll.
+        Raises :class:`LinkError` when the connection is gone."""
+        ...
+
+    def received(self) -> list[Received]:
+        """Messages that arrived during the polls since the last call."""
         ...
 
     def close(self) -> None:
@@ -168,6 +186,7 @@ class PahoLink:
             self._client.tls_set(ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
         self._v5 = v5
         self._acks: list[Ack] = []
+        self._received: list[Received] = []
         self._connack: Any = None
         self._connack_props: Any = None
         self._connected = False
@@ -175,6 +194,7 @@ class PahoLink:
         self._client.on_connect = self._on_connect
         self._client.on_publish = self._on_publish
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
 
     # paho callbacks, run inside client.loop() in the caller's thread.
     def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason_code: Any, props: Any) -> None:
@@ -183,6 +203,13 @@ class PahoLink:
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason_code: Any, _p: Any) -> None:
         self._acks.append(Ack(mid, int(reason_code.value), str(reason_code)))
+
+    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            return  # not one of ours: every topic we subscribe to is ASCII
+        self._received.append(Received(topic, bytes(message.payload), bool(message.retain)))
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
         if self._connected:
@@ -282,6 +309,19 @@ class PahoLink:
                 self._lost = f"connection to {s.host}:{s.port} lost ({mqtt.error_string(rc)})"
         acks, self._acks = self._acks, []
         return acks
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        import paho.mqtt.client as mqtt
+
+        if not self._connected:
+            raise LinkError(f"subscribe to {topic}: not connected ({self._lost or 'never was'})")
+        result, _mid = self._client.subscribe(topic, qos)
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            raise LinkError(f"subscribe to {topic} failed: {mqtt.error_string(result)}")
+
+    def received(self) -> list[Received]:
+        messages, self._received = self._received, []
+        return messages
 
     def close(self) -> None:
         if self._connected:

@@ -15,9 +15,10 @@ from the chips whose quality reached ``min_quality``; with none, the event says 
 import hashlib
 import itertools
 import logging
+import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -141,6 +142,9 @@ class Pipeline:
         self._counter: DirectionCounter | None = None
         self._size: tuple[int, int] | None = None
         self._last: tuple[float, Detections, bool] | None = None
+        self._pending: tuple[AgentConfig, Callable[[AgentConfig], None] | None] | None = None
+        self._pending_lock = threading.Lock()
+        self.config_version: str | None = None
 
     @classmethod
     def from_config(
@@ -151,7 +155,7 @@ class Pipeline:
         classifier: FaceClassifier,
         track_ids: Iterator[int] | None = None,
     ) -> "Pipeline":
-        return cls(
+        pipeline = cls(
             detector=detector,
             classifier=classifier,
             address=config.address,
@@ -162,6 +166,49 @@ class Pipeline:
             detect_every_n_frames=config.detector.detect_every_n_frames,
             track_ids=track_ids,
         )
+        pipeline.config_version = config.config_version
+        return pipeline
+
+    # -- remote configuration -----------------------------------------------------------------
+
+    def request_config(
+        self,
+        config: AgentConfig,
+        on_applied: Callable[[AgentConfig], None] | None = None,
+    ) -> None:
+        """Hand over a new (validated) configuration from another thread; it takes effect at
+        the start of the next :meth:`step`, never in the middle of one, and ``on_applied`` is
+        called then (in the pipeline's thread). A later request replaces one not yet taken."""
+        with self._pending_lock:
+            self._pending = (config, on_applied)
+
+    def apply_config(self, config: AgentConfig) -> None:
+        """Switch to ``config``'s pipeline settings now (between frames).
+
+        A moved counting line makes every person in view start afresh on it: their side of the
+        old line means nothing for the new one; a direction already counted is kept.
+        """
+        self.counting = config.counting
+        if self._size is not None:
+            self._counter = build_counter(self.counting, *self._size)
+        for person in self._people.values():
+            person.count = CountState(crossed=person.count.crossed)
+        self.tracker.configure(config.tracker)
+        self.scene_cuts.threshold = config.tracker.scene_cut_threshold
+        self.classify_settings = config.classifier
+        self.crops = config.crops
+        self.detect_every = config.detector.detect_every_n_frames
+        self.config_version = config.config_version
+        log.info("pipeline now runs configuration %s", config.config_version)
+
+    def _take_pending(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            config, on_applied = pending
+            self.apply_config(config)
+            if on_applied is not None:
+                on_applied(config)
 
     @property
     def live_people(self) -> int:
@@ -191,6 +238,8 @@ class Pipeline:
         """Take one frame (BGR uint8) seen at ``timestamp`` (time-zone aware, non-decreasing)."""
         if timestamp.tzinfo is None or timestamp.utcoffset() is None:
             raise ValueError("timestamp must be time-zone aware (e.g. UTC)")
+        if self._pending is not None:  # one attribute read per frame when nothing is pending
+            self._take_pending()
         height, width = frame.shape[:2]
         finished: list[FinishedPerson] = []
         if self._size != (width, height):

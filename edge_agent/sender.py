@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -40,7 +41,7 @@ from edge_agent.mqtt_link import (
     TlsError,
 )
 from edge_agent.outbox import Outbox
-from footfall.contract import AgentState
+from footfall.contract import AgentState, ConfigResult
 from footfall.contract.topics import AgentAddress, Channel
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ class SenderStats:
     events_republished: int = 0  # published again after a reconnect or a denial
     publish_denied: int = 0
     heartbeats: int = 0
+    config_results: int = 0  # answers published to config messages
+
+
+ConfigHandler = Callable[[bytes], ConfigResult]
 
 
 class EventSender:
@@ -86,7 +91,11 @@ class EventSender:
         heartbeat_seconds: float = 60.0,
         window: int = 100,
         idle_poll_seconds: float = 0.05,
+        config_handler: ConfigHandler | None = None,
     ) -> None:
+        """``config_handler``: called with each message of the agent's ``config`` topic (which
+        is subscribed to on every connection when given); its answer is published retained on
+        ``config-result``."""
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         if heartbeat_seconds <= 0:
@@ -102,6 +111,9 @@ class EventSender:
         self.events_topic = address.topic(topic_prefix, Channel.EVENTS)
         self.status_topic = address.topic(topic_prefix, Channel.STATUS)
         self.heartbeat_topic = address.topic(topic_prefix, Channel.HEARTBEAT)
+        self.config_topic = address.topic(topic_prefix, Channel.CONFIG)
+        self.config_result_topic = address.topic(topic_prefix, Channel.CONFIG_RESULT)
+        self._config_handler = config_handler
         self._stats = SenderStats()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -123,6 +135,13 @@ class EventSender:
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._stats = replace(self._stats, **{name: getattr(self._stats, name) + n})
+
+    def set_heartbeat_seconds(self, seconds: float) -> None:
+        """A new heartbeat interval (remote configuration); a shorter one takes effect at once."""
+        if seconds <= 0:
+            raise ValueError(f"heartbeat_seconds must be > 0, got {seconds}")
+        self._heartbeat_seconds = seconds
+        self._wake.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="mqtt-sender", daemon=True)
@@ -260,20 +279,29 @@ class _Session:
         s._count("connects")
         log.info("MQTT connected; publishing to %s (window %d)", s.events_topic, self.window)
         self._publish_status(AgentState.ONLINE)
-        next_beat = time.monotonic() + s._heartbeat_seconds
+        if s._config_handler is not None:
+            # Every connection: the broker then sends the retained config, which is how an
+            # agent that was away learns what was pushed meanwhile.
+            self.link.subscribe(s.config_topic, 1)
+        interval = s._heartbeat_seconds
+        next_beat = time.monotonic() + interval
         busy = True
         while True:
             acks = self.link.poll(0.0 if busy else s._idle_poll)
             busy = self._handle(acks) > 0
+            busy = self._take_configs() > 0 or busy
             if not self.link.connected:
                 s._lost(self.link.lost_reason or "connection lost")
                 return False
             now = time.monotonic()
             if s._finished():
                 return self._finish()
+            if s._heartbeat_seconds != interval:
+                interval = s._heartbeat_seconds
+                next_beat = min(next_beat, now + interval)
             if now >= next_beat:
                 self._publish_heartbeat()
-                next_beat = now + s._heartbeat_seconds
+                next_beat = now + interval
             if now >= self.paused_until:
                 busy = self._fill() > 0 or busy
 
@@ -304,6 +332,19 @@ class _Session:
         if denied:
             self._on_denied(denied)
         return len(acks)
+
+    def _take_configs(self) -> int:
+        s = self.s
+        messages = self.link.received()
+        for message in messages:
+            if s._config_handler is None or message.topic != s.config_topic:
+                continue
+            result = s._config_handler(message.payload)
+            payload = result.to_json()
+            mid = self.link.publish(s.config_result_topic, payload, qos=1, retain=True)
+            self.aux[mid] = s.config_result_topic
+            s._count("config_results")
+        return len(messages)
 
     def _on_denied(self, denied: list[tuple[int, Ack]]) -> None:
         s = self.s

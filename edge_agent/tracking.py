@@ -298,6 +298,20 @@ class ByteTracker:
     def __len__(self) -> int:
         return len(self._tracks)
 
+    def configure(self, settings: TrackerSettings) -> None:
+        """Take new thresholds between two frames (remote configuration); live tracks keep
+        their state and are judged by the new values from the next frame on."""
+        fresh = ByteTracker.from_settings(settings)  # the constructor's checks, nothing else
+        self.max_absence = fresh.max_absence
+        self.high_score = fresh.high_score
+        self.low_score = fresh.low_score
+        self.match_iou = fresh.match_iou
+        self.low_match_iou = fresh.low_match_iou
+        self.reid_max_distance = fresh.reid_max_distance
+        self.min_hits = fresh.min_hits
+        self.confirm_within = fresh.confirm_within
+        self.max_tracks = fresh.max_tracks
+
     # -- time ------------------------------------------------------------------------------------
 
     def _advance(self, t: float) -> float:

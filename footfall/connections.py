@@ -112,3 +112,24 @@ class ObjectStoreSettings(Section):
 
     def secret_value(self) -> str | None:
         return read_secret(self.secret_access_key, self.secret_access_key_file, "the S3 secret key")
+
+
+class HealthSettings(Section):
+    """The HTTP endpoint for Prometheus (/metrics) and health checks (/healthz, /readyz)."""
+
+    port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the endpoint; unset or 0 turns it off",
+    )
+    bind: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address to listen on; 0.0.0.0 to be scraped from other machines (in a "
+        "container, or by a Prometheus elsewhere)",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.port)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge_agent.mqtt_link import Ack, BrokerLink, LastWill, LinkError
+from edge_agent.mqtt_link import Ack, BrokerLink, LastWill, LinkError, Received
 
 SUCCESS = Ack(0, 0, "Success")
 NOT_AUTHORIZED_CODE = 135
@@ -61,6 +61,8 @@ class FakeLink:
         self._lost: str | None = None
         self._next_mid = 0
         self._unacked: list[tuple[int, str]] = []
+        self.subscriptions: list[str] = []
+        self._inbox: list[Received] = []
 
     @property
     def connected(self) -> bool:
@@ -84,6 +86,26 @@ class FakeLink:
             self.number = len(b.links)
             self.will = will
             self._connected = True
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        b = self.broker
+        with b.lock:
+            if not self._connected:
+                raise LinkError("not connected")
+            self.subscriptions.append(topic)
+            if topic in b.retained:
+                self._inbox.append(Received(topic, b.retained[topic], True))
+
+    def deliver(self, topic: str, payload: bytes) -> None:
+        """A message from another client, on a topic this link subscribed to."""
+        with self.broker.lock:
+            if topic in self.subscriptions:
+                self._inbox.append(Received(topic, payload, False))
+
+    def received(self) -> list[Received]:
+        with self.broker.lock:
+            inbox, self._inbox = self._inbox, []
+        return inbox
 
     def lost(self, reason: str) -> None:  # called with the broker's lock held
         self._connected = False

@@ -1,6 +1,7 @@
 """What the ``report`` and ``deliver`` commands and the service's scheduler run, from config."""
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -85,15 +86,23 @@ def deliver_sites(
     return [deliverer.deliver(_delivery_site(s), day or yesterday(s.timezone)) for s in chosen]
 
 
-def nightly_scheduler(config: AggregatorConfig, store: EventStore) -> NightlyScheduler | None:
-    """A scheduler delivering every site at its local ``deliver_at``, or None without delivery."""
-    if config.delivery is None or not config.sites:
+def nightly_scheduler(
+    config: AggregatorConfig,
+    store: EventStore,
+    on_outcome: Callable[[DeliveryOutcome], None] | None = None,
+) -> NightlyScheduler | None:
+    """A scheduler delivering every site at its local ``deliver_at``, or None without delivery
+    (or with ``delivery.in_service = false``)."""
+    if config.delivery is None or not config.sites or not config.delivery.in_service:
         return None
     deliverer = make_deliverer(config, store)
     sites = {s.id: s for s in config.sites}
 
     def job(site_id: str, day: date) -> DeliveryOutcome:
-        return deliverer.deliver(_delivery_site(sites[site_id]), day)
+        outcome = deliverer.deliver(_delivery_site(sites[site_id]), day)
+        if on_outcome is not None:
+            on_outcome(outcome)
+        return outcome
 
     schedules = [SiteSchedule(s.id, ZoneInfo(s.timezone), s.deliver_at) for s in config.sites]
     return NightlyScheduler(schedules, job)

@@ -36,6 +36,12 @@ class SmtpSettings(Section):
 class DeliverySettings(Section):
     """Where and how workbooks are delivered."""
 
+    in_service: bool = Field(
+        default=True,
+        description="Deliver at each site's deliver_at from within `footfall-aggregator run`. Set "
+        "false when a scheduler (a Kubernetes CronJob) runs `footfall-aggregator deliver` "
+        "instead: with several aggregator replicas each would otherwise deliver",
+    )
     key_prefix: str = Field(
         default="reports",
         pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",

@@ -3,6 +3,7 @@
 Both sides import it from here; ``schemas/`` holds the JSON Schema exported from these models.
 """
 
+from footfall.contract.config_result import ConfigOutcome, ConfigResult
 from footfall.contract.decode import ContractError, FieldError, decode
 from footfall.contract.events import (
     MAX_EVENT_BYTES,
@@ -40,6 +41,8 @@ __all__ = [
     "AgentStats",
     "AgentStatus",
     "Channel",
+    "ConfigOutcome",
+    "ConfigResult",
     "ContractError",
     "CropRef",
     "Direction",

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from footfall.contract.config_result import ConfigResult
 from footfall.contract.events import PersonEvent
 from footfall.contract.status import AgentStatus
 
 SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "person_event.v1.schema.json": PersonEvent,
     "agent_status.v1.schema.json": AgentStatus,
+    "config_result.v1.schema.json": ConfigResult,
 }
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas"
 

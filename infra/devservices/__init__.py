@@ -31,6 +31,7 @@ from infra.devservices.common import (
 )
 from infra.devservices.mosquitto import (
     BrokerUser,
+    ConfiguredMosquitto,
     Mosquitto,
     Role,
     default_broker_users,
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_TOPIC_PREFIX",
     "LOOPBACK",
     "BrokerUser",
+    "ConfiguredMosquitto",
     "MissingBinaryError",
     "Mosquitto",
     "Postgres",

@@ -25,8 +25,6 @@ _log = logging.getLogger("infra.devservices")
 LOOPBACK = "127.0.0.1"
 DEFAULT_TOPIC_PREFIX = "footfall/v1"
 SERVICE_NAMES = ("mosquitto", "s3", "postgres")
-AGENT_WRITE_CHANNELS = ("events", "status", "heartbeat", "config-result")
-AGENT_READ_CHANNELS = ("config",)
 
 # Unix socket paths are limited to 108 bytes; leave room for PostgreSQL's ".s.PGSQL.NNNNN".
 _MAX_SOCKET_DIR_LEN = 80

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 import re
 import secrets
-import shutil
 import signal
 import socket
 import ssl
@@ -15,9 +13,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from footfall.broker_auth import (
+    AccountAcl,
+    acl_lines,
+    atomic_write,
+    mosquitto_hash,
+    render_acl,
+    render_passwd,
+)
+from footfall.broker_auth import (
+    Role as Role,
+)
 from infra.devservices.common import (
-    AGENT_READ_CHANNELS,
-    AGENT_WRITE_CHANNELS,
     DEFAULT_TOPIC_PREFIX,
     LOOPBACK,
     ServiceError,
@@ -39,12 +46,6 @@ from infra.devservices.service import Service
 # Mosquitto
 
 
-class Role(enum.StrEnum):
-    AGGREGATOR = "aggregator"
-    AGENT = "agent"
-    ADMIN = "admin"
-
-
 _MQTT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,3}")
@@ -57,7 +58,10 @@ class BrokerUser:
     - ``aggregator``: reads ``<prefix>/#``.
     - ``agent``: writes ``<prefix>/<site>/<spot>/<agent>/{events,status,heartbeat,config-result}``
       and reads ``<prefix>/<site>/<spot>/<agent>/config``, nothing else.
+    - ``operator``: writes and reads every agent's ``config``, reads every ``config-result``.
     - ``admin``: reads and writes every topic.
+
+    The ACL lines come from :mod:`footfall.broker_auth`, the renderer the fleet registry uses.
 
     ``topic_prefix`` None means the broker's prefix. ``extra_acl`` adds raw ACL lines such as
     ``"topic write footfall/v1/+/+/+/config"``.
@@ -92,18 +96,15 @@ class BrokerUser:
         return f"{self.topic_prefix or prefix}/{self.site}/{self.spot}/{self.agent}/{channel}"
 
     def acl_lines(self, default_prefix: str) -> list[str]:
-        prefix = self.topic_prefix or default_prefix
-        lines = [f"user {self.name}"]
-        if self.role is Role.ADMIN:
-            lines.append("topic readwrite #")
-        elif self.role is Role.AGGREGATOR:
-            lines.append(f"topic read {prefix}/#")
-        else:
-            base = f"{prefix}/{self.site}/{self.spot}/{self.agent}"
-            lines += [f"topic write {base}/{ch}" for ch in AGENT_WRITE_CHANNELS]
-            lines += [f"topic read {base}/{ch}" for ch in AGENT_READ_CHANNELS]
-        lines += list(self.extra_acl)
-        return lines
+        account = AccountAcl(
+            self.name,
+            self.role,
+            self.topic_prefix or default_prefix,
+            self.site,
+            self.spot,
+            self.agent,
+        )
+        return acl_lines(account, self.extra_acl)
 
 
 def _password() -> str:
@@ -149,27 +150,29 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 def mqtt_connack(
     host: str,
     port: int,
-    username: str,
-    password: str,
+    username: str | None,
+    password: str | None,
     *,
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = 3.0,
 ) -> int:
-    """Open an MQTT 3.1.1 session with these credentials and return the CONNACK return code."""
+    """Open an MQTT 3.1.1 session with these credentials (None, None: anonymous) and return the
+    CONNACK return code."""
 
     def field_(data: bytes) -> bytes:
         return len(data).to_bytes(2, "big") + data
 
     client_id = f"devservices-probe-{secrets.token_hex(4)}".encode()
-    # Flags 0xC2: user name, password, clean session.
+    # Flags 0xC2: user name, password, clean session; 0x02: clean session only.
+    credentials = username is not None and password is not None
     body = (
         field_(b"MQTT")
-        + bytes([4, 0xC2])
+        + bytes([4, 0xC2 if credentials else 0x02])
         + (10).to_bytes(2, "big")
         + field_(client_id)
-        + field_(username.encode())
-        + field_(password.encode())
     )
+    if username is not None and password is not None:
+        body += field_(username.encode()) + field_(password.encode())
     with socket.create_connection((host, port), timeout=timeout) as raw:
         sock: socket.socket = (
             ssl_context.wrap_socket(raw, server_hostname=host) if ssl_context else raw
@@ -297,7 +300,7 @@ class Mosquitto(Service):
         keep: bool = False,
         start_timeout: float = 15.0,
     ) -> None:
-        self._broker_bin, self._passwd_bin = mosquitto_binaries()
+        self._broker_bin, _ = mosquitto_binaries()
         openssl_binary()
         if not _PREFIX_RE.fullmatch(topic_prefix):
             raise ValueError(f"topic prefix {topic_prefix!r} is not 1-4 plain levels")
@@ -352,28 +355,17 @@ class Mosquitto(Service):
             return
         # ACL first: once a new account can log in, its ACL entries are already in place.
         self._write_acl()
-        self._edit_passwords([["-b", "{file}", u.name, u.password] for u in new])
+        self._write_passwords()
         self._reload_and_wait(new)
 
     def remove_users(self, names: Iterable[str]) -> None:
         gone = [n for n in names if self._users.pop(n, None) is not None]
         if not gone or not self._users_written:
             return
-        self._edit_passwords([["-D", "{file}", name] for name in gone])
+        self._write_passwords()
         self._write_acl()
         if self.is_running() and self._proc is not None:
             self._proc.send_signal(signal.SIGHUP)
-
-    def _edit_passwords(self, edits: Sequence[Sequence[str]]) -> None:
-        """Run ``mosquitto_passwd`` edits on a copy, then swap it in: the broker may reread the
-        file at any SIGHUP and must never see it half-written."""
-        tmp = self.password_file.with_suffix(".tmp")
-        shutil.copyfile(self.password_file, tmp)
-        for edit in edits:
-            args = [str(tmp) if a == "{file}" else a for a in edit]
-            _run([self._passwd_bin, *args], what="editing the broker password file")
-        self._fix_owner(tmp)
-        tmp.replace(self.password_file)
 
     def _reload_and_wait(self, users: Sequence[BrokerUser]) -> None:
         proc = self._proc
@@ -449,37 +441,21 @@ class Mosquitto(Service):
     def _fix_owner(self, path: Path, mode: int = 0o640) -> None:
         _chown(path, self._account, mode)
 
+    def _owner(self) -> tuple[int, int] | None:
+        return (self._account.uid, self._account.gid) if self._account is not None else None
+
     def _write_acl(self) -> None:
-        blocks = [
-            "# Generated by infra/devservices; anonymous clients are refused entirely.",
-        ]
-        for user in self._users.values():
-            blocks.append("\n".join(user.acl_lines(self.topic_prefix)))
-        tmp = self.acl_file.with_suffix(".tmp")
-        tmp.write_text("\n\n".join(blocks) + "\n")
-        self._fix_owner(tmp)
-        tmp.replace(self.acl_file)
+        text = render_acl(
+            (user.acl_lines(self.topic_prefix) for user in self._users.values()),
+            header="Generated by infra/devservices; anonymous clients are refused entirely.",
+        )
+        atomic_write(self.acl_file, text, mode=0o640, owner=self._owner())
 
     def _write_passwords(self) -> None:
-        self.password_file.unlink(missing_ok=True)
-        first = True
-        for user in self._users.values():
-            create = ["-c"] if first else []
-            _run(
-                [
-                    self._passwd_bin,
-                    *create,
-                    "-b",
-                    str(self.password_file),
-                    user.name,
-                    user.password,
-                ],
-                what=f"adding broker user {user.name}",
-            )
-            first = False
-        if first:
-            self.password_file.write_text("")
-        self._fix_owner(self.password_file)
+        # Hashed here, in Mosquitto's own $7$ format, by the code the fleet registry uses: the
+        # test broker accepting these logins is what shows that code is right.
+        text = render_passwd((u.name, mosquitto_hash(u.password)) for u in self._users.values())
+        atomic_write(self.password_file, text, mode=0o640, owner=self._owner())
 
     def _prepare(self) -> None:
         self.tls_dir.mkdir(exist_ok=True)
@@ -560,4 +536,162 @@ class Mosquitto(Service):
 
         if not _wait_until(answers, timeout=deadline - time.monotonic(), alive=self.is_running):
             return f"ports {self.port}/{self.tls_port} do not accept a login"
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# A broker from a deployment's own configuration file
+
+
+class ConfiguredMosquitto(Service):
+    """Mosquitto started from a production configuration file (``infra/mosquitto/mosquitto.conf``)
+    with only what cannot be the same on a test machine replaced: the TLS listener's port and
+    address, the certificate paths (a throwaway CA), the password and ACL files, the persistence
+    directory, the PID file and the log destination. Every other line is used as written, so a
+    broker that starts here starts with the deployment's settings.
+
+    The password and ACL files are the caller's (e.g. generated by the fleet registry); they
+    must be readable by the user the broker drops to.
+    """
+
+    name = "mosquitto"
+    _REPLACED = (
+        "listener",
+        "cafile",
+        "certfile",
+        "keyfile",
+        "password_file",
+        "acl_file",
+        "persistence_location",
+        "pid_file",
+        "log_dest",
+    )
+
+    def __init__(
+        self,
+        template: Path,
+        *,
+        password_file: Path,
+        acl_file: Path,
+        tls_port: int | None = None,
+        state_dir: Path | None = None,
+        keep: bool = False,
+        start_timeout: float = 15.0,
+    ) -> None:
+        self._broker_bin, _ = mosquitto_binaries()
+        openssl_binary()
+        super().__init__(state_dir=state_dir, keep=keep, start_timeout=start_timeout)
+        self.template = template
+        self.host = LOOPBACK
+        self.password_file = password_file
+        self.acl_file = acl_file
+        if tls_port is None:
+            (self.tls_port,) = free_ports(1)
+        else:
+            self.tls_port = tls_port
+            self._ports_auto = False
+        self.config_file = self.state_dir / "mosquitto.conf"
+        self.persistence_dir = self.state_dir / "data"
+        self.tls_dir = self.state_dir / "tls"
+        self.ca_file = self.tls_dir / "ca.crt"
+        self.broker_pid_file = self.state_dir / "broker.pid"
+        self._account = _account("mosquitto") if _is_root() else None
+        _check_reachable(self.state_dir, "mosquitto", self._account)
+        for path in (password_file, acl_file):
+            _check_reachable(path, "mosquitto", self._account)
+
+    def rendered(self) -> list[str]:
+        """The template's lines with the machine-specific values replaced; raises
+        :class:`ServiceError` if one of them is missing from the template (a deployment
+        config without a TLS listener, a password file or an ACL must not pass)."""
+        tls = self.tls_dir
+        values = {
+            "cafile": str(tls / "ca.crt"),
+            "certfile": str(tls / "server.crt"),
+            "keyfile": str(tls / "server.key"),
+            "password_file": str(self.password_file),
+            "acl_file": str(self.acl_file),
+            # The trailing slash is required: mosquitto concatenates location and file name.
+            "persistence_location": f"{self.persistence_dir}/",
+            "pid_file": str(self.broker_pid_file),
+            # A file is written line by line and is what readiness is read from.
+            "log_dest": f"file {self.log_file}",
+        }
+        out: list[str] = []
+        seen: set[str] = set()
+        for raw in self.template.read_text(encoding="utf-8").splitlines():
+            words = raw.split()
+            key = words[0] if words and not words[0].startswith("#") else None
+            if key == "listener":
+                if "listener" in seen:
+                    raise ServiceError(f"{self.template}: more than one listener; expected one")
+                out.append(f"listener {self.tls_port} {self.host}")
+            elif key in values:
+                if key == "log_dest" and key in seen:
+                    continue  # one destination is enough here
+                out.append(f"{key} {values[key]}")
+            else:
+                out.append(raw)
+            if key is not None:
+                seen.add(key)
+        missing = [k for k in self._REPLACED if k not in seen]
+        if missing:
+            raise ServiceError(f"{self.template}: no {', '.join(missing)} line(s)")
+        return out
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def env(self) -> dict[str, str]:
+        return {
+            "MQTT_HOST": self.host,
+            "MQTT_TLS_PORT": str(self.tls_port),
+            "MQTT_CA_FILE": str(self.ca_file),
+        }
+
+    def reload(self) -> None:
+        """SIGHUP, as an operator would: the broker re-reads the password and ACL files."""
+        if self._proc is not None and self.is_running():
+            self._proc.send_signal(signal.SIGHUP)
+
+    def _ports(self) -> list[int]:
+        return [self.tls_port]
+
+    def _pick_ports(self) -> None:
+        (self.tls_port,) = free_ports(1)
+
+    def _prepare(self) -> None:
+        self.tls_dir.mkdir(exist_ok=True)
+        make_test_ca(self.tls_dir)
+        _chown(self.tls_dir, self._account, 0o750)
+        for name in ("server.crt", "server.key", "ca.crt"):
+            _chown(self.tls_dir / name, self._account, 0o640)
+        self.persistence_dir.mkdir(exist_ok=True)
+        _chown(self.persistence_dir, self._account, 0o750)
+        self.log_file.touch()
+        _chown(self.log_file, self._account, 0o640)
+        self.broker_pid_file.unlink(missing_ok=True)
+        lines = ["# Rendered by infra/devservices from " + str(self.template), *self.rendered()]
+        self.config_file.write_text("\n".join(lines) + "\n")
+        _chown(self.config_file, self._account, 0o640)
+        # The broker writes its PID file after dropping privileges.
+        _chown(self.state_dir, self._account, 0o711)
+
+    def _command(self) -> list[str]:
+        return [self._broker_bin, "-c", str(self.config_file)]
+
+    def _wait_ready(self, log_offset: int, deadline: float) -> str | None:
+        def running_line() -> bool:
+            return " running" in _read_from(self.log_file, log_offset)
+
+        if not _wait_until(
+            running_line, timeout=deadline - time.monotonic(), alive=self.is_running
+        ):
+            return "no 'mosquitto version ... running' line in the log"
+        if not _wait_until(
+            lambda: _port_open(self.host, self.tls_port),
+            timeout=deadline - time.monotonic(),
+            alive=self.is_running,
+        ):
+            return f"port {self.tls_port} does not accept connections"
         return None

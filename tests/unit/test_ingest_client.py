@@ -24,6 +24,7 @@ def test_events_and_heartbeats_are_shared_and_statuses_are_not() -> None:
         "$share/aggs/footfall/v1/+/+/+/events",
         "$share/aggs/footfall/v1/+/+/+/heartbeat",
         "footfall/v1/+/+/+/status",
+        "footfall/v1/+/+/+/config-result",
     ]
 
 

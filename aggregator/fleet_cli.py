@@ -1,0 +1,434 @@
+"""``footfall-aggregator fleet``: the fleet's status (the group's own action) and the operator's
+commands: provision, add-user, rotate, revoke, list-provisioned, render, push-config.
+
+Passwords are written into bundle files (mode 0600) and printed nowhere.
+"""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from footfall.cli_support import config_errors_exit, fail
+
+if TYPE_CHECKING:
+    from aggregator.provisioning import BrokerEndpoint, Registry
+
+EXIT_SILENT_AGENTS = 3
+EXIT_CONFIG_REJECTED = 3
+EXIT_NO_ANSWER = 4
+
+fleet_app = typer.Typer(
+    help="Fleet status (without a subcommand), provisioning of broker accounts, remote config.",
+    invoke_without_command=True,
+)
+
+RegistryOpt = Annotated[
+    Path,
+    typer.Option(
+        "--registry",
+        help="Registry directory (account records; generates mosquitto/passwd and mosquitto/acl)",
+    ),
+]
+BrokerHostOpt = Annotated[
+    str, typer.Option("--broker-host", help="Broker host name the bundle connects to")
+]
+BrokerPortOpt = Annotated[int, typer.Option("--broker-port", help="Broker TLS port", min=1)]
+CaOpt = Annotated[
+    Path | None,
+    typer.Option("--ca", help="CA certificate (PEM) of the broker, copied into the bundle"),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="New directory for the bundle (default: ./bundle-<name>)"),
+]
+PrefixOpt = Annotated[str, typer.Option("--topic-prefix", help="First levels of every topic")]
+BrokerUserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker-user",
+        help="System user Mosquitto runs as (e.g. mosquitto): generated files get its group, 0640",
+    ),
+]
+ReloadOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--reload-pid-file",
+        help="Mosquitto's PID file: SIGHUP the broker so it re-reads passwd and acl",
+    ),
+]
+
+
+@fleet_app.callback()
+def fleet(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Aggregator configuration file (TOML)"),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store URL, overriding the configuration"),
+    ] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Only this site")] = None,
+    silent_after: Annotated[
+        str | None,
+        typer.Option(
+            "--silent-after",
+            help="Flag online agents not heard from for longer than this (e.g. 90s, 5m); default "
+            "fleet.silent_after_seconds",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Show every agent's last status; exit 3 if any online agent has gone silent."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import timedelta
+
+    from aggregator.cli import _domain_errors, _load
+    from aggregator.fleet import fleet_table, parse_duration
+    from aggregator.fleet import silent as silent_agents
+    from aggregator.service import open_store
+
+    cfg = _load(config, store)
+    if silent_after is None:
+        threshold = timedelta(seconds=cfg.fleet.silent_after_seconds)
+    else:
+        try:
+            threshold = parse_duration(silent_after)
+        except ValueError as exc:
+            raise fail(f"--silent-after: {exc}", code=2) from None
+    with _domain_errors(), config_errors_exit():
+        event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
+        try:
+            agents = event_store.agents(site)
+        finally:
+            event_store.close()
+    if not agents:
+        typer.echo("no agent has reported yet" + (f" for site {site}" if site else ""))
+        return
+    now = datetime.now(UTC)
+    Console(width=200).print(fleet_table(agents, now, threshold))
+    quiet = silent_agents(agents, now, threshold)
+    if quiet:
+        names = ", ".join(f"{a.site}/{a.spot}/{a.agent}" for a in quiet)
+        typer.echo(f"{len(quiet)} silent: {names}", err=True)
+        raise typer.Exit(EXIT_SILENT_AGENTS)
+
+
+def _registry(path: Path, broker_user: str | None = None) -> "Registry":
+    from aggregator.provisioning import Registry, RegistryError
+
+    try:
+        return Registry(path, broker_user=broker_user)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+
+
+def _endpoint(host: str, port: int, ca: Path | None) -> "BrokerEndpoint":
+    from aggregator.provisioning import BrokerEndpoint
+
+    if ca is not None and not ca.is_file():
+        raise fail(f"--ca {ca}: file not found", 2)
+    return BrokerEndpoint(host, port, ca)
+
+
+def _reload(pid_file: Path | None) -> None:
+    from aggregator.provisioning import RegistryError, reload_broker
+
+    if pid_file is None:
+        typer.echo("broker files regenerated; make the broker re-read them (SIGHUP)")
+        return
+    try:
+        pid = reload_broker(pid_file)
+    except RegistryError as exc:
+        raise fail(f"files regenerated, but the broker was not reloaded: {exc}") from None
+    typer.echo(f"broker reloaded (SIGHUP to pid {pid})")
+
+
+def _report_bundle(paths: list[Path]) -> None:
+    typer.echo(f"bundle: {paths[0].parent}")
+    for path in paths:
+        note = "  (secret, mode 0600)" if path.name == "mqtt.password" else ""
+        typer.echo(f"  {path.name}{note}")
+
+
+@fleet_app.command("provision")
+def provision(
+    registry: RegistryOpt,
+    site: Annotated[str, typer.Option("--site", help="Site id")],
+    spot: Annotated[str, typer.Option("--spot", help="Spot id")],
+    agent: Annotated[str, typer.Option("--agent", help="Agent id (also its broker user name)")],
+    broker_host: BrokerHostOpt,
+    broker_port: BrokerPortOpt = 8883,
+    ca: CaOpt = None,
+    out: OutOpt = None,
+    topic_prefix: PrefixOpt = "footfall/v1",
+    source_url: Annotated[
+        str | None, typer.Option("--source-url", help="Camera URL written into agent.toml")
+    ] = None,
+    broker_user: BrokerUserOpt = None,
+    reload_pid_file: ReloadOpt = None,
+) -> None:
+    """Create an agent's broker account and its bundle (agent.toml, mqtt.password, ca.crt)."""
+    from aggregator.provisioning import RegistryError, write_agent_bundle
+
+    endpoint = _endpoint(broker_host, broker_port, ca)
+    target = out or Path(f"bundle-{agent}")
+    reg = _registry(registry, broker_user)
+    try:
+        issued = reg.provision_agent(site, spot, agent, topic_prefix=topic_prefix)
+        paths = write_agent_bundle(target, issued, endpoint, source_url=source_url)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"provisioned agent {agent} at {site}/{spot}")
+    _report_bundle(paths)
+    _reload(reload_pid_file)
+
+
+@fleet_app.command("add-user")
+def add_user(
+    registry: RegistryOpt,
+    role: Annotated[str, typer.Option("--role", help="aggregator or operator")],
+    name: Annotated[str, typer.Option("--name", help="Broker user name")],
+    broker_host: BrokerHostOpt,
+    broker_port: BrokerPortOpt = 8883,
+    ca: CaOpt = None,
+    out: OutOpt = None,
+    topic_prefix: PrefixOpt = "footfall/v1",
+    broker_user: BrokerUserOpt = None,
+    reload_pid_file: ReloadOpt = None,
+) -> None:
+    """Create an aggregator account (reads everything) or an operator account (publishes
+    agents' configs); writes mqtt.toml, mqtt.password and ca.crt."""
+    from aggregator.provisioning import RegistryError, write_service_bundle
+    from footfall.broker_auth import Role
+
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise fail(f"--role must be aggregator or operator, not {role!r}", 2) from None
+    endpoint = _endpoint(broker_host, broker_port, ca)
+    reg = _registry(registry, broker_user)
+    try:
+        issued = reg.add_service(parsed, name, topic_prefix=topic_prefix)
+        paths = write_service_bundle(out or Path(f"bundle-{name}"), issued, endpoint)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"provisioned {parsed.value} {name}")
+    _report_bundle(paths)
+    _reload(reload_pid_file)
+
+
+@fleet_app.command("rotate")
+def rotate(
+    name: Annotated[str, typer.Argument(help="Account to give a new password")],
+    registry: RegistryOpt,
+    broker_host: BrokerHostOpt,
+    broker_port: BrokerPortOpt = 8883,
+    ca: CaOpt = None,
+    out: OutOpt = None,
+    source_url: Annotated[
+        str | None, typer.Option("--source-url", help="Camera URL written into agent.toml")
+    ] = None,
+    broker_user: BrokerUserOpt = None,
+    reload_pid_file: ReloadOpt = None,
+) -> None:
+    """New password for an account, in a new bundle; the old password stops working when the
+    broker reloads."""
+    from aggregator.provisioning import RegistryError, write_agent_bundle, write_service_bundle
+    from footfall.broker_auth import Role
+
+    endpoint = _endpoint(broker_host, broker_port, ca)
+    reg = _registry(registry, broker_user)
+    target = out or Path(f"bundle-{name}")
+    try:
+        issued = reg.rotate(name)
+        if issued.account.role is Role.AGENT:
+            paths = write_agent_bundle(target, issued, endpoint, source_url=source_url)
+        else:
+            paths = write_service_bundle(target, issued, endpoint)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"new password for {name}")
+    _report_bundle(paths)
+    _reload(reload_pid_file)
+
+
+@fleet_app.command("revoke")
+def revoke(
+    name: Annotated[str, typer.Argument(help="Account to revoke")],
+    registry: RegistryOpt,
+    broker_user: BrokerUserOpt = None,
+    reload_pid_file: ReloadOpt = None,
+) -> None:
+    """Remove an account from the broker's files (its record stays, marked revoked)."""
+    from aggregator.provisioning import RegistryError
+
+    reg = _registry(registry, broker_user)
+    try:
+        reg.revoke(name)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"revoked {name}")
+    _reload(reload_pid_file)
+
+
+@fleet_app.command("render")
+def render(
+    registry: RegistryOpt,
+    broker_user: BrokerUserOpt = None,
+    reload_pid_file: ReloadOpt = None,
+) -> None:
+    """Regenerate mosquitto/passwd and mosquitto/acl from the account records."""
+    from aggregator.provisioning import RegistryError
+
+    reg = _registry(registry, broker_user)
+    try:
+        reg.render()
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"wrote {reg.passwd_file} and {reg.acl_file}")
+    _reload(reload_pid_file)
+
+
+@fleet_app.command("list-provisioned")
+def list_provisioned(
+    registry: RegistryOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Every account in the registry, revoked ones included."""
+    from aggregator.provisioning import RegistryError
+
+    reg = _registry(registry)
+    try:
+        accounts = reg.accounts()
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        rows = [a.model_dump(mode="json", exclude={"password_hash"}) for a in accounts]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not accounts:
+        typer.echo(f"no accounts in {registry}")
+        return
+    table = Table("name", "role", "site/spot/agent", "prefix", "created", "rotated", "state")
+
+    def day(value: datetime | None) -> str:
+        return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+    for a in accounts:
+        state = f"revoked {day(a.revoked_at)}" if a.revoked_at else "active"
+        table.add_row(
+            *(
+                Text(c)
+                for c in (
+                    a.name,
+                    a.role.value,
+                    a.address,
+                    a.topic_prefix,
+                    day(a.created_at),
+                    day(a.rotated_at),
+                    state,
+                )
+            )
+        )
+    Console(width=200).print(table)
+
+
+@fleet_app.command("push-config")
+def push_config(
+    agent: Annotated[str, typer.Option("--agent", help="Agent id")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Remote configuration (TOML); see docs/operator-guide.md"),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Configuration with the [mqtt] section of an operator account (e.g. the "
+            "mqtt.toml of `fleet add-user --role operator`)",
+        ),
+    ] = None,
+    registry: Annotated[
+        Path | None, typer.Option("--registry", help="Registry to look up the agent's site/spot")
+    ] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Site id (without --registry)")] = None,
+    spot: Annotated[str | None, typer.Option("--spot", help="Spot id (without --registry)")] = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait for the agent's answer (0: do not)"),
+    ] = 30.0,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the remote config: back to the agent's file")
+    ] = False,
+) -> None:
+    """Validate a remote configuration and publish it retained to one agent; wait for its answer.
+
+    Exit 0 applied, 3 rejected by the agent (the reason is printed), 4 no answer yet (an
+    offline agent takes the retained config when it next connects)."""
+    from aggregator.cli import _load
+    from aggregator.remote_push import PushError
+    from aggregator.remote_push import push_config as push
+    from edge_agent.remote_config import load_remote_config
+    from footfall.contract import ConfigOutcome
+    from footfall.contract.topics import AgentAddress
+
+    if (file is None) == (not clear):
+        raise fail("give a configuration FILE, or --clear", 2)
+    if registry is not None:
+        from aggregator.provisioning import RegistryError
+
+        try:
+            account = _registry(registry).find_agent(agent)
+        except RegistryError as exc:
+            raise fail(str(exc), 2) from None
+        site, spot = account.site, account.spot
+    if site is None or spot is None:
+        raise fail("give --registry, or --site and --spot", 2)
+    try:
+        address = AgentAddress(site, spot, agent)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    cfg = _load(config)
+    if cfg.mqtt is None:
+        raise fail(f"{config}: no [mqtt] section", 2)
+    version = None
+    payload = b""
+    if file is not None:
+        with config_errors_exit():
+            remote = load_remote_config(file)
+        version, payload = remote.config_version, remote.to_json()
+    try:
+        outcome = push(cfg.mqtt, address, payload, version=version, wait_seconds=wait)
+    except PushError as exc:
+        raise fail(str(exc)) from None
+    what = f"config {version}" if version else "removal of the remote config"
+    typer.echo(f"published {what} (retained) to {outcome.topic}")
+    answer = outcome.answer
+    if answer is None:
+        if wait > 0:
+            typer.echo(
+                f"no answer from {agent} within {wait:g} s: it takes the config when it next "
+                "connects; see `fleet` for its config version"
+            )
+            raise typer.Exit(EXIT_NO_ANSWER)
+        return
+    if answer.outcome is ConfigOutcome.APPLIED:
+        typer.echo(f"{agent}: applied; configuration in effect: {answer.active_version}")
+        return
+    typer.secho(
+        f"{agent}: REJECTED {answer.config_version}: {answer.reason}; still running "
+        f"{answer.active_version}",
+        fg=typer.colors.RED,
+        err=True,
+    )
+    raise typer.Exit(EXIT_CONFIG_REJECTED)

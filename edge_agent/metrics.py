@@ -1,0 +1,157 @@
+"""The agent's Prometheus metrics, read at scrape time from the counters the agent keeps anyway
+(the heartbeat's statistics, the outbox, the sender, the uploader, the remote configuration).
+
+Every name starts with ``footfall_agent_``; counters end in ``_total``, times in ``_seconds``,
+sizes in ``_bytes``. Counters of events and frames are since the process started (like the
+heartbeat); Prometheus handles the reset at a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from edge_agent.sender import LinkState
+from footfall import __version__
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from edge_agent.agent import Delivery
+
+log = logging.getLogger(__name__)
+
+P = "footfall_agent_"
+
+
+class AgentCollector(Collector):
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+
+    def collect(self) -> Iterator[Metric]:
+        d = self.delivery
+        address = d.config.address
+        info = InfoMetricFamily(P[:-1], "Who this agent is and what it runs")
+        info.add_metric(
+            [],
+            {
+                "site": address.site,
+                "spot": address.spot,
+                "agent": address.agent,
+                "software_version": __version__,
+                "config_version": d.status.config_version or "",
+            },
+        )
+        yield info
+        try:
+            stats = d.status.stats()
+            outbox = d.outbox.status()
+        except Exception as exc:  # the outbox closes at shutdown; a scrape then gets the rest
+            log.debug("outbox metrics unavailable: %s", exc)
+        else:
+            yield _gauge(
+                "uptime_seconds", "Seconds since the agent process started", stats.uptime_seconds
+            )
+            yield _counter("frames_read", "Frames read from the source", stats.frames_in)
+            yield _counter(
+                "frames_processed", "Frames that went through the pipeline", stats.frames_processed
+            )
+            yield _counter(
+                "frames_dropped",
+                "Frames dropped because processing fell behind",
+                stats.frames_dropped,
+            )
+            yield _gauge(
+                "frames_per_second", "Processed frames per second, recent average", stats.fps
+            )
+            yield _counter(
+                "source_reconnects", "Times the video source was reopened", stats.source_reconnects
+            )
+            yield _counter(
+                "events_emitted", "PersonEvents produced by the pipeline", stats.events_emitted
+            )
+            yield _counter(
+                "events_sent", "PersonEvents acknowledged by the broker", stats.events_sent
+            )
+            yield _gauge("outbox_events", "Events waiting in the outbox", outbox.depth)
+            yield _gauge("outbox_crops", "Face crops waiting for upload", outbox.crops_pending)
+            yield _gauge("outbox_bytes", "Bytes of events and crops in the outbox", outbox.bytes)
+            yield _gauge("outbox_max_bytes", "Cap of the outbox", outbox.max_bytes)
+            yield _gauge(
+                "outbox_oldest_event_age_seconds",
+                "Age of the oldest event not yet acknowledged (0 when none)",
+                outbox.oldest_unsent_age_seconds or 0.0,
+            )
+            yield _counter(
+                "crops_dropped",
+                "Face crops dropped to keep the outbox in its cap",
+                stats.crops_dropped,
+            )
+        if d.sender is not None:
+            s = d.sender.stats()
+            yield _gauge(
+                "mqtt_connected", "1 while connected to the broker", s.state is LinkState.CONNECTED
+            )
+            yield _counter("mqtt_connects", "Successful connections to the broker", s.connects)
+            yield _counter(
+                "mqtt_connect_failures", "Failed connection attempts", s.connect_failures
+            )
+            yield _counter(
+                "mqtt_connections_lost", "Connections lost after being made", s.connections_lost
+            )
+            yield _counter(
+                "mqtt_publish_denied", "Event publishes the broker refused (ACL)", s.publish_denied
+            )
+            yield _counter(
+                "events_republished",
+                "Events published again after a reconnect or a denial",
+                s.events_republished,
+            )
+            yield _counter("heartbeats", "Heartbeats published", s.heartbeats)
+        if d.uploader is not None:
+            u = d.uploader.stats()
+            yield _counter(
+                "crops_uploaded", "Face crops stored in the object store", u.crops_uploaded
+            )
+            yield _counter(
+                "crop_upload_failures", "Failed crop uploads (retried)", u.upload_failures
+            )
+            yield _counter(
+                "crops_corrupt",
+                "Crops not uploaded: bytes no longer match their sha256",
+                u.crops_corrupt,
+            )
+        results = CounterMetricFamily(
+            P + "config_results", "Remote configurations answered, by outcome", labels=["outcome"]
+        )
+        for outcome in ("applied", "rejected"):
+            results.add_metric([outcome], d.remote.outcomes.get(outcome, 0))
+        yield results
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(P + name, doc, value=float(value))
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(P + name, doc, value=float(value))
+
+
+def agent_registry(delivery: Delivery) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgentCollector(delivery))
+    return registry
+
+
+def agent_readiness(delivery: Delivery) -> str | None:
+    """Ready when connected to the broker (if there is one to connect to)."""
+    if delivery.sender is None:
+        return None
+    stats = delivery.sender.stats()
+    if stats.state is LinkState.CONNECTED:
+        return None
+    return f"MQTT {stats.state.value}" + (f": {stats.last_error}" if stats.last_error else "")

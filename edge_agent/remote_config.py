@@ -1,0 +1,312 @@
+"""Remote configuration: what an operator may change on a running agent, and how the agent takes
+it.
+
+The operator publishes a :class:`RemoteConfig` (JSON) retained on the agent's ``config`` topic
+(``footfall-aggregator fleet push-config``). The agent receives it on every connection, checks it,
+and answers on ``config-result`` with a :class:`~footfall.contract.ConfigResult`: applied, or
+rejected with every problem and its key path. What can change remotely is deliberately narrow:
+the counting line and direction rules, tracker and classifier thresholds, the crop policy, how
+often the detector runs and the heartbeat interval. Identity, credentials, the broker, the
+object store, the source and the model files are only ever changed in the agent's own file.
+
+Semantics: a remote configuration is an overlay on the agent's file. Each section it contains
+replaces that section (keys left out take their defaults, exactly as the operator's file was
+validated); sections it leaves out keep the file's values. Every remote configuration is thus
+complete in itself: pushing a new one does not inherit anything from the previous one, and an
+empty retained message clears it (back to the file). The result is validated as a whole agent
+configuration, so rules that span sections (tracker.low_score against the detector's threshold)
+still hold.
+
+An applied configuration is saved under the data directory and used from the next start on, so
+a restart without a broker keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from edge_agent.config import AgentConfig
+from edge_agent.pipeline_config import (
+    CountingSettings,
+    CropSettings,
+    TrackerSettings,
+)
+from footfall.broker_auth import atomic_write
+from footfall.connections import Section
+from footfall.contract import SCHEMA_VERSION, ConfigOutcome, ConfigResult
+from footfall.contract.types import ShortText
+from footfall.settings import _format_errors, load_config
+
+log = logging.getLogger(__name__)
+
+MAX_REMOTE_CONFIG_BYTES = 64 * 1024
+REMOTE_CONFIG_FILE = "remote-config.json"
+_REASON_MAX = 300
+
+
+class RemoteDetectorSettings(Section):
+    """The detector keys that may change on a running agent."""
+
+    detect_every_n_frames: int = Field(
+        default=1,
+        ge=1,
+        le=30,
+        description="Run the detector on every n-th frame; the tracker predicts in between",
+    )
+
+
+class RemoteClassifierSettings(Section):
+    """The classifier keys that may change on a running agent (not the models)."""
+
+    k_best: int = Field(
+        default=5, ge=1, le=32, description="Best face observations kept per person and averaged"
+    )
+    min_quality: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="Observations below this quality are never classified",
+    )
+    min_gender_confidence: float = Field(
+        default=0.6,
+        ge=0.5,
+        le=1.0,
+        description="Below this averaged probability the gender is reported as unknown",
+    )
+
+
+class RemoteDeliverySettings(Section):
+    """The delivery keys that may change on a running agent."""
+
+    heartbeat_seconds: float = Field(
+        default=60.0, ge=0.5, le=3600.0, description="Interval of the heartbeat (AgentStatus)"
+    )
+
+
+class RemoteConfig(Section):
+    """A configuration pushed to one agent. Every section is optional; one that is given
+    replaces the agent file's section (missing keys take their defaults)."""
+
+    config_version: ShortText = Field(
+        description="Operator's version label; the agent reports it in every heartbeat once applied"
+    )
+    counting: CountingSettings | None = Field(
+        default=None, description="Counting line and direction rules"
+    )
+    tracker: TrackerSettings | None = Field(default=None, description="Tracker thresholds")
+    classifier: RemoteClassifierSettings | None = Field(
+        default=None, description="Classifier thresholds"
+    )
+    crops: CropSettings | None = Field(default=None, description="Face crop policy")
+    detector: RemoteDetectorSettings | None = Field(
+        default=None, description="How often the detector runs"
+    )
+    delivery: RemoteDeliverySettings | None = Field(default=None, description="Heartbeat interval")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+class RemoteConfigError(ValueError):
+    """A remote configuration that cannot be applied; ``errors`` are ``key.path: message``."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+def load_remote_config(path: Path) -> RemoteConfig:
+    """Read a remote configuration from TOML (the operator's file). Raises ConfigError."""
+    return load_config(RemoteConfig, path, env_prefix="FOOTFALL_REMOTE", environ={})
+
+
+def parse_remote_config(payload: bytes) -> RemoteConfig:
+    """Decode the JSON published on the config topic. Raises :class:`RemoteConfigError`."""
+    if len(payload) > MAX_REMOTE_CONFIG_BYTES:
+        raise RemoteConfigError(
+            [f"payload: {len(payload)} bytes exceeds the limit of {MAX_REMOTE_CONFIG_BYTES}"]
+        )
+    try:
+        return RemoteConfig.model_validate_json(payload)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False):
+            if err["type"] == "json_invalid":
+                errors.append(f"payload: not JSON ({err['ctx'].get('error', err['msg'])})")
+        if errors:
+            raise RemoteConfigError(errors) from None
+        raise RemoteConfigError(_format_errors(exc, {})) from None
+
+
+_PIPELINE_SECTIONS = ("detector", "tracker", "counting", "classifier", "crops", "delivery")
+
+
+def effective_config(base: AgentConfig, remote: RemoteConfig | None) -> AgentConfig:
+    """The agent's file configuration with ``remote`` laid over it, validated as a whole.
+    Raises :class:`RemoteConfigError`."""
+    if remote is None:
+        return base
+    updates: dict[str, object] = {"config_version": remote.config_version}
+    for name in ("counting", "tracker", "crops"):
+        value = getattr(remote, name)
+        if value is not None:
+            updates[name] = value
+    if remote.classifier is not None:
+        updates["classifier"] = base.classifier.model_copy(update=remote.classifier.model_dump())
+    if remote.detector is not None:
+        updates["detector"] = base.detector.model_copy(update=remote.detector.model_dump())
+    if remote.delivery is not None:
+        updates["delivery"] = base.delivery.model_copy(update=remote.delivery.model_dump())
+    merged = base.model_copy(update=updates)
+    # Cross-section rules live on AgentConfig: validate the merged sections together (identity
+    # included, connections left out: they hold secrets and cannot change here anyway).
+    check = {"site": base.site, "spot": base.spot, "agent": base.agent}
+    for name in _PIPELINE_SECTIONS:
+        check[name] = getattr(merged, name).model_dump()
+    try:
+        AgentConfig.model_validate(check)
+    except ValidationError as exc:
+        raise RemoteConfigError(_format_errors(exc, {})) from None
+    return merged
+
+
+def _peek_version(payload: bytes) -> str | None:
+    """The config_version of a payload that failed validation elsewhere, if it has a usable one
+    (so the operator can match the rejection to what they pushed)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    version = data.get("config_version") if isinstance(data, dict) else None
+    if isinstance(version, str) and 0 < len(version) <= 64 and version.isprintable():
+        return version
+    return None
+
+
+def _reason(errors: list[str]) -> str:
+    text = "; ".join(" ".join(e.split()) for e in errors)
+    return text if len(text) <= _REASON_MAX else text[: _REASON_MAX - 1] + "…"
+
+
+ConfigListener = Callable[[AgentConfig], None]
+
+
+class RemoteConfigManager:
+    """The agent's side: holds the file configuration, the remote one in effect and the
+    resulting active configuration; checks and applies what arrives on the config topic.
+
+    ``listeners`` are called with the new active configuration after it was accepted and saved
+    (from the MQTT sender's thread): the pipeline's apply hook, the heartbeat interval.
+    """
+
+    def __init__(
+        self,
+        base: AgentConfig,
+        remote: RemoteConfig | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.base = base
+        self.remote = remote
+        self.active = effective_config(base, remote)
+        self.path = base.data_dir / REMOTE_CONFIG_FILE
+        self.listeners: list[ConfigListener] = []
+        self.outcomes: Counter[str] = Counter()  # answers given, by outcome
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, base: AgentConfig) -> RemoteConfigManager:
+        """The manager with the remote configuration saved by an earlier run, if it still fits
+        the file (the file may have changed since); otherwise the file alone."""
+        path = base.data_dir / REMOTE_CONFIG_FILE
+        if not path.is_file():
+            return cls(base)
+        try:
+            remote = parse_remote_config(path.read_bytes())
+            manager = cls(base, remote)
+        except (OSError, RemoteConfigError) as exc:
+            log.warning(
+                "ignoring the saved remote configuration %s (%s); using %s until the broker "
+                "sends the current one",
+                path,
+                exc,
+                "the configuration file",
+            )
+            return cls(base)
+        log.info("remote configuration %s in effect (saved in %s)", remote.config_version, path)
+        return manager
+
+    @property
+    def active_version(self) -> str:
+        return self.active.config_version
+
+    def handle(self, payload: bytes) -> ConfigResult:
+        """Check and apply one message of the config topic; the answer to publish. Never
+        raises for any payload: a bad one is rejected and the running configuration stays."""
+        with self._lock:
+            if not payload:
+                return self._apply(None, None)
+            version: str | None = None
+            try:
+                remote = parse_remote_config(payload)
+                version = remote.config_version
+                return self._apply(remote, payload)
+            except RemoteConfigError as exc:
+                version = version or _peek_version(payload)
+                log.error("remote configuration %s rejected: %s", version or "(unreadable)", exc)
+                return self._result(ConfigOutcome.REJECTED, version, _reason(exc.errors))
+            except Exception as exc:  # a listener or the disk; the answer must still go out
+                log.exception("remote configuration %s could not be applied", version)
+                reason = f"could not be applied: {type(exc).__name__}: {exc}"
+                return self._result(ConfigOutcome.REJECTED, version, _reason([reason]))
+
+    def _apply(self, remote: RemoteConfig | None, payload: bytes | None) -> ConfigResult:
+        active = effective_config(self.base, remote)
+        if payload is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            atomic_write(self.path, payload.decode("utf-8"), mode=0o600)
+        self.remote, self.active = remote, active
+        for listener in self.listeners:
+            listener(active)
+        if remote is None:
+            log.info("remote configuration cleared: back to the file (%s)", active.config_version)
+        else:
+            log.info("remote configuration %s applied", remote.config_version)
+        version = remote.config_version if remote is not None else None
+        return self._result(ConfigOutcome.APPLIED, version, None)
+
+    def _result(
+        self, outcome: ConfigOutcome, version: str | None, reason: str | None
+    ) -> ConfigResult:
+        self.outcomes[outcome.value] += 1
+        return ConfigResult(
+            schema_version=SCHEMA_VERSION,
+            site=self.base.site,
+            spot=self.base.spot,
+            agent=self.base.agent,
+            config_version=version,
+            outcome=outcome,
+            reason=reason,
+            active_version=self.active.config_version,
+            sent_at=self._clock(),
+        )
+
+
+__all__ = [
+    "RemoteConfig",
+    "RemoteConfigError",
+    "RemoteConfigManager",
+    "effective_config",
+    "load_remote_config",
+    "parse_remote_config",
+]
