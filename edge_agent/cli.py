@@ -10,6 +10,7 @@ from rich.table import Table
 from footfall import __version__
 from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
 from models.assets import AssetError, Location, ModelResolver
+from models.cli import register as register_training_commands
 
 app = typer.Typer(
     help="Edge agent: count people at a spot and estimate their gender and age group.",
@@ -17,9 +18,12 @@ app = typer.Typer(
     add_completion=False,
 )
 models_app = typer.Typer(
-    help="List, fetch and verify the model files the agent needs.", no_args_is_help=True
+    help="List, fetch and verify the model files the agent needs; train, export, evaluate and "
+    "fine-tune age/gender models (the 'train' extra).",
+    no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
+register_training_commands(models_app)
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="Agent configuration file (TOML)", show_default=False)

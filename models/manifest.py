@@ -51,7 +51,24 @@ class ModelSpec(BaseModel):
     commercial_use: bool
     description: str
     upstreams: list[Upstream] = Field(default_factory=list)
-    training_data: str | None = None
+    training_data: str | None = Field(
+        default=None, description="What the weights were trained on (and the terms that follow)"
+    )
+    bundled: bool = Field(
+        default=False,
+        description="The file ships with the package in models/weights/ (still verified by sha256)",
+    )
+    input_size: int | None = Field(
+        default=None,
+        gt=0,
+        description="Side of the aligned RGB chip the network takes, for networks fed like the "
+        "Cydral models ((rgb - [122.782, 117.001, 104.298]) / 256, NCHW float32)",
+    )
+    output: str | None = Field(
+        default=None,
+        description="Output of the network that answers this role, when one file has several",
+    )
+    card: str | None = Field(default=None, description="Model card, relative to the models/ folder")
 
 
 class Manifest(BaseModel):
