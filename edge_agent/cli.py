@@ -23,7 +23,6 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
-register_training_commands(models_app)
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="Agent configuration file (TOML)", show_default=False)
@@ -119,5 +118,8 @@ def models_verify(names: NamesArg = None, models_dir: ModelsDirOpt = None) -> No
     if failed:
         raise fail("some models are missing or do not match the manifest")
 
+
+# After list/fetch/verify so that they come first in the help.
+register_training_commands(models_app)
 
 __all__ = ["Location", "app"]

@@ -8,6 +8,7 @@ from footfall.connections import BrokerSettings, ObjectStoreSettings, Section
 from footfall.contract.topics import AgentAddress
 from footfall.ids import SafeId
 from footfall.settings import load_config
+from models.selection import ClassifierSettings
 
 ENV_PREFIX = "FOOTFALL_AGENT"
 
@@ -45,6 +46,10 @@ class AgentConfig(Section):
         description="State directory (outbox, crops waiting for upload)",
     )
     models: ModelsSettings = Field(default_factory=ModelsSettings, description="Model files")
+    classifier: ClassifierSettings = Field(
+        default_factory=ClassifierSettings,
+        description="Age/gender models and the licence guard on their choice",
+    )
     mqtt: BrokerSettings | None = Field(
         default=None, description="Broker to publish to; omit to keep events on the device"
     )
