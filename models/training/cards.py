@@ -148,7 +148,15 @@ def card(result: dict[str, Any], notes: str | None, src: str) -> str:
     return "\n".join(lines)
 
 
-def comparison(results: list[dict[str, Any]]) -> str:
+SECTIONS = (
+    ("val", "Validation split (where ensembles, modes and the default were chosen)"),
+    ("site", "Site stand-in: held-out part, before and after fine-tuning"),
+)
+
+
+def comparison(
+    results: list[dict[str, Any]], sections: dict[str, list[dict[str, Any]]] | None = None
+) -> str:
     lines = [
         _GENERATED.format(src="*.eval.json"),
         "# Age/gender models compared",
@@ -156,25 +164,49 @@ def comparison(results: list[dict[str, Any]]) -> str:
         "Every number comes from the `*.eval.json` next to this file, written by "
         "`footfall-agent models evaluate`. Best mode of each model (flip averaging where measured).",
         "",
+        *_table(results, with_target=True),
+    ]
+    for key, title in SECTIONS:
+        extra = (sections or {}).get(key)
+        if extra:
+            lines += [
+                "",
+                f"## {title}",
+                "",
+                f"From `{key}/*.eval.json`; single crop and flip both shown.",
+                "",
+                *_table(extra, with_target=False, all_modes=True, link=False),
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def _table(
+    results: list[dict[str, Any]], with_target: bool, all_modes: bool = False, link: bool = True
+) -> list[str]:
+    lines = [
         "| model | split | faces | commercial use | gender | group exact | 1-off | MAE | "
         "women-men gap | gender ECE | ms/face |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| **target** | test | | | ≥ {_pct(TARGETS['gender_acc'])} | ≥ {_pct(TARGETS['group_exact'])} "
-        f"| ≥ {_pct(TARGETS['group_one_off'])} | ≤ {TARGETS['mae']} | < {GENDER_GAP_POINTS:g} | | |",
     ]
-    for r in results:
-        mode = best_mode(r)
-        rep = r["modes"][mode]
-        o = rep["overall"]
-        ms = rep.get("ms_per_face_1_thread")
+    if with_target:
         lines.append(
-            f"| [{r['model']}]({r['model']}.md) ({mode}) | {r['split']} | {r['faces']:,} | "
-            f"{'yes' if r['commercial_use'] else 'no'} | {_pct(o['gender_acc'])} | "
-            f"{_pct(o['group_exact'])} | {_pct(o['group_one_off'])} | {o['mae']:.2f} | "
-            f"{gender_gap(rep):.1f} | {rep['calibration']['gender_ece']:.3f} | "
-            f"{'-' if ms is None else f'{ms:.2f}'} |"
+            f"| **target** | test | | | ≥ {_pct(TARGETS['gender_acc'])} | ≥ {_pct(TARGETS['group_exact'])} "
+            f"| ≥ {_pct(TARGETS['group_one_off'])} | ≤ {TARGETS['mae']} | < {GENDER_GAP_POINTS:g} | | |"
         )
-    return "\n".join(lines) + "\n"
+    for r in results:
+        for mode in r["modes"] if all_modes else [best_mode(r)]:
+            rep = r["modes"][mode]
+            o = rep["overall"]
+            ms = rep.get("ms_per_face_1_thread")
+            name = f"[{r['model']}]({r['model']}.md)" if link else r["model"]
+            lines.append(
+                f"| {name} ({mode}) | {r['split']} | {r['faces']:,} | "
+                f"{'yes' if r['commercial_use'] else 'no'} | {_pct(o['gender_acc'])} | "
+                f"{_pct(o['group_exact'])} | {_pct(o['group_one_off'])} | {o['mae']:.2f} | "
+                f"{gender_gap(rep):.1f} | {rep['calibration']['gender_ece']:.3f} | "
+                f"{'-' if ms is None else f'{ms:.2f}'} |"
+            )
+    return lines
 
 
 def write_cards(cards_dir: Path) -> list[Path]:
@@ -188,9 +220,13 @@ def write_cards(cards_dir: Path) -> list[Path]:
         out = cards_dir / f"{result['model']}.md"
         out.write_text(card(result, notes, path.name))
         written.append(out)
+    sections = {
+        key: [json.loads(p.read_text()) for p in sorted(cards_dir.glob(f"{key}/*.eval.json"))]
+        for key, _ in SECTIONS
+    }
     if results:
         intro_path = cards_dir / "README.notes.md"
-        text = comparison(results)
+        text = comparison(results, sections)
         if intro_path.is_file():
             text += "\n" + intro_path.read_text()
         out = cards_dir / "README.md"
