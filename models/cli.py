@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -174,6 +175,14 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(help="Faces timed one by one on one thread (0: no timing)")
         ] = 200,
         out_dir: Annotated[Path, typer.Option(help="Where the JSON result goes")] = CARDS_DIR,
+        timing_only: Annotated[
+            bool,
+            typer.Option(
+                "--timing-only",
+                help="Only (re)measure the time per face of an existing NAME.eval.json "
+                "(accuracy can be measured while a training runs, times cannot)",
+            ),
+        ] = False,
         models_dir: ModelsDirOpt = None,
         cache_dir: CacheOpt = None,
         progress: ProgressOpt = True,
@@ -181,28 +190,38 @@ def register(app: typer.Typer) -> None:
         """Evaluate one model (or an ensemble of several) and write NAME.eval.json."""
         try:
             from models.training.data import Split, subsample
-            from models.training.evaluate import ensemble, evaluate, load_model
+            from models.training.evaluate import add_timing, ensemble, evaluate, load_model
 
-            folder, prepared, resolver = _prepared(data, labels, models_dir, cache_dir, progress)
-            faces = prepared.where(Split(split))
-            if limit is not None:
-                faces = faces.subset(
-                    [faces.labels.index(lab) for lab in subsample(faces.labels, limit, 0)]
-                )
+            # Arguments and models first: a typo fails at once, before landmarks are computed.
+            try:
+                wanted = Split(split)
+            except ValueError:
+                raise fail(f"--split must be train, val or test, not {split!r}") from None
+            resolver = ModelResolver(models_dir=models_dir)
             loaded = [load_model(m, resolver) for m in models]
             if len(loaded) > 1 or gender_weights or age_weights:
                 gw = _weights(gender_weights, len(loaded))
                 aw = _weights(age_weights, len(loaded))
                 model = ensemble(name or "+".join(m.name for m in loaded), loaded, gw, aw)
             else:
-                model = loaded[0]
-                if name:
-                    model = type(model)(**{**model.__dict__, "name": name})
-            result = evaluate(model, folder.images, faces, split, timing_faces)
+                model = replace(loaded[0], name=name) if name else loaded[0]
+            folder, prepared, _ = _prepared(data, labels, models_dir, cache_dir, progress)
+            faces = prepared.where(wanted)
+            if limit is not None:
+                keep = subsample(list(range(len(faces.labels))), limit, 0)
+                faces = faces.subset(keep)
+            path = out_dir / f"{model.name}.eval.json"
+            if timing_only:
+                if not path.is_file():
+                    raise fail(f"--timing-only needs an existing {path}")
+                result = add_timing(
+                    json.loads(path.read_text()), model, folder.images, faces, timing_faces
+                )
+            else:
+                result = evaluate(model, folder.images, faces, split, timing_faces)
         except (*_errors(), ValueError) as exc:  # type: ignore[misc]
             raise fail(str(exc)) from None
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{model.name}.eval.json"
         path.write_text(json.dumps(result, indent=2) + "\n")
         for mode, rep in result["modes"].items():
             o = rep["overall"]

@@ -213,5 +213,20 @@ def evaluate(
     return result
 
 
+def add_timing(
+    result: dict[str, Any],
+    loaded: LoadedModel,
+    images_dir: Path,
+    faces: PreparedFaces,
+    timing_faces: int = 200,
+) -> dict[str, Any]:
+    """Measure (again) the time per face of an existing result, e.g. once no training runs."""
+    for mode, report in result["modes"].items():
+        report["ms_per_face_1_thread"] = time_per_face(
+            loaded.model, images_dir, faces, mode == "flip", timing_faces
+        )
+    return result
+
+
 def spec_summary(spec: ModelSpec) -> str:
     return f"{spec.name} ({spec.licence}, commercial use {'yes' if spec.commercial_use else 'no'})"
