@@ -175,6 +175,15 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(help="Faces timed one by one on one thread (0: no timing)")
         ] = 200,
         out_dir: Annotated[Path, typer.Option(help="Where the JSON result goes")] = CARDS_DIR,
+        training_data: Annotated[
+            str | None,
+            typer.Option(
+                help="What an .onnx path was trained on (for its card; manifest models say it)"
+            ),
+        ] = None,
+        description: Annotated[
+            str | None, typer.Option(help="One line about an .onnx path model, for its card")
+        ] = None,
         timing_only: Annotated[
             bool,
             typer.Option(
@@ -205,6 +214,16 @@ def register(app: typer.Typer) -> None:
                 model = ensemble(name or "+".join(m.name for m in loaded), loaded, gw, aw)
             else:
                 model = replace(loaded[0], name=name) if name else loaded[0]
+            if training_data or description:
+                if not models[0].endswith(".onnx") or len(loaded) > 1:
+                    raise fail(
+                        "--training-data/--description are for one model given as an .onnx path"
+                    )
+                model = replace(
+                    model,
+                    training_data=training_data or model.training_data,
+                    description=description or model.description,
+                )
             folder, prepared, _ = _prepared(data, labels, models_dir, cache_dir, progress)
             faces = prepared.where(wanted)
             if limit is not None:
@@ -216,6 +235,12 @@ def register(app: typer.Typer) -> None:
                     raise fail(f"--timing-only needs an existing {path}")
                 result = add_timing(
                     json.loads(path.read_text()), model, folder.images, faces, timing_faces
+                )
+                # What the model is (not measured) may be corrected without re-measuring it.
+                result.update(
+                    licence=model.licence,
+                    training_data=model.training_data,
+                    description=model.description,
                 )
             else:
                 result = evaluate(model, folder.images, faces, split, timing_faces)
@@ -253,8 +278,8 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[Path, typer.Argument(help="Checkpoint to start from")],
         site: Annotated[Path, typer.Argument(help="Site crop folder with labels.csv")],
         out: Annotated[Path, typer.Option("--out", help="Run directory")],
-        epochs: Annotated[int, typer.Option(help="Epochs")] = 6,
-        lr: Annotated[float, typer.Option(help="Peak learning rate")] = 5e-4,
+        epochs: Annotated[int, typer.Option(help="Epochs")] = 4,
+        lr: Annotated[float, typer.Option(help="Peak learning rate")] = 1e-4,
         seed: Annotated[int, typer.Option(help="Random seed")] = 0,
         models_dir: ModelsDirOpt = None,
         cache_dir: CacheOpt = None,

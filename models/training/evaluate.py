@@ -63,9 +63,11 @@ def load_model(name: str, resolver: ModelResolver) -> LoadedModel:
         return LoadedModel(
             name=path.stem,
             model=DnnAgeGender(path, int(meta["chip"]), path.stem),
-            licence="as its training data",
+            # A local export carries no licence of its own: it is treated as non-commercial
+            # until it is listed in the manifest with what it was trained on.
+            licence="not in the manifest: assume the terms of its training data",
             commercial_use=False,
-            training_data="see the training run",
+            training_data="not stated",
             description=f"{meta['arch']} net exported from a local checkpoint",
             files=(str(path),),
         )

@@ -32,7 +32,7 @@ class CameraProfile:
     face_px: tuple[int, int] = (30, 60)
     blur_sigma: float = 0.8
     jpeg_quality: tuple[int, int] = (35, 65)
-    gains_bgr: tuple[float, float, float] = (1.12, 1.0, 0.84)  # warm sodium-lamp cast
+    gains_bgr: tuple[float, float, float] = (1.12, 1.0, 0.84)  # a cold, bluish sensor cast
     gamma: float = 1.25
     contrast: float = 0.8
     roll_degrees: float = 7.0
