@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.services"] if (Path(__file__).parent / "services.py").exists() else []  # TEMP
+pytest_plugins = (
+    ["tests.services"] if (Path(__file__).parent / "services.py").exists() else []
+)  # TEMP
 
 SHARED_ENV = "FOOTFALL_SHARED_DIR"
 STRICT_ENV = "FOOTFALL_STRICT"
@@ -41,3 +43,12 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def models_dir(shared_dir: Path) -> Path:
     return shared_dir / "models"
+
+
+@pytest.fixture(scope="session")
+def torch_available() -> None:
+    """Tests that train or export need PyTorch (the ``train`` extra)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        missing("PyTorch is not installed: install the 'train' extra (pip install -e '.[train]')")
