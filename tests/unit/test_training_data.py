@@ -210,3 +210,26 @@ def test_cli_evaluate_rejects_an_unknown_split(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "error: --split must be train, val or test, not 'dev'" in result.output
+
+
+def test_missing_torch_names_the_train_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    from typer.testing import CliRunner
+
+    from edge_agent.cli import app
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    for name in [
+        m for m in sys.modules if m.startswith("models.training.") and m != "models.training.data"
+    ]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ImportError, match="install the 'train' extra"):
+        import models.training.nets  # noqa: F401
+    result = CliRunner().invoke(
+        app, ["models", "export", str(tmp_path / "a.pt"), str(tmp_path / "a.onnx")]
+    )
+    assert result.exit_code == 1
+    assert "error: PyTorch is not installed: install the 'train' extra" in result.output
