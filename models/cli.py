@@ -184,6 +184,10 @@ def register(app: typer.Typer) -> None:
         description: Annotated[
             str | None, typer.Option(help="One line about an .onnx path model, for its card")
         ] = None,
+        group_temperature: Annotated[
+            float | None,
+            typer.Option(help="Calibration of the age-group confidence (default: the manifest's)"),
+        ] = None,
         timing_only: Annotated[
             bool,
             typer.Option(
@@ -206,6 +210,8 @@ def register(app: typer.Typer) -> None:
                 wanted = Split(split)
             except ValueError:
                 raise fail(f"--split must be train, val or test, not {split!r}") from None
+            if group_temperature is not None and group_temperature <= 0:
+                raise fail(f"--group-temperature must be > 0, got {group_temperature}")
             resolver = ModelResolver(models_dir=models_dir)
             loaded = [load_model(m, resolver) for m in models]
             if len(loaded) > 1 or gender_weights or age_weights:
@@ -214,6 +220,8 @@ def register(app: typer.Typer) -> None:
                 model = ensemble(name or "+".join(m.name for m in loaded), loaded, gw, aw)
             else:
                 model = replace(loaded[0], name=name) if name else loaded[0]
+            if group_temperature is not None:
+                model = replace(model, group_temperature=group_temperature)
             if training_data or description:
                 if not models[0].endswith(".onnx") or len(loaded) > 1:
                     raise fail(
@@ -255,6 +263,51 @@ def register(app: typer.Typer) -> None:
                 f"  1-off {o['group_one_off']:.3f}  MAE {o['mae']:.2f}"
             )
         typer.echo(f"wrote {path}")
+
+    @app.command("calibrate")
+    def calibrate_cmd(
+        models: Annotated[
+            list[str], typer.Argument(help="cydral, a manifest pair prefix or an .onnx path")
+        ],
+        data: Annotated[Path, typer.Option("--data", help="Labelled face folder")],
+        split: Annotated[str, typer.Option(help="Held-out split to fit on (never test)")] = "val",
+        flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip averaging")] = True,
+        gender_weights: Annotated[str | None, typer.Option(help="Ensemble gender weights")] = None,
+        age_weights: Annotated[str | None, typer.Option(help="Ensemble age weights")] = None,
+        labels: LabelsOpt = None,
+        models_dir: ModelsDirOpt = None,
+        cache_dir: CacheOpt = None,
+        progress: ProgressOpt = True,
+    ) -> None:
+        """Fit the temperature of the age-group confidence (for the manifest) on a held-out split."""
+        try:
+            from models.training.data import Split
+            from models.training.evaluate import ensemble, load_model, predict_faces
+            from models.training.metrics import fit_group_temperature
+
+            if split == Split.TEST.value:
+                raise fail("calibrate fits on held-out data; the test split is for evaluation")
+            resolver = ModelResolver(models_dir=models_dir)
+            loaded = [load_model(m, resolver) for m in models]
+            model = (
+                ensemble(
+                    "ensemble",
+                    loaded,
+                    _weights(gender_weights, len(loaded)),
+                    _weights(age_weights, len(loaded)),
+                )
+                if len(loaded) > 1
+                else loaded[0]
+            )
+            folder, prepared, _ = _prepared(data, labels, models_dir, cache_dir, progress)
+            faces = prepared.where(Split(split))
+            _, age_probs = predict_faces(model.model, folder.images, faces, flip)
+            t, before, after = fit_group_temperature(age_probs, faces.ages)
+        except (*_errors(), ValueError) as exc:  # type: ignore[misc]
+            raise fail(str(exc)) from None
+        typer.echo(
+            f"confidence_temperature = {t:g}  (group ECE on {split}: {before:.3f} -> {after:.3f})"
+        )
 
     @app.command("site-standin")
     def site_standin_cmd(

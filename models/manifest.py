@@ -68,6 +68,13 @@ class ModelSpec(BaseModel):
         default=None,
         description="Output of the network that answers this role, when one file has several",
     )
+    confidence_temperature: float | None = Field(
+        default=None,
+        gt=0,
+        description="Age models: temperature applied to the age distribution for the age-group "
+        "confidence only (the group itself comes from the untempered expected age); fitted on "
+        "held-out data with `footfall-agent models calibrate`",
+    )
     card: str | None = Field(default=None, description="Model card, relative to the models/ folder")
 
 

@@ -140,7 +140,14 @@ def card(result: dict[str, Any], notes: str | None, src: str) -> str:
         f"confidence {_pct(c['gender_mean_confidence'])}, accuracy {_pct(o['gender_acc'])}); age group "
         f"{c['group_ece']:.3f} (mean confidence {_pct(c['group_mean_confidence'])}, accuracy "
         f"{_pct(o['group_exact'])}). The group confidence is the probability mass on the ages "
-        "of the reported group.",
+        "of the reported group"
+        + (
+            f", with the age distribution tempered by T = {c['group_temperature']:g} (fitted on "
+            f"the val split with `footfall-agent models calibrate`); untempered its ECE is "
+            f"{c['group_ece_untempered']:.3f}."
+            if c.get("group_temperature", 1.0) != 1.0
+            else "."
+        ),
         "",
     ]
     if notes:

@@ -44,12 +44,46 @@ def group_of_ages(ages: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
     return np.array([age_group_index(age_group_for_years(float(a))) for a in ages], dtype=np.int64)
 
 
-def group_mass(age_probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+def group_mass(age_probs: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     """(N, 81) bin probabilities -> (N, 8) group probabilities."""
     out = np.zeros((age_probs.shape[0], len(AGE_GROUPS)), dtype=np.float64)
     for g in range(len(AGE_GROUPS)):
         out[:, g] = age_probs[:, g == BIN_GROUP].sum(axis=1)
     return out
+
+
+def temper(age_probs: npt.NDArray[Any], temperature: float) -> npt.NDArray[np.float64]:
+    """``p ** (1 / T)``, renormalised: T > 1 spreads an over-confident distribution."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    logp = np.log(np.clip(age_probs.astype(np.float64), 1e-12, None)) / temperature
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return np.asarray(p / p.sum(axis=1, keepdims=True))
+
+
+def group_confidence(
+    age_probs: npt.NDArray[Any], temperature: float = 1.0
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The reported group (from the untempered expected age, so accuracy does not change) and
+    its confidence (the tempered mass on that group's ages)."""
+    groups = group_of_ages(expected_ages(age_probs))
+    mass = group_mass(temper(age_probs, temperature))
+    return groups, mass[np.arange(len(groups)), groups]
+
+
+def fit_group_temperature(
+    age_probs: npt.NDArray[Any], ages: npt.NDArray[Any], grid: npt.NDArray[Any] | None = None
+) -> tuple[float, float, float]:
+    """The temperature that minimises the group ECE: (T, ECE at T = 1, ECE at T)."""
+    grid = np.round(np.arange(0.5, 8.01, 0.05), 2) if grid is None else grid
+    true = group_of_ages(ages)
+    results = []
+    for t in grid:
+        groups, conf = group_confidence(age_probs, float(t))
+        results.append((ece(conf, groups == true), float(t)))
+    best_ece, best_t = min(results)
+    groups, conf = group_confidence(age_probs, 1.0)
+    return best_t, ece(conf, groups == true), best_ece
 
 
 def ece(confidence: npt.NDArray[Any], correct: npt.NDArray[Any], bins: int = ECE_BINS) -> float:
@@ -110,8 +144,12 @@ def full_report(
     age_probs: npt.NDArray[Any],
     ages: npt.NDArray[Any],
     female: npt.NDArray[Any],
+    group_temperature: float = 1.0,
 ) -> dict[str, Any]:
-    """Everything the model card shows: overall, per age band, per gender, confusion, ECE."""
+    """Everything the model card shows: overall, per age band, per gender, confusion, ECE.
+
+    ``group_temperature`` is the model's calibration of its group confidence (manifest); the
+    ECE is reported with it and, when it is not 1, without it too."""
     female = female.astype(bool)
     overall = scores(p_female, age_probs, ages, female)
     per_band = {}
@@ -132,7 +170,8 @@ def full_report(
     np.add.at(confusion, (true_group, pred_group), 1)
     gender_conf = np.maximum(p_female, 1 - p_female)
     gender_ok = (p_female >= 0.5) == female
-    group_conf = group_mass(age_probs)[np.arange(len(ages)), pred_group]
+    _, group_conf = group_confidence(age_probs, group_temperature)
+    _, raw_conf = group_confidence(age_probs, 1.0)
     return {
         "overall": overall.as_dict(),
         "per_band": per_band,
@@ -146,6 +185,8 @@ def full_report(
             "gender_mean_confidence": float(gender_conf.mean()),
             "group_ece": ece(group_conf, pred_group == true_group),
             "group_mean_confidence": float(group_conf.mean()),
+            "group_temperature": group_temperature,
+            "group_ece_untempered": ece(raw_conf, pred_group == true_group),
             "bins": ECE_BINS,
         },
     }

@@ -233,3 +233,23 @@ def test_missing_torch_names_the_train_extra(
     )
     assert result.exit_code == 1
     assert "error: PyTorch is not installed: install the 'train' extra" in result.output
+
+
+def test_temperature_spreads_an_overconfident_age_distribution() -> None:
+    from models.training.metrics import fit_group_temperature, group_confidence, temper
+
+    rng = np.random.default_rng(0)
+    true_ages = rng.uniform(20, 60, 400)
+    # Confident guesses that are right about half the time: the group mass is over-confident.
+    guesses = np.where(rng.random(400) < 0.5, true_ages, true_ages + rng.choice([-15, 15], 400))
+    probs = np.exp(-0.5 * ((AGE_BIN_YEARS[None, :] - guesses[:, None]) / 1.5) ** 2)
+    probs = (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+    assert np.allclose(temper(probs, 1.0), probs, atol=1e-6)
+    t, before, after = fit_group_temperature(probs, true_ages)
+    assert t > 1 and after < before
+    groups_1, conf_1 = group_confidence(probs, 1.0)
+    groups_t, conf_t = group_confidence(probs, t)
+    assert np.array_equal(groups_1, groups_t)  # the reported group does not move
+    assert conf_t.mean() < conf_1.mean()
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        temper(probs, 0)
