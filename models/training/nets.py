@@ -120,7 +120,7 @@ class _Residual(nn.Module):  # type: ignore[misc]
 
 
 class CompactNet(nn.Module):  # type: ignore[misc]
-    """A small residual net for 64x64 chips: ~0.8 M parameters, ~40 M multiply-adds.
+    """A small residual net for 64x64 chips: ~0.92 M parameters, ~40 M multiply-adds.
 
     Plain 3x3 convolutions rather than depthwise ones: on a 2-core CPU they train several times
     faster per multiply-add in PyTorch and run about as fast in cv2.dnn at this size. The stem
