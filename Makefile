@@ -21,7 +21,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy footfall edge_agent aggregator models infra tests
+	$(VENV)/bin/mypy footfall edge_agent aggregator models tests $(wildcard infra/*.py infra/*/*.py)
 
 schemas: setup
 	$(PY) -m footfall.contract.schema

@@ -5,7 +5,7 @@ files that were loaded."""
 import logging
 from pathlib import Path
 
-from edge_agent.classify import CydralClassifier, FaceClassifier
+from edge_agent.classify import FaceClassifier, OnnxFaceClassifier, OnnxHead
 from edge_agent.config import AgentConfig
 from edge_agent.detection import FaceDetector, SsdDetector, YuNetDetector
 from edge_agent.pipeline_config import ClassifierSettings, DetectorKind, DetectorSettings
@@ -57,12 +57,18 @@ def build_detector(settings: DetectorSettings, resolver: ModelResolver) -> FaceD
 
 
 def build_classifier(settings: ClassifierSettings, resolver: ModelResolver) -> FaceClassifier:
-    return CydralClassifier(
-        _resolve(resolver, settings.gender_model),
-        _resolve(resolver, settings.age_model),
+    """The configured gender and age models (any manifest entries fed like the Cydral ones)."""
+    gender, age = resolver.model(settings.gender_model), resolver.model(settings.age_model)
+
+    def head(name: str, size: int | None, output: str | None) -> OnnxHead:
+        if size is None:
+            raise BuildError(f"model {name!r} does not state its input_size in the manifest")
+        return OnnxHead(_resolve(resolver, name), size, output)
+
+    return OnnxFaceClassifier(
+        head(gender.name, gender.input_size, gender.output),
+        head(age.name, age.input_size, age.output),
         flip_average=settings.flip_average,
-        models=(
-            model_ref(resolver, settings.gender_model),
-            model_ref(resolver, settings.age_model),
-        ),
+        models=(model_ref(resolver, gender.name), model_ref(resolver, age.name)),
+        age_temperature=age.confidence_temperature,
     )

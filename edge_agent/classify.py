@@ -98,63 +98,107 @@ def _cydral_blob(chips: U8, size: int) -> F32:
     return np.ascontiguousarray(blob.transpose(0, 3, 1, 2).reshape(n, 3, size, size))
 
 
-class CydralClassifier:
-    """The Cydral gender (32x32 chip) and age (64x64 chip, 81 bins) models on ``cv2.dnn``.
+@dataclass(frozen=True)
+class OnnxHead:
+    """One answer of an ONNX network fed like the Cydral models: the file, the side of the chip
+    it takes, and the output to read (None: the network's only output)."""
 
-    Takes 64x64 chips; the gender model gets them shrunk to 32x32, which is the same alignment
-    at half the resolution because the template is in fractions of the chip.
+    path: Path
+    size: int
+    output: str | None = None
+
+
+class OnnxFaceClassifier:
+    """A gender head (softmax [female, male]) and an age head (81 bins) on ``cv2.dnn``.
+
+    Serves the CC0 Cydral pair (two files, 32 and 64 px chips) and the networks exported by
+    ``models.training`` (one file with two outputs) alike. Chips arrive at the largest size the
+    heads need and are shrunk with area interpolation for a smaller head - the same alignment at a
+    lower resolution, since the template is in fractions of the chip. ``age_temperature``
+    softens the age distribution behind the reported group probabilities (calibration, see the
+    model cards); the expected age, and so the group, is computed untempered.
     """
-
-    GENDER_SIZE = 32
-    AGE_SIZE = 64
 
     def __init__(
         self,
-        gender_model: Path,
-        age_model: Path,
+        gender: OnnxHead,
+        age: OnnxHead,
         *,
         flip_average: bool = False,
-        models: tuple[ModelRef, ...] | None = None,
+        models: tuple[ModelRef, ...],
+        age_temperature: float | None = None,
     ) -> None:
-        for path in (gender_model, age_model):
-            if not path.is_file():
-                raise FileNotFoundError(f"classifier model not found: {path}")
+        for head in (gender, age):
+            if not head.path.is_file():
+                raise FileNotFoundError(f"classifier model not found: {head.path}")
+        if age_temperature is not None and age_temperature <= 0:
+            raise ValueError(f"age_temperature must be > 0, got {age_temperature}")
         quiet_opencv()
-        self._gender = cv2.dnn.readNetFromONNX(str(gender_model))
-        self._age = cv2.dnn.readNetFromONNX(str(age_model))
+        nets: dict[Path, cv2.dnn.Net] = {}
+        for head in (gender, age):
+            if head.path not in nets:
+                nets[head.path] = cv2.dnn.readNetFromONNX(str(head.path))
+        self._gender_net, self._age_net = nets[gender.path], nets[age.path]
+        self.gender, self.age = gender, age
         self.flip_average = flip_average
-        self._models = models or (
-            ModelRef(role=ModelRole.GENDER, name="cydral-gender", version="1"),
-            ModelRef(role=ModelRole.AGE, name="cydral-age", version="1"),
-        )
+        self.age_temperature = age_temperature
+        self._models = models
 
     @property
     def chip_size(self) -> int:
-        return self.AGE_SIZE
+        return max(self.gender.size, self.age.size)
 
     @property
     def models(self) -> tuple[ModelRef, ...]:
         return self._models
 
-    def _forward(self, net: cv2.dnn.Net, blob: F32) -> F64:
+    @staticmethod
+    def _forward(net: cv2.dnn.Net, head: OnnxHead, chips: U8) -> F64:
+        blob = _cydral_blob(chips, head.size)
         net.setInput(blob)
-        return np.asarray(net.forward(), np.float64).reshape(blob.shape[0], -1)
+        out = net.forward() if head.output is None else net.forward(head.output)
+        return np.asarray(out, np.float64).reshape(blob.shape[0], -1)
 
-    def classify(self, chips: U8) -> FaceEstimates:
-        if chips.ndim != 4 or chips.shape[1:] != (self.AGE_SIZE, self.AGE_SIZE, 3):
-            raise ValueError(
-                f"chips must have shape (N, {self.AGE_SIZE}, {self.AGE_SIZE}, 3), got {chips.shape}"
-            )
+    def probabilities(self, chips: U8) -> tuple[F64, F64]:
+        """Per chip: gender probabilities [female, male] and the 81 age-bin probabilities, each
+        normalised, averaged with the mirrored chip when ``flip_average`` is on."""
+        size = self.chip_size
+        if chips.ndim != 4 or chips.shape[1:] != (size, size, 3):
+            raise ValueError(f"chips must have shape (N, {size}, {size}, 3), got {chips.shape}")
         n = chips.shape[0]
         batch = np.concatenate([chips, chips[:, :, ::-1]]) if self.flip_average else chips
-        gender = self._forward(self._gender, _cydral_blob(batch, self.GENDER_SIZE))
-        bins = self._forward(self._age, _cydral_blob(batch, self.AGE_SIZE))
+        gender = self._forward(self._gender_net, self.gender, batch)
+        bins = self._forward(self._age_net, self.age, batch)
         if self.flip_average:
             gender = (gender[:n] + gender[n:]) / 2
             bins = (bins[:n] + bins[n:]) / 2
-        bins = bins / bins.sum(axis=1, keepdims=True)
-        gender = gender / gender.sum(axis=1, keepdims=True)
-        return FaceEstimates(gender=gender, years=bins @ AGE_BIN_YEARS, groups=bins @ _BIN_TO_GROUP)
+        return gender / gender.sum(axis=1, keepdims=True), bins / bins.sum(axis=1, keepdims=True)
+
+    def classify(self, chips: U8) -> FaceEstimates:
+        gender, bins = self.probabilities(chips)
+        years = bins @ AGE_BIN_YEARS
+        if self.age_temperature is not None:
+            tempered = np.power(np.clip(bins, 1e-12, None), 1.0 / self.age_temperature)
+            bins = tempered / tempered.sum(axis=1, keepdims=True)
+        return FaceEstimates(gender=gender, years=years, groups=bins @ _BIN_TO_GROUP)
+
+
+CYDRAL_MODELS = (
+    ModelRef(role=ModelRole.GENDER, name="cydral-gender", version="1"),
+    ModelRef(role=ModelRole.AGE, name="cydral-age", version="1"),
+)
+
+
+def cydral_classifier(
+    gender_model: Path, age_model: Path, *, flip_average: bool = False
+) -> OnnxFaceClassifier:
+    """The Cydral pair: gender on a 32x32 chip, age on a 64x64 chip."""
+    return OnnxFaceClassifier(
+        OnnxHead(gender_model, 32),
+        OnnxHead(age_model, 64),
+        flip_average=flip_average,
+        models=CYDRAL_MODELS,
+    )
 
 
 class FakeClassifier:

@@ -12,6 +12,7 @@ from edge_agent.delivery_cli import check_broker, deliver, outbox_app, run_agent
 from footfall import __version__
 from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
 from models.assets import AssetError, Location, ModelResolver
+from models.cli import register as register_training_commands
 
 if TYPE_CHECKING:
     from edge_agent.process import ClipResult
@@ -22,7 +23,9 @@ app = typer.Typer(
     add_completion=False,
 )
 models_app = typer.Typer(
-    help="List, fetch and verify the model files the agent needs.", no_args_is_help=True
+    help="List, fetch and verify the model files the agent needs; train, export, evaluate and "
+    "fine-tune age/gender models (the 'train' extra).",
+    no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
 
@@ -119,6 +122,10 @@ def models_verify(names: NamesArg = None, models_dir: ModelsDirOpt = None) -> No
             failed = True
     if failed:
         raise fail("some models are missing or do not match the manifest")
+
+
+# After list/fetch/verify so that they come first in the help.
+register_training_commands(models_app)
 
 
 ClipOpt = Annotated[

@@ -12,6 +12,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from footfall.connections import Section
+from models.selection import DEFAULT_AGE_MODEL, DEFAULT_GENDER_MODEL, check_selection
 
 Point = tuple[float, float]
 
@@ -272,15 +273,26 @@ class ClassifierSettings(Section):
         description="Below this averaged probability the gender is reported as unknown",
     )
     flip_average: bool = Field(
-        default=False,
-        description="Also classify the mirrored face and average (about 2x classification cost)",
+        default=True,
+        description="Also classify the mirrored face and average: measured more accurate on "
+        "held-out faces (models/cards/), about 2x the classification cost, once per person",
     )
     gender_model: str = Field(
-        default="cydral-gender", min_length=1, description="Manifest name of the gender model"
+        default=DEFAULT_GENDER_MODEL, min_length=1, description="Manifest name of the gender model"
     )
     age_model: str = Field(
-        default="cydral-age", min_length=1, description="Manifest name of the age model"
+        default=DEFAULT_AGE_MODEL, min_length=1, description="Manifest name of the age model"
     )
+    allow_noncommercial_models: bool = Field(
+        default=False,
+        description="Allow models whose licence forbids commercial use (e.g. weights trained on "
+        "UTKFace); leave false for any commercial deployment",
+    )
+
+    @model_validator(mode="after")
+    def _licence(self) -> Self:
+        check_selection(self.gender_model, self.age_model, self.allow_noncommercial_models)
+        return self
 
 
 class CropPolicy(StrEnum):

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${EXTRAS:-edge,aggregator,dev}"
+# train: PyTorch (pinned to its CPU build), so that CI runs the tiny training and export tests.
+EXTRAS="${EXTRAS:-edge,aggregator,train,dev}"
 
 need_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)

@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from importlib.resources import files
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,6 +49,7 @@ class HashMismatchError(AssetError):
 
 class Location(StrEnum):
     EXPLICIT = "models dir"
+    BUNDLED = "bundled"
     CACHE = "cache"
     MISSING = "missing"
 
@@ -65,6 +67,11 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def bundled_dir() -> Path:
+    """Where weights that ship with the package live (``models/weights/``)."""
+    return Path(str(files("models").joinpath("weights")))
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None, kind: str = "models") -> Path:
@@ -118,6 +125,8 @@ class AssetResolver:
         spec = self.spec(name)
         if self.models_dir is not None and (self.models_dir / spec.file).is_file():
             return Found(spec, Location.EXPLICIT, self.models_dir / spec.file)
+        if spec.bundled and (bundled := bundled_dir() / spec.file).is_file():
+            return Found(spec, Location.BUNDLED, bundled)
         if (self.cache_dir / spec.file).is_file():
             return Found(spec, Location.CACHE, self.cache_dir / spec.file)
         return Found(spec, Location.MISSING, None)

@@ -50,13 +50,37 @@ class AssetSpec(BaseModel):
     licence: str
     description: str
     upstreams: list[Upstream] = Field(default_factory=list)
+    bundled: bool = Field(
+        default=False,
+        description="The file ships with the package in models/weights/ (still verified by sha256)",
+    )
 
 
 class ModelSpec(AssetSpec):
     version: str = Field(min_length=1, max_length=64)
     role: ModelRole
     commercial_use: bool
-    training_data: str | None = None
+    training_data: str | None = Field(
+        default=None, description="What the weights were trained on (and the terms that follow)"
+    )
+    input_size: int | None = Field(
+        default=None,
+        gt=0,
+        description="Side of the aligned RGB chip the network takes, for networks fed like the "
+        "Cydral models ((rgb - [122.782, 117.001, 104.298]) / 256, NCHW float32)",
+    )
+    output: str | None = Field(
+        default=None,
+        description="Output of the network that answers this role, when one file has several",
+    )
+    confidence_temperature: float | None = Field(
+        default=None,
+        gt=0,
+        description="Age models: temperature applied to the age distribution for the age-group "
+        "confidence only (the group itself comes from the untempered expected age); fitted on "
+        "held-out data with `footfall-agent models calibrate`",
+    )
+    card: str | None = Field(default=None, description="Model card, relative to the models/ folder")
 
 
 class Manifest(BaseModel):

@@ -33,3 +33,14 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def models_dir(shared_dir: Path) -> Path:
     return shared_dir / "models"
+
+
+@pytest.fixture(scope="session")
+def torch_available() -> None:
+    """Tests that train or export need PyTorch (the ``train`` extra)."""
+    from tests.services import unavailable as missing
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        missing("PyTorch is not installed: install the 'train' extra (pip install -e '.[train]')")
