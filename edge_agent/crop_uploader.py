@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from dataclasses import dataclass, replace
 
 from edge_agent.backoff import Backoff
+from edge_agent.drain import DrainClock
 from edge_agent.outbox import NOTE_CORRUPT, Outbox, PendingCrop
 from footfall.contract.topics import AgentAddress
 from footfall.objectstore import ObjectStore, ObjectStoreError
@@ -71,9 +71,7 @@ class CropUploader:
         self._batch = batch
         self._idle = idle_seconds
         self._signal = outbox.subscribe()
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._deadline = float("inf")
+        self._clock = DrainClock()
         self._lock = threading.Lock()
         self._stats = UploaderStats()
         self._thread: threading.Thread | None = None
@@ -91,10 +89,8 @@ class CropUploader:
         self._thread.start()
 
     def request_stop(self, drain_seconds: float) -> None:
-        self._deadline = min(self._deadline, time.monotonic() + max(0.0, drain_seconds))
-        self._stopping.set()
+        self._clock.request_stop(drain_seconds)
         self._signal.set()
-        self._wake.set()
 
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is None:
@@ -108,26 +104,13 @@ class CropUploader:
         return self.join(drain_seconds + 60.0)
 
     def _out_of_time(self) -> bool:
-        return self._stopping.is_set() and time.monotonic() >= self._deadline
+        return self._clock.out_of_time()
 
     def _wait(self, seconds: float) -> None:
         """Sleep until ``seconds`` pass, a put arrives, or the drain deadline."""
-        if self._stopping.is_set():
-            seconds = min(seconds, self._deadline - time.monotonic())
+        seconds = self._clock.left(seconds)
         if seconds > 0:
             self._signal.wait(seconds)
-
-    def _pause(self, seconds: float) -> None:
-        """Sleep ``seconds``, cut short by the drain deadline (puts do not wake it)."""
-        end = time.monotonic() + seconds
-        while True:
-            if self._stopping.is_set():
-                end = min(end, self._deadline)
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self._wake.wait(left)
-            self._wake.clear()
 
     def run(self) -> None:
         try:
@@ -140,7 +123,7 @@ class CropUploader:
                     # crops stay where they are.
                     log.exception("crop uploader error; retrying: %s", exc)
                     self._update(last_error=f"crop uploader error: {exc}")
-                    self._pause(self._backoff.next_delay())
+                    self._clock.sleep(self._backoff.next_delay())
         finally:
             self._update(stopped=True)
             log.info("crop uploader stopped")
@@ -150,7 +133,7 @@ class CropUploader:
         self._signal.clear()
         crops = self._outbox.next_crops(self._batch)
         if not crops:
-            if self._stopping.is_set():
+            if self._clock.stopping.is_set():
                 return False
             self._wait(self._idle)
             return True
@@ -159,7 +142,7 @@ class CropUploader:
                 break
             if not self.upload(crop):
                 # Back off, then start again from the oldest pending crop.
-                self._pause(self._backoff.next_delay())
+                self._clock.sleep(self._backoff.next_delay())
                 break
         return True
 

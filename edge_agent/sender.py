@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from edge_agent.backoff import Backoff
+from edge_agent.drain import DrainClock
 from edge_agent.heartbeat import StatusSource
 from edge_agent.mqtt_link import (
     Ack,
@@ -116,9 +117,7 @@ class EventSender:
         self._config_handler = config_handler
         self._stats = SenderStats()
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._deadline = float("inf")
+        self._clock = DrainClock()
         self._high_water = 0  # highest seq published by this process
         self._thread: threading.Thread | None = None
 
@@ -141,7 +140,7 @@ class EventSender:
         if seconds <= 0:
             raise ValueError(f"heartbeat_seconds must be > 0, got {seconds}")
         self._heartbeat_seconds = seconds
-        self._wake.set()
+        self._clock.wake.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="mqtt-sender", daemon=True)
@@ -150,9 +149,7 @@ class EventSender:
     def request_stop(self, drain_seconds: float) -> None:
         """Finish: keep publishing for up to ``drain_seconds`` or until the outbox is empty,
         publish the offline status, disconnect. Whatever is left stays in the outbox."""
-        self._deadline = min(self._deadline, time.monotonic() + max(0.0, drain_seconds))
-        self._stopping.set()
-        self._wake.set()
+        self._clock.request_stop(drain_seconds)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the loop to end; True if it did."""
@@ -167,20 +164,9 @@ class EventSender:
         return self.join(drain_seconds + _OFFLINE_ACK_SECONDS + 15.0)
 
     def _finished(self) -> bool:
-        if not self._stopping.is_set():
+        if not self._clock.stopping.is_set():
             return False
-        return time.monotonic() >= self._deadline or not self._outbox.has_unsent()
-
-    def _sleep(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while True:
-            if self._stopping.is_set():
-                end = min(end, self._deadline)
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self._wake.wait(left)
-            self._wake.clear()
+        return self._clock.out_of_time() or not self._outbox.has_unsent()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -189,7 +175,7 @@ class EventSender:
             while not self._finished():
                 if self._attempt():
                     break
-                self._sleep(self._backoff.next_delay())
+                self._clock.sleep(self._backoff.next_delay())
         finally:
             self._update(state=LinkState.STOPPED)
 

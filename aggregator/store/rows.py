@@ -13,6 +13,7 @@ from footfall.contract import (
     AgeEstimate,
     AgeGroup,
     AgentState,
+    AgentStats,
     AgentStatus,
     Channel,
     CropRef,
@@ -245,22 +246,13 @@ def status_values(status: AgentStatus) -> dict[str, Any]:
         "models": [m.model_dump(mode="json") for m in status.models],
         "last_error": status.last_error,
     }
-    for name in (
-        "started_at",
-        "uptime_seconds",
-        "fps",
-        "frames_in",
-        "frames_processed",
-        "frames_dropped",
-        "events_emitted",
-        "events_sent",
-        "outbox_depth",
-        "crops_pending",
-        "crops_dropped",
-        "source_reconnects",
-    ):
+    for name in STATS_FIELDS:
         values[name] = getattr(stats, name) if stats is not None else None
     return values
+
+
+STATS_FIELDS: tuple[str, ...] = tuple(AgentStats.model_fields)
+"""The counters of a heartbeat (``AgentStats``), each a column of the status tables."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from aggregator.store.coverage import Interval, StatusPoint, spot_intervals
 from aggregator.store.engine import create_engine, redacted
 from aggregator.store.fast_insert import fast_event_insert
 from aggregator.store.rows import (
+    STATS_FIELDS,
     AgentRow,
     DeadLetter,
     DeadLetterRow,
@@ -38,20 +39,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=30)
 DEFAULT_GAP_MULTIPLE = 3.0
-_COUNTER_FIELDS = (
-    "started_at",
-    "uptime_seconds",
-    "fps",
-    "frames_in",
-    "frames_processed",
-    "frames_dropped",
-    "events_emitted",
-    "events_sent",
-    "outbox_depth",
-    "crops_pending",
-    "crops_dropped",
-    "source_reconnects",
-)
 _TEXT_LIMITS = {"source": 200, "topic": 1024, "reason": 32, "field": 200, "detail": 2000}
 
 
@@ -259,7 +246,7 @@ class EventStore:
                 changes["last_sent_at"] = status.sent_at
             changes["last_channel"] = record.channel.value
             for name, value in values.items():
-                if name in _COUNTER_FIELDS and status.stats is None:
+                if name in STATS_FIELDS and status.stats is None:
                     continue
                 changes[name] = value
         conn.execute(sa.update(t).where(where).values(**changes))
