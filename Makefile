@@ -11,8 +11,9 @@ setup:
 	@infra/bootstrap.sh
 
 # Sample clips come from $$FOOTFALL_SAMPLES_DIR (or are downloaded), models from
-# $$FOOTFALL_MODELS_DIR (or the cache, or their upstreams).
-demo: setup
+# $$FOOTFALL_MODELS_DIR (or the cache, or their upstreams). The demo needs no training tools.
+demo:
+	@EXTRAS=$${EXTRAS:-edge,aggregator} infra/bootstrap.sh
 	$(VENV)/bin/footfall-aggregator demo --out $(DEMO_OUT)
 
 test: setup
