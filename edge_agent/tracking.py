@@ -17,6 +17,7 @@ import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -227,6 +228,30 @@ class TrackSnapshot:
     boxes: F32
     confirmed: npt.NDArray[np.bool_]
     seen_now: npt.NDArray[np.bool_]
+
+
+class Tracker(Protocol):
+    """What the pipeline needs from a multi-face tracker (:class:`ByteTracker`; the evaluation
+    plugs a seed-style centroid tracker in here to compare against)."""
+
+    def update(self, detections: Detections, t: float) -> TrackerStep:
+        """Advance to ``t`` (seconds) and take the detections of a frame run through the
+        detector."""
+        ...
+
+    def tick(self, t: float) -> tuple[EndedTrack, ...]:
+        """Advance to ``t`` on a frame the detector skipped."""
+        ...
+
+    def finish(self) -> tuple[EndedTrack, ...]:
+        """End every track (end of stream)."""
+        ...
+
+    def snapshot(self, t: float | None = None) -> TrackSnapshot:
+        """Every live track's box at ``t``, without changing state."""
+        ...
+
+    def __len__(self) -> int: ...
 
 
 class ByteTracker:
