@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edge_agent.evaluation.cli import eval_app
 from footfall import __version__
 from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
 from models.assets import AssetError, Location, ModelResolver
@@ -24,6 +25,7 @@ models_app = typer.Typer(
     help="List, fetch and verify the model files the agent needs.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="Agent configuration file (TOML)", show_default=False)
