@@ -231,9 +231,8 @@ def clothes_color(rng: np.random.Generator) -> tuple[int, int, int]:
     return int(b), int(g), int(r)
 
 
-def motion_blur_px(speed_px_s: float, exposure_seconds: float = 1 / 60) -> float:
-    """How far a face moves while the shutter is open (1/60 s: an indoor camera in a lit
-    shop; it does not depend on the frame rate)."""
+def motion_blur_px(speed_px_s: float, exposure_seconds: float) -> float:
+    """How far a face moves while the shutter is open (it does not depend on the frame rate)."""
     return abs(speed_px_s) * exposure_seconds
 
 

@@ -26,7 +26,7 @@ import csv
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
@@ -134,7 +134,13 @@ class ScenarioSpec(BaseModel):
     )
     turned_away_seconds: Range = Field(default=(0.5, 2.0), description="Length of that stretch")
     defocus_sigma: Range = Field(default=(0.0, 1.0), description="Gaussian blur of faces, px")
-    motion_blur: bool = Field(default=True, description="Blur faces along their movement")
+    exposure_seconds: float = Field(
+        default=1 / 60,
+        ge=0.0,
+        le=0.2,
+        description="Shutter time: faces blur along their movement by speed x exposure "
+        "(1/60 s: an indoor camera in a lit shop; 0 = no motion blur)",
+    )
     noise_sigma: float = Field(
         default=2.0, ge=0.0, le=40.0, description="Sensor noise, grey levels"
     )
@@ -292,7 +298,7 @@ class PersonPlan:
     def end(self) -> float:
         return float(self.times[-1])
 
-    def at(self, t: float, fps: float) -> Placement:
+    def at(self, t: float, fps: float, exposure: float = 1 / 60) -> Placement:
         x = float(np.interp(t, self.times, self.xs))
         y = float(np.interp(t, self.times, self.ys))
         progress = (t - self.start) / max(self.end - self.start, 1e-9)
@@ -306,7 +312,7 @@ class PersonPlan:
         # A walking head bobs a little (about 2 steps per second).
         bob = 0.03 * size * math.sin(2 * math.pi * 2.0 * t + self.bob_phase) if moving else 0.0
         turned = any(a <= t < b for a, b in self.turned)
-        return Placement(x, y + bob, size, turned, motion_blur_px(speed))
+        return Placement(x, y + bob, size, turned, motion_blur_px(speed, exposure))
 
 
 @dataclass
@@ -658,9 +664,7 @@ class ScenarioRenderer:
         frame = self.background.frame(index)
         labels = self._labels
         labels.fill(0)
-        placed = [(p, p.at(t, self.spec.fps)) for p in self._active]
-        if not self.spec.motion_blur:
-            placed = [(p, replace(at, motion_px=0.0)) for p, at in placed]
+        placed = [(p, p.at(t, self.spec.fps, self.spec.exposure_seconds)) for p in self._active]
         placed.sort(key=lambda pa: pa[1].size)  # far (small) first, near last
         faces: list[tuple[PersonPlan, Placement, tuple[U8, tuple[int, int]] | None]] = []
         for person, at in placed:
