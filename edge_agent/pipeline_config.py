@@ -64,12 +64,17 @@ class DetectorSettings(Section):
         "kept for comparison; no landmarks, about 10x slower)",
     )
     input_width: int = Field(
-        default=320,
+        # 640 rather than 320: on the standard scenarios (val faces) it found more of the
+        # 40-60 px faces, which cut id switches from 30 to 22 per 100 people, raised direction
+        # accuracy from 88% to 94% and age-group exact from 41% to 50%, for about twice the
+        # detector time (see edge_agent/evaluation/results).
+        default=640,
         ge=64,
         le=3840,
-        description="YuNet: frames are scaled down to this width before detection and boxes are "
-        "mapped back. Faces smaller than about 10 px at this width are missed; raise it when "
-        "faces in the picture are under ~24 px (slower). The SSD always uses 300x300",
+        description="YuNet: frames wider than this are scaled down to it before detection and "
+        "boxes are mapped back. Faces smaller than about 10 px at this width are missed and "
+        "faces under ~25 px lose gender/age accuracy; lower it (e.g. 320) on a slow CPU when "
+        "faces are large. The SSD always uses 300x300",
     )
     score_threshold: float = Field(
         default=0.5,
@@ -272,7 +277,9 @@ class ClassifierSettings(Section):
         description="Below this averaged probability the gender is reported as unknown",
     )
     flip_average: bool = Field(
-        default=False,
+        # On: on the 2,334 UTKFace val faces it raised gender from 91.7% to 92.2% and the age
+        # group from 59.9% to 60.4% exact; it costs one more classification per person, once.
+        default=True,
         description="Also classify the mirrored face and average (about 2x classification cost)",
     )
     gender_model: str = Field(
