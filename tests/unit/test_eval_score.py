@@ -1,19 +1,25 @@
 """Scoring against ground truth, the seed-style tracker, and the detector benchmark's AP, on
 hand-built runs whose right answers are known."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from edge_agent.detection import Detections
+from edge_agent.best_faces import FirstFaces
+from edge_agent.classify import FakeClassifier
+from edge_agent.detection import Detections, FakeDetector
 from edge_agent.evaluation.detector_bench import WiderImage, _match, _Matches, average_precision
 from edge_agent.evaluation.scenario import GroundTruth, GtPerson, ScenarioSpec
 from edge_agent.evaluation.score import FrameTracks, RunRecord, score_run
 from edge_agent.evaluation.seed import CentroidTracker
+from edge_agent.pipeline import Pipeline
+from edge_agent.pipeline_config import ClassifierSettings
 from edge_agent.tracking import EndedTrack
 from footfall.contract import AgeGroup, Direction, Gender, PersonEvent
 from footfall.contract.examples import example_event
+from footfall.contract.topics import AgentAddress
+from tests.unit.synthetic_faces import Walker, face_image, timeline
 
 START = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -161,3 +167,25 @@ def test_detections_on_ignored_faces_are_neither_right_nor_wrong() -> None:
     _match(det, image, "medium", medium)
     assert (easy.faces, easy.true_pos) == (1, [True, False])  # the small face is ignored
     assert (medium.faces, medium.true_pos) == (2, [True, True, False])
+
+
+def test_seed_style_pipeline_classifies_the_first_mature_face_once() -> None:
+    frames = timeline([Walker("a", (60, 240), (200, 0), 0.0, 2.5, size=70)], fps=10, duration=2.5)
+    classifier = FakeClassifier()
+    pipe = Pipeline(
+        detector=FakeDetector([f.detections for f in frames]),
+        classifier=classifier,
+        address=AgentAddress("site-a", "spot-1", "cam-1"),
+        classify=ClassifierSettings(k_best=1, min_quality=0.0),
+        track_with=CentroidTracker(),
+        face_keeper=FirstFaces,
+    )
+    out = []
+    for f in frames:
+        image = face_image(640, 480, f.detections.boxes, seed=int(f.t * 1000))
+        out += pipe.step(image, START + timedelta(seconds=f.t))
+    out += pipe.finish()
+    (person,) = out
+    assert person.event.direction is Direction.IN
+    assert classifier.batches == [1]  # K = 1: one face
+    assert person.event.face.samples == 1
