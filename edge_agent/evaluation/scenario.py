@@ -192,7 +192,10 @@ class GtPerson(BaseModel):
     gender: Gender
     age: int
     age_group: AgeGroup
-    direction: Direction
+    direction: Direction = Field(
+        description="in/out/passed; for someone still in view when the video ends, what they did "
+        "up to then"
+    )
     group: int | None = Field(default=None, description="Group id when walking with others")
     reentry: bool = False
     entry_time: float = Field(description="First time any part of the face is in the frame, s")
@@ -593,6 +596,9 @@ class Background:
 
 @dataclass
 class _Record:
+    first_x: float = 0.0
+    min_x: float = math.inf
+    max_x: float = -math.inf
     frames: list[int] = field(default_factory=list)
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     visible: list[float] = field(default_factory=list)
@@ -690,7 +696,9 @@ class ScenarioRenderer:
             rec = self._records.setdefault(person.id, _Record())
             if rec.first is None:
                 rec.first = t
+                rec.first_x = at.cx
             rec.last = t
+            rec.min_x, rec.max_x = min(rec.min_x, at.cx), max(rec.max_x, at.cx)
             if self.record_boxes:
                 rec.frames.append(index)
                 rec.boxes.append(tuple(round(v, 1) for v in box))  # type: ignore[arg-type]
@@ -708,6 +716,18 @@ class ScenarioRenderer:
         for index in range(self.frame_count):
             yield index, self.render(index)
 
+    def _direction(self, person: PersonPlan, rec: _Record) -> Direction:
+        """The planned direction, or, for someone still walking when the video ends, what they
+        did within it: crossed the centre line one way, or not (yet)."""
+        if person.end <= self.time_of(self._done - 1):
+            return person.direction
+        middle = self.spec.width / 2
+        if rec.first_x < middle < rec.max_x:
+            return Direction.IN
+        if rec.first_x > middle > rec.min_x:
+            return Direction.OUT
+        return Direction.PASSED
+
     def ground_truth(self) -> GroundTruth:
         """The ground truth of the frames rendered so far (all of them after :meth:`frames`)."""
         people = []
@@ -722,7 +742,7 @@ class ScenarioRenderer:
                     gender=person.face.gender,
                     age=person.face.age,
                     age_group=age_group_for_years(person.face.age),
-                    direction=person.direction,
+                    direction=self._direction(person, rec),
                     group=person.group,
                     reentry=person.reentry,
                     entry_time=round(rec.first, 3),

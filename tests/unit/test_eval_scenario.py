@@ -169,3 +169,20 @@ def test_ground_truth_round_trips_through_json(bank: FaceBank, tmp_path: Path) -
     path = tmp_path / "gt.json"
     truth.save(path)
     assert GroundTruth.load(path) == truth
+
+
+def test_a_video_cut_short_reports_what_people_did_within_it(bank: FaceBank) -> None:
+    spec = _spec(mix_in=1.0, mix_out=0.0, mix_passed=0.0, duration_seconds=6.0)
+    renderer = ScenarioRenderer(plan_scenario(spec, bank), bank)
+    for _ in renderer.frames():
+        pass
+    truth = renderer.ground_truth()
+    end = (renderer.frame_count - 1) / spec.fps
+    for person in truth.people:
+        plan = next(p for p in renderer.plan.people if p.id == person.id)
+        crossed = float(np.interp(end, plan.times, plan.xs)) > W / 2
+        if plan.end <= end or crossed:
+            assert person.direction is Direction.IN
+        else:
+            assert person.direction is Direction.PASSED  # had not reached the line yet
+    assert any(p.direction is Direction.PASSED for p in truth.people)
