@@ -332,14 +332,18 @@ def clips(
     config: ConfigOpt = None,
     shared: SharedOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Also write the scores as JSON here")
-    ] = None,
+        Path, typer.Option("--out", help="Folder for clips.json and .md")
+    ] = DEFAULT_RESULTS,
 ) -> None:
     """The real clips with body-box ground truth: distinct people seen vs walking through."""
-    from edge_agent.evaluation.evaluate import evaluate_clip
+    import cv2
+
+    from edge_agent.evaluation.evaluate import clips_markdown, evaluate_clip
 
     folder = _shared(shared)
+    cv2.setNumThreads(1)
     resolver = _resolver(folder)
+    meta = _meta("footfall-agent eval clips")
     scores = []
     for name in ("tud_stadtmitte.mp4", "vtest.avi"):
         clip = folder / "video" / name
@@ -347,6 +351,11 @@ def clips(
         scores += evaluate_clip(
             clip, gt_txt, resolver, configs=_configs(pipeline), base=_base_config(config)
         )
-    _print_scores(scores)
-    if out is not None:
-        out.write_text(json.dumps([asdict(s) for s in scores], indent=2) + "\n", encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "clips.json").write_text(
+        json.dumps({"meta": meta, "scores": [asdict(s) for s in scores]}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    text = clips_markdown(scores, meta)
+    (out / "clips.md").write_text(text, encoding="utf-8")
+    typer.echo(text)
