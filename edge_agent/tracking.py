@@ -366,7 +366,8 @@ class ByteTracker:
     def update(self, detections: Detections, t: float) -> TrackerStep:
         """Advance to ``t`` and take this frame's detections.
 
-        1. high-score detections to any track by overlap with its predicted box (1 - IoU);
+        1. high-score detections to tracks by overlap with their predicted box (1 - IoU):
+           first to the tracks seen at the previous detector run, then to the others;
         2. high-score detections left over to tracks left over by the motion model alone (a
            face back after a gap, or moving further between detector runs than its size);
         3. low-score detections to tracks seen at the previous detector run, by clear overlap;
@@ -398,9 +399,19 @@ class ByteTracker:
             for pool in (high, low):
                 pool[:] = [d for d in pool if d not in used_cols]
 
-        if high and free:
-            iou = iou_matrix(pred[free], boxes[high])
-            take(_assign(np.where(iou >= self.match_iou, 1.0 - iou, _NO_MATCH)), free, list(high))
+        # Tracks seen at the previous detector run choose first: a track lost for a while
+        # coasts on its last velocity, and its box drifting over someone else's face must not
+        # take that face from the track that has been following it.
+        recent_first = [i for i in free if tracks[i].last_seen == self._last_update]
+        for group in (recent_first, [i for i in free if i not in recent_first]):
+            rows = [i for i in group if i in free]
+            if high and rows:
+                iou = iou_matrix(pred[rows], boxes[high])
+                take(
+                    _assign(np.where(iou >= self.match_iou, 1.0 - iou, _NO_MATCH)),
+                    rows,
+                    list(high),
+                )
         if high and free and self.reid_max_distance > 0:
             rows = list(free)
             cost = _reid_cost([tracks[i] for i in rows], boxes[high], self.reid_max_distance)
