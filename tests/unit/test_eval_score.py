@@ -2,6 +2,7 @@
 hand-built runs whose right answers are known."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from edge_agent.best_faces import FirstFaces
 from edge_agent.classify import FakeClassifier
 from edge_agent.detection import Detections, FakeDetector
 from edge_agent.evaluation.detector_bench import WiderImage, _match, _Matches, average_precision
+from edge_agent.evaluation.evaluate import score_clip
 from edge_agent.evaluation.scenario import GroundTruth, GtPerson, ScenarioSpec
 from edge_agent.evaluation.score import FrameTracks, RunRecord, score_run
 from edge_agent.evaluation.seed import CentroidTracker
@@ -189,3 +191,31 @@ def test_seed_style_pipeline_classifies_the_first_mature_face_once() -> None:
     assert person.event.direction is Direction.IN
     assert classifier.batches == [1]  # K = 1: one face
     assert person.event.face.samples == 1
+
+
+def test_real_clip_score_owns_tracks_by_head_region(tmp_path: Path) -> None:
+    # Two pedestrians (MOTChallenge body boxes, 1-based frames); pedestrian 1's head is seen by
+    # tracks 5 and 6 (split), pedestrian 2 never; track 7 sits on nobody's head.
+    gt = tmp_path / "clip.gt.txt"
+    gt.write_text(
+        "\n".join(
+            f"{f + 1},{pid},{x},100,40,120,1,-1,-1,-1"
+            for f in range(4)
+            for pid, x in ((1, 100), (2, 300))
+        ),
+        encoding="utf-8",
+    )
+    head = np.array([[110, 105, 130, 125]], np.float32)
+    nowhere = np.array([[500, 400, 520, 420]], np.float32)
+    run = RunRecord(frames=4)
+    run.tracks = {
+        0: FrameTracks([5], head),
+        1: FrameTracks([5], head),
+        2: FrameTracks([6], head),
+        3: FrameTracks([7], nowhere),
+    }
+    run.events = [_event(5, Direction.IN, Gender.MALE), _event(6, Direction.IN, Gender.MALE)]
+    run.events.append(_event(7, Direction.PASSED, Gender.MALE))
+    score = score_clip(Path("clip.mp4"), gt, run, config="ours")
+    assert (score.true_people, score.events, score.people_found) == (2, 3, 1)
+    assert (score.people_split, score.events_without_person) == (1, 1)
