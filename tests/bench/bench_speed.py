@@ -273,8 +273,9 @@ def rss(shared: Path, minutes: float, fps: float) -> int:
             "name": "rss-long",
             "fps": fps,
             "duration_seconds": seconds,
-            # Enough people to keep arriving for the whole run at ~12 a minute.
-            "people": int(minutes * 12) + 5,
+            # Enough people to keep arriving for the whole run: 12 arrivals a minute, a fifth
+            # of them groups, is about 16 people a minute.
+            "people": int(minutes * 20) + 5,
             "arrivals_per_minute": 12.0,
         }
     )
