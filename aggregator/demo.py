@@ -28,7 +28,11 @@ DEMO_DAY = date(2026, 5, 4)
 class SampleSpec(AssetSpec):
     spot: str = Field(description="Spot the clip plays in the demo")
     start: time = Field(description="Local time of the clip's first frame on the demo day")
-    detector_width: int = Field(gt=0, description="Detection input width for this camera")
+    detector_width: int | None = Field(
+        default=None,
+        gt=0,
+        description="Detection input width for this camera (default: the agent's)",
+    )
 
 
 class SampleManifest(BaseModel):
@@ -76,11 +80,8 @@ def demo_clips(
             )
         )
         config = AgentConfig(site=DEMO_SITE, spot=sample.spot, agent=agent)
-        configs[sample.spot] = config.model_copy(
-            update={
-                "detector": config.detector.model_copy(
-                    update={"input_width": sample.detector_width}
-                )
-            }
-        )
+        if sample.detector_width is not None:
+            detector = config.detector.model_copy(update={"input_width": sample.detector_width})
+            config = config.model_copy(update={"detector": detector})
+        configs[sample.spot] = config
     return clips, configs, missing

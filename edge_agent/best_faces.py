@@ -1,9 +1,13 @@
 """The K best face observations of one person, bounded: a min-heap on quality, so admitting a
-new observation costs O(log K) and a person who stays in view all day still holds K chips."""
+new observation costs O(log K) and a person who stays in view all day still holds K chips.
+
+:class:`FirstFaces` keeps the first K instead; it is how the seed picked its face (the first
+frame of a mature track) and exists so the evaluation can compare against that."""
 
 import heapq
 import itertools
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -47,3 +51,46 @@ class BestFaces:
 
     def best_first(self) -> list[Observation]:
         return sorted(self._heap, reverse=True)
+
+
+class FaceKeeper(Protocol):
+    """Which of a person's face observations are kept for classification."""
+
+    def __len__(self) -> int: ...
+
+    def admits(self, quality: float) -> bool:
+        """Whether an observation of this quality would be kept."""
+        ...
+
+    def add(self, quality: float, chip: U8) -> bool:
+        """Offer an observation; returns whether it was kept."""
+        ...
+
+    def best_first(self) -> list[Observation]:
+        """The kept observations, highest quality first."""
+        ...
+
+
+class FirstFaces:
+    """The first K observations offered, whatever their quality."""
+
+    def __init__(self, k: int) -> None:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.k = k
+        self._kept: list[Observation] = []
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def admits(self, quality: float) -> bool:
+        return len(self._kept) < self.k
+
+    def add(self, quality: float, chip: U8) -> bool:
+        if not self.admits(quality):
+            return False
+        self._kept.append(Observation(quality, len(self._kept), chip))
+        return True
+
+    def best_first(self) -> list[Observation]:
+        return sorted(self._kept, reverse=True)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edge_agent.delivery_cli import check_broker, deliver, outbox_app, run_agent
+from edge_agent.evaluation.cli import eval_app
 from footfall import __version__
 from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
 from models.assets import AssetError, Location, ModelResolver
@@ -28,6 +29,7 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="Agent configuration file (TOML)", show_default=False)

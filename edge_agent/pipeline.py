@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.alignment import align_face, landmarks_from_box
-from edge_agent.best_faces import BestFaces
+from edge_agent.best_faces import BestFaces, FaceKeeper
 from edge_agent.classify import UNKNOWN_AGE, UNKNOWN_GENDER, FaceClassifier, combine
 from edge_agent.config import AgentConfig
 from edge_agent.counting import (
@@ -47,7 +47,7 @@ from edge_agent.pipeline_config import (
     TrackerSettings,
 )
 from edge_agent.scene_cuts import SceneCutDetector
-from edge_agent.tracking import ByteTracker, EndedTrack, MatchedTracks, TrackSnapshot
+from edge_agent.tracking import ByteTracker, EndedTrack, MatchedTracks, Tracker, TrackSnapshot
 from footfall.contract import (
     SCHEMA_VERSION,
     CropRef,
@@ -74,7 +74,7 @@ class FinishedPerson:
 
 @dataclass
 class _Person:
-    best: BestFaces
+    best: FaceKeeper
     count: CountState = field(default_factory=CountState)
     best_quality: float = 0.0
     crop: U8 | None = None
@@ -123,7 +123,12 @@ class Pipeline:
         detect_every_n_frames: int = 1,
         quality: QualityParams | None = None,
         track_ids: Iterator[int] | None = None,
+        track_with: Tracker | None = None,
+        face_keeper: Callable[[int], FaceKeeper] = BestFaces,
     ) -> None:
+        """``track_with`` replaces the tracker built from ``tracker`` and ``face_keeper``
+        (called with K) the K-best policy; both exist so the evaluation can run the seed's
+        behaviour through the same pipeline."""
         if detect_every_n_frames < 1:
             raise ValueError(f"detect_every_n_frames must be >= 1, got {detect_every_n_frames}")
         self.detector = detector
@@ -135,7 +140,10 @@ class Pipeline:
         self.detect_every = detect_every_n_frames
         self.quality = quality or QualityParams()
         tracker = tracker or TrackerSettings()
-        self.tracker = ByteTracker.from_settings(tracker, track_ids=track_ids or itertools.count(1))
+        self.tracker: Tracker = track_with or ByteTracker.from_settings(
+            tracker, track_ids=track_ids or itertools.count(1)
+        )
+        self._keeper = face_keeper
         self.scene_cuts = SceneCutDetector(tracker.scene_cut_threshold)
         self.stats = PipelineStats()
         self._people: dict[int, _Person] = {}
@@ -286,7 +294,9 @@ class Pipeline:
         for tid, di in zip(matched.track_ids.tolist(), matched.det_index.tolist(), strict=True):
             person = self._people.get(tid)
             if person is None:
-                person = self._people[tid] = _Person(best=BestFaces(self.classify_settings.k_best))
+                person = self._people[tid] = _Person(
+                    best=self._keeper(self.classify_settings.k_best)
+                )
             box, landmarks = det.boxes[di], det.landmarks[di]
             center = (float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2)
             person.count = self._counter.observe(person.count, center)
@@ -316,7 +326,7 @@ class Pipeline:
             if not track.confirmed:
                 continue  # a false detection that never became a person
             if person is None:  # confirmed tracks always have observations; be safe anyway
-                person = _Person(best=BestFaces(self.classify_settings.k_best))
+                person = _Person(best=self._keeper(self.classify_settings.k_best))
             out.append(self._event(track, person))
         return out
 

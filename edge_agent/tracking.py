@@ -17,6 +17,7 @@ import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -229,6 +230,34 @@ class TrackSnapshot:
     seen_now: npt.NDArray[np.bool_]
 
 
+class Tracker(Protocol):
+    """What the pipeline needs from a multi-face tracker (:class:`ByteTracker`; the evaluation
+    plugs a seed-style centroid tracker in here to compare against)."""
+
+    def update(self, detections: Detections, t: float) -> TrackerStep:
+        """Advance to ``t`` (seconds) and take the detections of a frame run through the
+        detector."""
+        ...
+
+    def tick(self, t: float) -> tuple[EndedTrack, ...]:
+        """Advance to ``t`` on a frame the detector skipped."""
+        ...
+
+    def finish(self) -> tuple[EndedTrack, ...]:
+        """End every track (end of stream)."""
+        ...
+
+    def snapshot(self, t: float | None = None) -> TrackSnapshot:
+        """Every live track's box at ``t``, without changing state."""
+        ...
+
+    def configure(self, settings: TrackerSettings) -> None:
+        """Take new thresholds and absence window (remote configuration), keeping live tracks."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
 class ByteTracker:
     """Multi-face tracker. ``update`` on frames that were run through the detector, ``tick`` on
     the frames in between, ``finish`` at the end of the stream."""
@@ -355,7 +384,8 @@ class ByteTracker:
     def update(self, detections: Detections, t: float) -> TrackerStep:
         """Advance to ``t`` and take this frame's detections.
 
-        1. high-score detections to any track by overlap with its predicted box (1 - IoU);
+        1. high-score detections to tracks by overlap with their predicted box (1 - IoU):
+           first to the tracks seen at the previous detector run, then to the others;
         2. high-score detections left over to tracks left over by the motion model alone (a
            face back after a gap, or moving further between detector runs than its size);
         3. low-score detections to tracks seen at the previous detector run, by clear overlap;
@@ -387,9 +417,19 @@ class ByteTracker:
             for pool in (high, low):
                 pool[:] = [d for d in pool if d not in used_cols]
 
-        if high and free:
-            iou = iou_matrix(pred[free], boxes[high])
-            take(_assign(np.where(iou >= self.match_iou, 1.0 - iou, _NO_MATCH)), free, list(high))
+        # Tracks seen at the previous detector run choose first: a track lost for a while
+        # coasts on its last velocity, and its box drifting over someone else's face must not
+        # take that face from the track that has been following it.
+        recent_first = [i for i in free if tracks[i].last_seen == self._last_update]
+        for group in (recent_first, [i for i in free if i not in recent_first]):
+            rows = [i for i in group if i in free]
+            if high and rows:
+                iou = iou_matrix(pred[rows], boxes[high])
+                take(
+                    _assign(np.where(iou >= self.match_iou, 1.0 - iou, _NO_MATCH)),
+                    rows,
+                    list(high),
+                )
         if high and free and self.reid_max_distance > 0:
             rows = list(free)
             cost = _reid_cost([tracks[i] for i in rows], boxes[high], self.reid_max_distance)

@@ -40,8 +40,9 @@ def _check_events(run: ClipRun) -> None:
 
 @pytest.fixture(scope="module")
 def tud(shared_dir: Path, models_dir: Path) -> ClipRun:
-    # Faces here are ~12 px in a 640x480 frame: at the default detection width (320) they are
-    # 6 px and mostly missed. An operator sets the full width for such a far-field camera.
+    # Faces here are ~12 px in a 640x480 frame: detected at 320 px they would be 6 px and mostly
+    # missed, so this far-field clip needs the full width (the default since the scenario
+    # evaluation; set explicitly so the test does not depend on it).
     return run_clip(
         models_dir, _video(shared_dir, "tud_stadtmitte.mp4"), config(detector={"input_width": 640})
     )
@@ -107,8 +108,11 @@ def test_hamilton_people_per_shot(hamilton: ClipRun) -> None:
     _check_events(hamilton)
     assert hamilton.scene_cuts == 3
     per_shot = [len(hamilton.tracks_in(a, b, min_frames=3)) for a, b in HAMILTON_SHOTS]
-    # Shot 1: the singer and the pianist (exact). Shot 3: the singer alone (exact).
-    assert per_shot[0] == 2 and per_shot[2] == 1, per_shot
+    # Shot 1: the singer and the pianist, plus, from about frame 15, a small figure with a
+    # bowed head in the dark background (top middle, ~20 px) that YuNet finds at 0.79 when it
+    # detects at the clip's full width (at 320 px: 0.53, too weak to start a track): 2 or 3.
+    # Shot 3: the singer alone (exact).
+    assert per_shot[0] in (2, 3) and per_shot[2] == 1, per_shot
     # Shot 2: a man in profile in the foreground and an out-of-focus audience in which 3 to 6
     # faces can be made out: 4 to 7.
     assert 4 <= per_shot[1] <= 7, per_shot
