@@ -54,15 +54,17 @@ PERSON_COLUMNS: tuple[Column, ...] = (
     Column("Entry side", "entry_side", "text", 10),
     Column("Exit side", "exit_side", "text", 10),
     Column("Gender", "gender", "text", 9),
-    Column("Gender confidence", "gender_confidence", "number", 11, PERCENT_FORMAT),
+    Column("Gender confidence", "gender_confidence", "number", 11, PERCENT_FORMAT, nullable=True),
     Column("Age group", "age_group", "text", 10),
-    Column("Age estimate (years)", "age_years", "number", 11, DECIMAL_FORMAT, decimals=1),
+    Column(
+        "Age estimate (years)", "age_years", "number", 11, DECIMAL_FORMAT, decimals=1, nullable=True
+    ),
     Column("Dwell (s)", "dwell_seconds", "number", 9, DECIMAL_FORMAT, decimals=1),
-    Column("Face quality", "face_quality", "number", 9, QUALITY_FORMAT),
+    Column("Face quality", "face_quality", "number", 9, QUALITY_FORMAT, nullable=True),
     Column("Agent", "agent", "text", 14),
     Column("Track", "track_id", "integer", 8),
-    Column("Crop", "crop_key", "link", 60),
-    Column("Note", "crop_note", "free_text", 30),
+    Column("Crop", "crop_key", "link", 60, nullable=True),
+    Column("Note", "crop_note", "free_text", 30, nullable=True),
 )
 GENDER_TITLES = {"female": "Women", "male": "Men", "unknown": "Gender unknown"}
 
