@@ -490,6 +490,12 @@ def _survey(
             if result.error
             else f"{result.people} people in {result.video_seconds:.0f} s of video"
         )
+        if result.published:
+            status += (
+                f", published to the broker ({result.left_in_outbox} event(s) left in the outbox)"
+                if result.left_in_outbox
+                else ", published to the broker"
+            )
         typer.echo(f"  {result.clip.site}/{result.clip.spot} ({result.clip.path.name}): {status}")
 
     typer.echo(f"processing {len(specs)} clip(s) with the real pipeline ...")

@@ -2,7 +2,9 @@
 in-process aggregator (SQLite store, crops in a local folder), then the site workbooks.
 
 This is the laptop path of an investor who films candidate spots and processes them later, and
-the project's demo. Events take the same road as live ones (contract validation, the store's
+the project's demo. A clip whose agent configuration names a broker (``[mqtt]``, and ``[s3]`` for
+crops) is published to the fleet instead, through that agent's durable outbox, and counted in the
+cloud aggregator's workbooks rather than the local one. Events take the same road as live ones (contract validation, the store's
 idempotent insert), so the workbook cannot tell a replayed day from a live one. Each clip also
 records when its camera was watching (an online status, a heartbeat every ``heartbeat`` of
 stream time, an offline status at the end), so spots filmed for different lengths are ranked by
@@ -154,6 +156,7 @@ def run_survey(
             progress=progress,
             on_result=on_result,
             spot_configs=spot_configs,
+            publish=True,
         )
         now = datetime.now(UTC)
         store.write(
@@ -161,7 +164,7 @@ def run_survey(
                 statuses=[
                     record
                     for r in results
-                    if r.ok and r.frames
+                    if r.ok and r.frames and not r.published
                     for record in coverage_statuses(
                         r,
                         config_for_clip((spot_configs or {}).get(r.clip.spot, config), r.clip),
@@ -195,7 +198,7 @@ def _days(results: list[ClipResult], site: str, tz: ZoneInfo) -> tuple[date, dat
     spans = [
         (r.clip.start, r.clip.start + timedelta(seconds=r.video_seconds))
         for r in results
-        if r.clip.site == site and r.ok
+        if r.clip.site == site and r.ok and not r.published
     ]
     if not spans:
         return None

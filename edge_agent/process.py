@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent.annotate import AnnotatedVideoWriter, FrameAnnotator
 from edge_agent.build import build_classifier, build_detector, resolver_for
@@ -20,6 +21,9 @@ from edge_agent.runner import run
 from edge_agent.sinks import EventSink
 from edge_agent.sources import SourceError, TimedFrame, VideoFileSource
 from footfall.contract import Direction
+
+if TYPE_CHECKING:
+    from edge_agent.agent import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,8 @@ class ClipResult:
     people: int = 0
     directions: dict[Direction, int] = field(default_factory=dict)
     unknown_gender: int = 0
+    published: bool = False  # went to the broker through the agent's outbox, not to the sink
+    left_in_outbox: int = 0  # events still waiting on this machine after the drain
 
     @property
     def ok(self) -> bool:
@@ -70,11 +76,17 @@ def process_clips(
     annotate: Path | None = None,
     on_result: Callable[[ClipResult], None] | None = None,
     spot_configs: Mapping[str, AgentConfig] | None = None,
+    publish: bool = False,
 ) -> list[ClipResult]:
     """Run every clip into ``sink``, one after the other. Detector and classifier are built once
     from the first clip's configuration (raises :class:`BuildError`); a clip that cannot be read
     is a failed result and the others still run. ``spot_configs`` gives a spot its own
-    configuration (e.g. a wider detection input for a camera far from the faces)."""
+    configuration (e.g. a wider detection input for a camera far from the faces).
+
+    With ``publish``, a clip whose configuration has an ``[mqtt]`` section goes to the fleet
+    instead of ``sink``: through that agent's durable outbox to its broker (crops to its S3),
+    drained before the next clip; what cannot be sent in time stays in the outbox under the
+    agent's data_dir for ``footfall-agent deliver``."""
     from tqdm import tqdm
 
     def config_of(spec: ClipSpec) -> AgentConfig:
@@ -97,23 +109,46 @@ def process_clips(
             config = config_of(spec)
             if config.detector != first.detector:
                 detector = build_detector(config.detector, resolver)
-            result = process_clip(
-                spec,
-                config,
-                detector=detector,
-                classifier=classifier,
-                sink=sink,
-                track_ids=track_ids,
-                on_open=opened,
-                on_frame=bar.update,
-                annotate_to=annotate / f"{spec.path.stem}.annotated.mp4" if annotate else None,
+            delivery = (
+                _delivery(config, classifier) if publish and config.mqtt is not None else None
             )
+            try:
+                result = process_clip(
+                    spec,
+                    config,
+                    detector=detector,
+                    classifier=classifier,
+                    sink=delivery.sink if delivery is not None else sink,
+                    track_ids=track_ids,
+                    on_open=opened,
+                    on_frame=bar.update,
+                    annotate_to=annotate / f"{spec.path.stem}.annotated.mp4" if annotate else None,
+                )
+            finally:
+                if delivery is not None:
+                    drain = max(config.delivery.shutdown_drain_seconds, PUBLISH_DRAIN_SECONDS)
+                    report = delivery.stop(drain)
+            if delivery is not None:
+                result.published = True
+                result.left_in_outbox = report.events_left
         finally:
             bar.close()
         results.append(result)
         if on_result is not None:
             on_result(result)
     return results
+
+
+PUBLISH_DRAIN_SECONDS = 120.0
+"""How long a published clip's events may take to reach the broker before the next clip."""
+
+
+def _delivery(config: AgentConfig, classifier: FaceClassifier) -> "Delivery":
+    from edge_agent.agent import Delivery
+
+    delivery = Delivery(config, models=classifier.models)
+    delivery.start()
+    return delivery
 
 
 def process_clip(
