@@ -24,7 +24,10 @@ def test_clip_config_applies_to_that_clip_only(tmp_path: Path) -> None:
     assert far.start == datetime(2026, 5, 1, 7, 0, tzinfo=UTC)
     far_cfg, near_cfg = config_for_clip(None, far), config_for_clip(None, near)
     assert (far_cfg.spot, far_cfg.detector.input_width) == ("far", 1280)
-    assert (near_cfg.spot, near_cfg.detector.input_width) == ("near", DetectorSettings().input_width)
+    assert (near_cfg.spot, near_cfg.detector.input_width) == (
+        "near",
+        DetectorSettings().input_width,
+    )
 
 
 def test_a_bad_clip_config_names_its_key(tmp_path: Path) -> None:
