@@ -1,9 +1,11 @@
-"""Face landmarks, 5-point alignment and ONNX age/gender inference through ``cv2.dnn``.
+"""Face landmarks, 5-point alignment and ONNX age/gender inference, the way the edge does them.
 
 Training, evaluation and fine-tuning all go through this one module so that they see faces exactly
-the way the edge does (YuNet landmarks -> similarity transform onto the MODELS.md template ->
-aligned RGB chip -> NCHW float32, ``(rgb - mean) / 256``). When the edge's own alignment and
-classifier modules land, this is the one place to switch over to them.
+as the agent does: YuNet landmarks -> the edge's own alignment (:func:`edge_agent.alignment.
+align_face`: closed-form similarity transform onto the MODELS.md template, border replicated,
+oversampled and area-downscaled) -> the edge's classifier (:class:`edge_agent.classify.
+OnnxFaceClassifier`: one chip at the largest size the heads need, shrunk with area interpolation
+for a smaller head, ``(rgb - mean) / 256``, flip averaging on the mirrored chip).
 
 Needs the ``edge`` extra (OpenCV, numpy).
 """
@@ -24,18 +26,15 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "models.faces needs OpenCV and numpy: install the 'edge' extra (pip install -e '.[edge]')"
     ) from exc
 
+from edge_agent.alignment import ALIGNMENT_TEMPLATE, align_face
+from edge_agent.classify import OnnxFaceClassifier, OnnxHead
+
 FloatArray = npt.NDArray[np.float32]
 Image = npt.NDArray[np.uint8]
 
 # Normalised 5-point template (right eye, left eye, nose tip, right and left mouth corner, in the
-# order YuNet reports them) as fractions of a chip four times the target size (MODELS.md).
-TEMPLATE: FloatArray = np.array(
-    [[0.3034, 0.2722], [0.6870, 0.2900], [0.4779, 0.5037], [0.3061, 0.6628], [0.6461, 0.6781]],
-    dtype=np.float32,
-)
-# Working at 4x and shrinking with INTER_AREA anti-aliases the chip; it is what the models
-# were checked with.
-_SUPERSAMPLE = 4
+# order YuNet reports them) as fractions of the chip (MODELS.md): the edge's own.
+TEMPLATE: FloatArray = ALIGNMENT_TEMPLATE
 
 # Normalisation shared by the Cydral models and every model exported from this repository.
 MEAN_RGB: tuple[float, float, float] = (122.782, 117.001, 104.298)
@@ -87,36 +86,15 @@ def detect_landmarks(
     return Landmarks(points, float(best[14]), (x - px, y - py, bw, bh))
 
 
-def alignment_matrix(points: FloatArray, size: int, margin: float = 0.0) -> FloatArray:
-    """2x3 similarity transform from image pixels to an aligned ``size`` chip.
-
-    ``margin`` widens the view around the same face: the face occupies the central
-    ``size / (1 + 2 * margin)`` pixels. ``margin=0`` is the MODELS.md chip.
-    """
-    target = (TEMPLATE + margin) / (1 + 2 * margin) * size
-    matrix, _ = cv2.estimateAffinePartial2D(points.astype(np.float32), target, method=cv2.LMEDS)
-    if matrix is None:
-        raise ValueError("landmarks are degenerate: no similarity transform fits them")
-    return matrix.astype(np.float32)
-
-
 def align(image: Image, points: FloatArray, size: int, margin: float = 0.0) -> Image:
-    """Warp the face onto the template: a ``size`` x ``size`` chip in the image's channel order."""
-    big = size * _SUPERSAMPLE
-    matrix = alignment_matrix(points, big, margin)
-    chip = cv2.warpAffine(
-        image, matrix, (big, big), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
-    )
-    return np.asarray(cv2.resize(chip, (size, size), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    """The edge's aligned ``size`` x ``size`` chip of a face, in the image's channel order.
 
-
-def to_blob(chips_bgr: Sequence[Image]) -> FloatArray:
-    """Aligned BGR chips -> NCHW float32 RGB, ``(rgb - MEAN_RGB) / 256``."""
-    blob = cv2.dnn.blobFromImages(
-        list(chips_bgr), scalefactor=SCALE, mean=MEAN_RGB[::-1], swapRB=True
-    )
-    # blobFromImages subtracts the mean before scaling: (x - mean) * scale, as the models expect.
-    return np.asarray(blob, dtype=np.float32)
+    ``margin`` widens the view around the same face (for the training cache's context chips): the
+    face occupies the central ``size / (1 + 2 * margin)`` pixels. ``margin=0`` is exactly the
+    chip the agent classifies.
+    """
+    template = TEMPLATE if margin == 0 else (TEMPLATE + margin) / (1 + 2 * margin)
+    return np.asarray(align_face(image, points, size, template=template), dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -143,24 +121,21 @@ class FaceModel(Protocol):
     ) -> list[FacePrediction]: ...
 
 
-def _run(net: cv2.dnn.Net, blob: FloatArray, outputs: Sequence[str] | None) -> list[FloatArray]:
-    net.setInput(blob)
-    if outputs is None:
-        return [np.asarray(net.forward(), dtype=np.float32)]
-    return [np.asarray(o, dtype=np.float32) for o in net.forward(list(outputs))]
+class EdgeClassifierModel:
+    """A gender head and an age head run by the edge's :class:`OnnxFaceClassifier`.
 
+    Each face is aligned once, at the largest size the heads need (as the agent does), and the
+    classifier shrinks the chip for a smaller head.
+    """
 
-def _flip_average(probs: FloatArray, probs_flipped: FloatArray) -> FloatArray:
-    return np.asarray((probs + probs_flipped) / 2, dtype=np.float32)
-
-
-class CydralOnnx:
-    """The CC0 Cydral pair: gender on a 32x32 chip, age (81 bins) on a 64x64 chip."""
-
-    def __init__(self, gender_path: Path, age_path: Path, name: str = "cydral") -> None:
+    def __init__(self, gender: OnnxHead, age: OnnxHead, name: str) -> None:
         self.name = name
-        self.gender_net = cv2.dnn.readNetFromONNX(str(gender_path))
-        self.age_net = cv2.dnn.readNetFromONNX(str(age_path))
+        # One classifier per mode: flip averaging is a property of the edge's classifier.
+        self._classifiers = {
+            flip: OnnxFaceClassifier(gender, age, flip_average=flip, models=())
+            for flip in (False, True)
+        }
+        self.chip_size = self._classifiers[False].chip_size
 
     def predict(self, image: Image, points: FloatArray) -> FacePrediction:
         return self.predict_batch([image], [points])[0]
@@ -168,20 +143,20 @@ class CydralOnnx:
     def predict_batch(
         self, images: Sequence[Image], points: Sequence[FloatArray], flip: bool = False
     ) -> list[FacePrediction]:
-        g_chips = [align(im, p, 32) for im, p in zip(images, points, strict=True)]
-        a_chips = [align(im, p, 64) for im, p in zip(images, points, strict=True)]
-        gender = _run(self.gender_net, to_blob(g_chips), None)[0]
-        age = _run(self.age_net, to_blob(a_chips), None)[0]
-        if flip:
-            gender = _flip_average(
-                gender, _run(self.gender_net, to_blob(_flipped(g_chips)), None)[0]
-            )
-            age = _flip_average(age, _run(self.age_net, to_blob(_flipped(a_chips)), None)[0])
-        # Output order of the gender model is [female, male].
-        return [FacePrediction(float(g[0]), a) for g, a in zip(gender, age, strict=True)]
+        chips = [align(im, p, self.chip_size) for im, p in zip(images, points, strict=True)]
+        return self.predict_chips(chips, flip)
+
+    def predict_chips(self, chips: Sequence[Image], flip: bool = False) -> list[FacePrediction]:
+        """Predictions for chips already aligned at ``chip_size``."""
+        gender, age = self._classifiers[flip].probabilities(np.stack(list(chips)))
+        # Gender outputs are ordered [female, male].
+        return [
+            FacePrediction(float(g[0]), np.asarray(a, dtype=np.float32))
+            for g, a in zip(gender, age, strict=True)
+        ]
 
 
-class DnnAgeGender:
+class DnnAgeGender(EdgeClassifierModel):
     """One ONNX network with a gender output (softmax [female, male]) and an age output
     (81 bin probabilities), fed an aligned ``size`` x ``size`` RGB chip like the Cydral models."""
 
@@ -193,26 +168,9 @@ class DnnAgeGender:
         gender_output: str = "gender",
         age_output: str = "age",
     ) -> None:
-        self.name = name
-        self.size = size
-        self.net = cv2.dnn.readNetFromONNX(str(path))
-        self.outputs = (gender_output, age_output)
-
-    def predict(self, image: Image, points: FloatArray) -> FacePrediction:
-        return self.predict_batch([image], [points])[0]
-
-    def predict_batch(
-        self, images: Sequence[Image], points: Sequence[FloatArray], flip: bool = False
-    ) -> list[FacePrediction]:
-        chips = [align(im, p, self.size) for im, p in zip(images, points, strict=True)]
-        return self.predict_chips(chips, flip)
-
-    def predict_chips(self, chips: Sequence[Image], flip: bool = False) -> list[FacePrediction]:
-        gender, age = _run(self.net, to_blob(chips), self.outputs)
-        if flip:
-            gender_f, age_f = _run(self.net, to_blob(_flipped(chips)), self.outputs)
-            gender, age = _flip_average(gender, gender_f), _flip_average(age, age_f)
-        return [FacePrediction(float(g[0]), a) for g, a in zip(gender, age, strict=True)]
+        super().__init__(
+            OnnxHead(path, size, gender_output), OnnxHead(path, size, age_output), name
+        )
 
 
 class Ensemble:
@@ -261,10 +219,6 @@ class Ensemble:
             )
             out.append(FacePrediction(p_female, np.asarray(age, dtype=np.float32)))
         return out
-
-
-def _flipped(chips: Sequence[Image]) -> list[Image]:
-    return [np.ascontiguousarray(c[:, ::-1]) for c in chips]
 
 
 def read_image(path: Path) -> Image:

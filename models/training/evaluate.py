@@ -1,7 +1,8 @@
 """Evaluation of an age/gender model the way the edge runs it, on a held-out split.
 
-Each face goes through the edge's path: cached YuNet landmarks -> 5-point alignment -> the
-model through ``cv2.dnn``. Accuracy is computed over batches (same numbers, faster); the time per
+Each face goes through the edge's path: cached YuNet landmarks -> the edge's 5-point alignment ->
+the edge's classifier (``cv2.dnn``), with the heads, input sizes and outputs the manifest gives, as
+``edge_agent.build`` wires them. Accuracy is computed over batches (same numbers, faster); the time per
 face is measured separately, one face at a time on one thread, alignment included, as the edge
 classifies faces. Both single crop and flip averaging are reported.
 
@@ -22,8 +23,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge_agent.classify import OnnxHead
 from models.assets import ModelResolver
-from models.faces import CydralOnnx, DnnAgeGender, Ensemble, FaceModel, read_image
+from models.faces import DnnAgeGender, EdgeClassifierModel, Ensemble, FaceModel, read_image
 from models.manifest import ModelSpec
 from models.training import TrainingError
 from models.training.data import PreparedFaces
@@ -78,19 +80,14 @@ def load_model(name: str, resolver: ModelResolver) -> LoadedModel:
     except KeyError as exc:
         raise TrainingError(str(exc.args[0])) from None
     g_path, a_path = resolver.resolve(gender_name), resolver.resolve(age_name)
-    model: FaceModel
-    if g_path == a_path:
-        if g_spec.input_size is None:
-            raise TrainingError(f"manifest entry {gender_name!r} has no input_size")
-        model = DnnAgeGender(
-            g_path,
-            g_spec.input_size,
-            name,
-            gender_output=g_spec.output or "gender",
-            age_output=a_spec.output or "age",
-        )
-    else:
-        model = CydralOnnx(g_path, a_path, name)
+    g_size, a_size = g_spec.input_size, a_spec.input_size
+    if g_size is None or a_size is None:
+        missing = gender_name if g_size is None else age_name
+        raise TrainingError(f"manifest entry {missing!r} has no input_size")
+    # The heads exactly as edge_agent.build wires them for the agent.
+    model: FaceModel = EdgeClassifierModel(
+        OnnxHead(g_path, g_size, g_spec.output), OnnxHead(a_path, a_size, a_spec.output), name
+    )
     return LoadedModel(
         name=name,
         model=model,

@@ -160,10 +160,11 @@ def test_default_model_accuracy_floor(
     loaded = load_model(name, ModelResolver(models_dir=models_dir, allow_download=False))
     p_female, age_probs = predict_faces(loaded.model, utkface.images, faces, settings.flip_average)
     s = scores(p_female, age_probs, faces.ages, faces.gender_index == 0)
-    # Floors a few points under what this slice measured with Cydral + flip (gender 0.905,
-    # group exact 0.605, 1-off 0.960, MAE 5.75 years; the full split: 0.918 / 0.589 / 0.948 /
-    # 5.98). A regression in alignment or preprocessing costs far more than the margin.
-    assert s.gender_acc >= 0.88
+    # Floors a few points under what this slice measured with Cydral + flip through the edge's
+    # alignment and classifier (gender 0.920, group exact 0.603, 1-off 0.950, MAE 5.68 years; the
+    # full split: 0.919 / 0.597 / 0.946 / 5.95). A regression in alignment or preprocessing
+    # costs far more than the margin.
+    assert s.gender_acc >= 0.89
     assert s.group_exact >= 0.55
     assert s.group_one_off >= 0.93
     assert s.mae <= 6.5

@@ -7,10 +7,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from edge_agent.alignment import align_face
 from edge_agent.config import AgentConfig
 from edge_agent.pipeline_config import ClassifierSettings
 from footfall.contract.vocab import AGE_GROUPS
-from models.faces import AGE_BIN_YEARS, TEMPLATE, alignment_matrix
+from models.faces import AGE_BIN_YEARS, TEMPLATE, align
 from models.manifest import load_manifest
 from models.selection import LicenceError, check_selection
 from models.training import TrainingError
@@ -84,11 +85,29 @@ def test_subsample_is_reproducible() -> None:
     assert subsample(items, 200, 3) == items
 
 
-def test_alignment_maps_landmarks_onto_the_template() -> None:
-    points = TEMPLATE * 256 * 0.7 + 13.0  # a scaled, shifted copy of the template
-    m = alignment_matrix(points.astype(np.float32), 64)
-    mapped = points @ m[:, :2].T + m[:, 2]
-    assert np.allclose(mapped, TEMPLATE * 64, atol=1e-3)
+def test_training_and_evaluation_chips_are_the_edges_chips() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (220, 200, 3), dtype=np.uint8)
+    points = (TEMPLATE * 150 + np.array([20.0, 35.0])).astype(np.float32)
+    points[:, 1] += points[:, 0] * 0.1  # a slight roll
+    for size in (32, 64, 256):
+        assert np.array_equal(align(image, points, size), align_face(image, points, size))
+
+
+def test_context_chip_margin_widens_the_view_around_the_same_face() -> None:
+    points = (TEMPLATE * 180 + np.array([60.0, 40.0])).astype(np.float32)
+    image = np.zeros((300, 300, 3), np.uint8)
+    yy, xx = np.mgrid[0:300, 0:300]
+    for x, y in points:
+        image[(xx - x) ** 2 + (yy - y) ** 2 <= 9] = 255
+    margin, size = 0.25, 128
+    chip = align(image, points, size, margin)
+    # Each landmark's dot lands on the template shrunk into the central 1 / (1 + 2 * margin).
+    for tx, ty in (TEMPLATE + margin) / (1 + 2 * margin) * size:
+        near = chip[int(ty) - 4 : int(ty) + 5, int(tx) - 4 : int(tx) + 5, 0].astype(float)
+        ys, xs = np.nonzero(near > 100)
+        assert len(xs)
+        assert abs(xs.mean() + int(tx) - 4 - tx) < 1.5 and abs(ys.mean() + int(ty) - 4 - ty) < 1.5
 
 
 def _one_hot_age(ages: list[float]) -> npt.NDArray[np.float32]:
