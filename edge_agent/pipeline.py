@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.alignment import align_face, landmarks_from_box
+from edge_agent.appearance import describe
 from edge_agent.best_faces import BestFaces, FaceKeeper
 from edge_agent.classify import UNKNOWN_AGE, UNKNOWN_GENDER, FaceClassifier, combine
 from edge_agent.config import AgentConfig
@@ -270,7 +271,12 @@ class Pipeline:
         if detect:
             self.stats.detector_runs += 1
             detections = self.detector.detect(frame)
-            step = self.tracker.update(detections, t)
+            appearance = (
+                describe(frame, detections.boxes)
+                if self.tracker.wants_appearance and len(detections)
+                else None
+            )
+            step = self.tracker.update(detections, t, appearance)
             self._observe(frame, detections, step.matched)
             ended = step.ended
         else:

@@ -162,6 +162,33 @@ class TrackerSettings(Section):
         le=10_000,
         description="Cap on live tracks; keeps memory flat even if the detector goes wild",
     )
+    appearance_reid: bool = Field(
+        default=True,
+        description="Use appearance (colour of hair, face and clothes, a coarse face pattern) to "
+        "give a person who comes back within max_absence_seconds their id again, and to keep a "
+        "lost track from taking a detection that looks clearly different",
+    )
+    appearance_max_distance: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=10.0,
+        description="A new track is a lost person coming back only if their appearance distance "
+        "is at most this (1 = as alike as the closest 5% of strangers)",
+    )
+    appearance_veto_distance: float = Field(
+        default=2.5,
+        ge=0.0,
+        le=10.0,
+        description="A lost track may not take a detection by overlap or motion whose "
+        "appearance distance exceeds this",
+    )
+    reid_max_speed: float = Field(
+        default=6.0,
+        ge=0.0,
+        le=100.0,
+        description="A lost person may come back at most this many face heights per second of "
+        "absence (plus one) from where they were last seen",
+    )
 
     @model_validator(mode="after")
     def _score_order(self) -> Self:
