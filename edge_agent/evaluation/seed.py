@@ -178,6 +178,7 @@ def seed_config(base: AgentConfig) -> AgentConfig:
                     "kind": DetectorKind.SSD,
                     "score_threshold": SEED_SCORE_THRESHOLD,
                     "detect_every_n_frames": 1,
+                    "max_detections_per_second": 0.0,
                 }
             ),
             "counting": base.counting.model_copy(update={"hysteresis": 0.0}),
