@@ -1,6 +1,7 @@
 """The vision pipeline as a step function: a frame and its timestamp in, finished people out.
 
-``Pipeline.step(frame, timestamp)`` detects faces (on every n-th frame), tracks them, updates
+``Pipeline.step(frame, timestamp)`` detects faces (at most ``max_detections_per_second`` times a
+second of stream time, and on at most every n-th frame), tracks them, updates
 each person's direction and best faces, and returns a :class:`FinishedPerson` (the contract's
 ``PersonEvent`` plus the face crop's JPEG) for every person whose track ended at this instant:
 unseen for longer than the absence window. ``finish()`` ends everyone at the end of the stream.
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.alignment import align_face, landmarks_from_box
+from edge_agent.appearance import describe
 from edge_agent.best_faces import BestFaces, FaceKeeper
 from edge_agent.classify import UNKNOWN_AGE, UNKNOWN_GENDER, FaceClassifier, combine
 from edge_agent.config import AgentConfig
@@ -62,6 +64,11 @@ from footfall.contract.topics import AgentAddress
 log = logging.getLogger(__name__)
 
 U8 = npt.NDArray[np.uint8]
+
+# Share of the detector interval (1 / max_detections_per_second) a frame may come early and still
+# be run: live timestamps jitter by a few ms, and at a cap equal to the camera's frame rate a
+# frame arriving 1 ms early must not halve the detection rate.
+CADENCE_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ class Pipeline:
         classify: ClassifierSettings | None = None,
         crops: CropSettings | None = None,
         detect_every_n_frames: int = 1,
+        max_detections_per_second: float = 0.0,
         quality: QualityParams | None = None,
         track_ids: Iterator[int] | None = None,
         track_with: Tracker | None = None,
@@ -131,6 +139,10 @@ class Pipeline:
         behaviour through the same pipeline."""
         if detect_every_n_frames < 1:
             raise ValueError(f"detect_every_n_frames must be >= 1, got {detect_every_n_frames}")
+        if max_detections_per_second < 0:
+            raise ValueError(
+                f"max_detections_per_second must be >= 0, got {max_detections_per_second}"
+            )
         self.detector = detector
         self.classifier = classifier
         self.address = address
@@ -138,6 +150,8 @@ class Pipeline:
         self.classify_settings = classify or ClassifierSettings()
         self.crops = crops or CropSettings()
         self.detect_every = detect_every_n_frames
+        self.max_detection_rate = max_detections_per_second
+        self._last_detection: tuple[int, float] | None = None  # (frame number, stream time)
         self.quality = quality or QualityParams()
         tracker = tracker or TrackerSettings()
         self.tracker: Tracker = track_with or ByteTracker.from_settings(
@@ -172,6 +186,7 @@ class Pipeline:
             classify=config.classifier,
             crops=config.crops,
             detect_every_n_frames=config.detector.detect_every_n_frames,
+            max_detections_per_second=config.detector.max_detections_per_second,
             track_ids=track_ids,
         )
         pipeline.config_version = config.config_version
@@ -206,6 +221,7 @@ class Pipeline:
         self.classify_settings = config.classifier
         self.crops = config.crops
         self.detect_every = config.detector.detect_every_n_frames
+        self.max_detection_rate = config.detector.max_detections_per_second
         self.config_version = config.config_version
         log.info("pipeline now runs configuration %s", config.config_version)
 
@@ -258,7 +274,8 @@ class Pipeline:
             self._size = (width, height)
             self._counter = build_counter(self.counting, width, height)
         t = timestamp.timestamp()
-        detect = self.stats.frames % self.detect_every == 0
+        index = self.stats.frames
+        detect = self._detector_due(index, t)
         self.stats.frames += 1
         if self.scene_cuts.is_cut(frame):
             self.stats.scene_cuts += 1
@@ -269,8 +286,14 @@ class Pipeline:
             detect = True  # the predictions are void; look at the new scene now
         if detect:
             self.stats.detector_runs += 1
+            self._last_detection = (index, t)
             detections = self.detector.detect(frame)
-            step = self.tracker.update(detections, t)
+            appearance = (
+                describe(frame, detections.boxes)
+                if self.tracker.wants_appearance and len(detections)
+                else None
+            )
+            step = self.tracker.update(detections, t, appearance)
             self._observe(frame, detections, step.matched)
             ended = step.ended
         else:
@@ -279,6 +302,18 @@ class Pipeline:
         finished += self._end(ended)
         self._last = (t, detections, detect)
         return finished
+
+    def _detector_due(self, index: int, t: float) -> bool:
+        """Whether the detector runs on frame number ``index``, seen at stream time ``t``: the
+        frame-count and the stream-time cadence must both allow it."""
+        if self._last_detection is None:
+            return True
+        frame, last = self._last_detection
+        if index - frame < self.detect_every:
+            return False
+        if self.max_detection_rate <= 0 or t < last:  # a clock stepping back: look now
+            return True
+        return t - last >= (1.0 - CADENCE_TOLERANCE) / self.max_detection_rate
 
     def finish(self) -> list[FinishedPerson]:
         """End every live track (end of stream) and return their people."""

@@ -86,11 +86,21 @@ class DetectorSettings(Section):
     nms_threshold: float = Field(
         default=0.3, gt=0.0, le=1.0, description="Overlap above which YuNet suppresses a box"
     )
+    max_detections_per_second: float = Field(
+        default=12.0,
+        ge=0.0,
+        le=120.0,
+        description="Run the detector at most this often in stream time: on a frame only when "
+        "at least 1/rate seconds (less 10% for timestamp jitter) passed since its last run; the "
+        "tracker predicts in between. The same rate whatever the camera sends (a 12 fps camera: "
+        "every frame; 25 fps: every 2nd). 0 = every frame",
+    )
     detect_every_n_frames: int = Field(
         default=1,
         ge=1,
         le=30,
-        description="Run the detector on every n-th frame; the tracker predicts in between",
+        description="Also run the detector on at most every n-th frame (counted in frames, so its "
+        "effect depends on the camera's frame rate; prefer max_detections_per_second)",
     )
 
 
@@ -161,6 +171,33 @@ class TrackerSettings(Section):
         ge=1,
         le=10_000,
         description="Cap on live tracks; keeps memory flat even if the detector goes wild",
+    )
+    appearance_reid: bool = Field(
+        default=True,
+        description="Use appearance (colour of hair, face and clothes, a coarse face pattern) to "
+        "give a person who comes back within max_absence_seconds their id again, and to keep a "
+        "lost track from taking a detection that looks clearly different",
+    )
+    appearance_max_distance: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=10.0,
+        description="A new track is a lost person coming back only if their appearance distance "
+        "is at most this (1 = as alike as the closest 5% of strangers)",
+    )
+    appearance_veto_distance: float = Field(
+        default=2.5,
+        ge=0.0,
+        le=10.0,
+        description="A lost track may not take a detection by overlap or motion whose "
+        "appearance distance exceeds this",
+    )
+    reid_max_speed: float = Field(
+        default=6.0,
+        ge=0.0,
+        le=100.0,
+        description="A lost person may come back at most this many face heights per second of "
+        "absence (plus one) from where they were last seen",
     )
 
     @model_validator(mode="after")

@@ -53,13 +53,21 @@ _REASON_MAX = 300
 
 
 class RemoteDetectorSettings(Section):
-    """The detector keys that may change on a running agent."""
+    """The detector keys that may change on a running agent: how often it runs."""
 
+    max_detections_per_second: float = Field(
+        default=12.0,
+        ge=0.0,
+        le=120.0,
+        description="Run the detector at most this often in stream time; the tracker predicts "
+        "in between. 0 = every frame",
+    )
     detect_every_n_frames: int = Field(
         default=1,
         ge=1,
         le=30,
-        description="Run the detector on every n-th frame; the tracker predicts in between",
+        description="Also run the detector on at most every n-th frame (depends on the camera's "
+        "frame rate; prefer max_detections_per_second)",
     )
 
 

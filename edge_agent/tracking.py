@@ -9,8 +9,20 @@ rate change nothing), and a track survives an absence up to ``max_absence_second
 after it. A reappearance after a gap is matched by the motion model's prediction and its growing
 uncertainty, capped at ``reid_max_distance`` face heights.
 
-Per-track state is a fixed handful of numbers (no history), tracks are removed when they end and
-their number is capped, so memory stays flat on a 24/7 stream.
+Appearance (optional: ``update`` takes per-detection descriptors from
+:mod:`edge_agent.appearance`) covers what motion cannot. Each track keeps a running average of
+its descriptor from clean, confident observations. A track that was lost (not seen at the
+previous detector run) may take a detection by overlap or motion only if they do not look
+clearly different (``appearance_veto_distance``): two people who swapped places while hidden
+keep their own ids. And when a new track is about to become a person, it is first compared with
+the confirmed tracks lost within the absence window: if it looks like one of them
+(``appearance_max_distance``), could have walked from where that one was last seen in the time
+(``reid_max_speed``) and has about the same face size, it is that person coming back: the lost
+track takes over its position and keeps its id, first sighting and counting state, and the new
+track is dropped as never confirmed.
+
+Per-track state is a fixed handful of numbers and one small descriptor (no history), tracks are
+removed when they end and their number is capped, so memory stays flat on a 24/7 stream.
 """
 
 import itertools
@@ -23,6 +35,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
+from edge_agent.appearance import (
+    DIM,
+    MIN_WEIGHT,
+    PARTS,
+    WEIGHTS,
+    Descriptors,
+    blend,
+    distance_matrix,
+)
 from edge_agent.detection import Detections
 from edge_agent.pipeline_config import TrackerSettings
 
@@ -43,6 +64,16 @@ _INIT_VEL = np.array([5.0, 5.0, 0.5, 0.5])
 _CHI2_2D_99 = 9.21  # 99% gate of a 2-D Mahalanobis distance
 _REID_SIZE_RATIO = 2.0
 _NO_MATCH = 1e6
+# Appearance: how far each clean observation moves a track's descriptor (about the last 4
+# observations count), the face size change allowed when a lost person comes back (perspective
+# over a few seconds), and the slack of the walking-speed gate in face heights.
+_APPEARANCE_RATE = 0.25
+_RETURN_SIZE_RATIO = 1.6
+_RETURN_SLACK = 1.0
+# A track last seen touching the frame border and moving out through it faster than this (face
+# heights per second; a face sliding out of the picture still moves at about half its speed)
+# has left the picture.
+_EXIT_SPEED = 0.5
 
 
 def xyxy_to_cxcywh(boxes: F32) -> F64:
@@ -88,7 +119,10 @@ class _Track:
     """
 
     __slots__ = (
+        "app",
+        "app_valid",
         "confirmed",
+        "edge",
         "first_box",
         "first_seen",
         "hits",
@@ -118,6 +152,9 @@ class _Track:
         self.confirmed = False
         self.first_box = box.copy()
         self.last_box = box.copy()
+        self.app = np.zeros(DIM, np.float32)
+        self.app_valid = np.zeros(len(PARTS), bool)
+        self.edge = np.zeros(2, np.float32)
 
     @property
     def height(self) -> float:
@@ -153,6 +190,32 @@ class _Track:
     def box(self) -> F32:
         return cxcywh_to_xyxy(self.pos)
 
+    def observe_appearance(self, values: F32, valid: npt.NDArray[np.bool_]) -> None:
+        if valid.any():
+            self.app, self.app_valid = blend(
+                self.app, self.app_valid, values, valid, _APPEARANCE_RATE
+            )
+
+    @property
+    def appearance_known(self) -> bool:
+        return bool(WEIGHTS[self.app_valid].sum() >= MIN_WEIGHT - 1e-9)
+
+    def walked_out(self) -> bool:
+        """Last seen at the frame border, moving out through it."""
+        return bool(self.edge.any()) and float(self.vel[:2] @ self.edge) > _EXIT_SPEED * self.height
+
+    def take_over(self, new: "_Track") -> None:
+        """This (lost) track is the person ``new`` has been following since they came back:
+        continue from ``new``'s motion state and sightings, keep id and first sighting."""
+        self.pos, self.vel = new.pos.copy(), new.vel.copy()
+        self.p_pp, self.p_pv, self.p_vv = new.p_pp.copy(), new.p_pv.copy(), new.p_vv.copy()
+        self.t = new.t
+        self.last_seen = new.last_seen
+        self.last_box = new.last_box.copy()
+        self.hits += new.hits
+        self.edge = new.edge.copy()
+        self.observe_appearance(new.app, new.app_valid)
+
 
 def _cxcywh(box: F32) -> F64:
     x1, y1, x2, y2 = (float(v) for v in box)
@@ -178,6 +241,27 @@ def _reid_cost(tracks: list["_Track"], boxes: F32, max_distance: float) -> F64:
         & (ratio >= 1 / _REID_SIZE_RATIO)
     )
     return np.where(ok, d2 / _CHI2_2D_99, _NO_MATCH)
+
+
+def _appearance_distance(tracks: list["_Track"], appearance: Descriptors | None) -> F64 | None:
+    """Appearance distance of every track with every detection (NaN where either has too
+    little seen), or None without descriptors."""
+    if appearance is None or not tracks:
+        return None
+    return distance_matrix(
+        np.stack([tr.app for tr in tracks]),
+        np.stack([tr.app_valid for tr in tracks]),
+        appearance.values,
+        appearance.valid,
+    )
+
+
+def _centre(box: F32) -> tuple[float, float]:
+    return (float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2)
+
+
+def _box_height(box: F32) -> float:
+    return max(float(box[3] - box[1]), 1.0)
 
 
 @dataclass(frozen=True)
@@ -234,9 +318,17 @@ class Tracker(Protocol):
     """What the pipeline needs from a multi-face tracker (:class:`ByteTracker`; the evaluation
     plugs a seed-style centroid tracker in here to compare against)."""
 
-    def update(self, detections: Detections, t: float) -> TrackerStep:
+    @property
+    def wants_appearance(self) -> bool:
+        """Whether :meth:`update` uses appearance descriptors (the caller computes them only
+        then)."""
+        ...
+
+    def update(
+        self, detections: Detections, t: float, appearance: Descriptors | None = None
+    ) -> TrackerStep:
         """Advance to ``t`` (seconds) and take the detections of a frame run through the
-        detector."""
+        detector, with their appearance descriptors if :attr:`wants_appearance`."""
         ...
 
     def tick(self, t: float) -> tuple[EndedTrack, ...]:
@@ -274,6 +366,10 @@ class ByteTracker:
         min_hits: int = 3,
         confirm_within_seconds: float = 1.0,
         max_tracks: int = 256,
+        appearance_reid: bool = True,
+        appearance_max_distance: float = 1.0,
+        appearance_veto_distance: float = 2.5,
+        reid_max_speed: float = 6.0,
         track_ids: Iterator[int] | None = None,
     ) -> None:
         if not max_absence_seconds > 0:
@@ -293,6 +389,13 @@ class ByteTracker:
             raise ValueError(f"confirm_within_seconds must be > 0, got {confirm_within_seconds}")
         if max_tracks < 1:
             raise ValueError(f"max_tracks must be >= 1, got {max_tracks}")
+        for name, value in (
+            ("appearance_max_distance", appearance_max_distance),
+            ("appearance_veto_distance", appearance_veto_distance),
+            ("reid_max_speed", reid_max_speed),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         self.max_absence = max_absence_seconds
         self.high_score = high_score
         self.low_score = low_score
@@ -302,6 +405,10 @@ class ByteTracker:
         self.min_hits = min_hits
         self.confirm_within = confirm_within_seconds
         self.max_tracks = max_tracks
+        self.appearance_reid = appearance_reid
+        self.appearance_max_distance = appearance_max_distance
+        self.appearance_veto_distance = appearance_veto_distance
+        self.reid_max_speed = reid_max_speed
         self._ids = track_ids if track_ids is not None else itertools.count(1)
         self._tracks: list[_Track] = []
         self._now: float | None = None
@@ -321,6 +428,10 @@ class ByteTracker:
             min_hits=settings.min_hits,
             confirm_within_seconds=settings.confirm_within_seconds,
             max_tracks=settings.max_tracks,
+            appearance_reid=settings.appearance_reid,
+            appearance_max_distance=settings.appearance_max_distance,
+            appearance_veto_distance=settings.appearance_veto_distance,
+            reid_max_speed=settings.reid_max_speed,
             track_ids=track_ids,
         )
 
@@ -340,6 +451,14 @@ class ByteTracker:
         self.min_hits = fresh.min_hits
         self.confirm_within = fresh.confirm_within
         self.max_tracks = fresh.max_tracks
+        self.appearance_reid = fresh.appearance_reid
+        self.appearance_max_distance = fresh.appearance_max_distance
+        self.appearance_veto_distance = fresh.appearance_veto_distance
+        self.reid_max_speed = fresh.reid_max_speed
+
+    @property
+    def wants_appearance(self) -> bool:
+        return self.appearance_reid
 
     # -- time ------------------------------------------------------------------------------------
 
@@ -359,6 +478,10 @@ class ByteTracker:
                 over = t - track.last_seen > self.max_absence
             else:
                 over = t - track.first_seen > self.confirm_within
+                if over and track.hits >= self.min_hits:
+                    # It waited to be seen well enough to tell whether it is someone coming
+                    # back (see _returns); it never was: a new person.
+                    track.confirmed, over = True, False
             (ended if over else kept).append(track)
         self._tracks = kept
         return [self._ended(track) for track in ended]
@@ -381,16 +504,26 @@ class ByteTracker:
 
     # -- association ----------------------------------------------------------------------------
 
-    def update(self, detections: Detections, t: float) -> TrackerStep:
-        """Advance to ``t`` and take this frame's detections.
+    def update(
+        self, detections: Detections, t: float, appearance: Descriptors | None = None
+    ) -> TrackerStep:
+        """Advance to ``t`` and take this frame's detections (and their descriptors, if any).
 
         1. high-score detections to tracks by overlap with their predicted box (1 - IoU):
-           first to the tracks seen at the previous detector run, then to the others;
+           first to the tracks seen at the previous detector run, then to the others (lost
+           ones: not if they look clearly different);
         2. high-score detections left over to tracks left over by the motion model alone (a
-           face back after a gap, or moving further between detector runs than its size);
+           face back after a gap, or moving further between detector runs than its size; again
+           not if they look clearly different);
         3. low-score detections to tracks seen at the previous detector run, by clear overlap;
-        4. high-score detections still left over start new (tentative) tracks.
+        4. high-score detections still left over start new (tentative) tracks;
+        5. a tentative track about to be confirmed that looks like a person lost within the
+           absence window, and could have walked here since, is that person back.
         """
+        if appearance is not None and len(appearance) != len(detections):
+            raise ValueError(f"{len(appearance)} descriptors for {len(detections)} detections")
+        if not self.appearance_reid:
+            appearance = None
         t = self._advance(t)
         ended = self._retire(t)
         tracks = self._tracks
@@ -404,6 +537,7 @@ class ByteTracker:
         low = [
             int(d) for d in np.flatnonzero((scores >= self.low_score) & (scores < self.high_score))
         ]
+        looks = _appearance_distance(tracks, appearance)
 
         matches: list[tuple[int, int]] = []  # (track index, detection index)
         free = list(range(len(tracks)))
@@ -417,23 +551,40 @@ class ByteTracker:
             for pool in (high, low):
                 pool[:] = [d for d in pool if d not in used_cols]
 
+        def veto(cost: F64, rows: list[int], cols: list[int]) -> F64:
+            # NaN (too little seen to tell) never vetoes.
+            if looks is None:
+                return cost
+            different = looks[np.ix_(rows, cols)] > self.appearance_veto_distance
+            return np.where(different, _NO_MATCH, cost)
+
         # Tracks seen at the previous detector run choose first: a track lost for a while
         # coasts on its last velocity, and its box drifting over someone else's face must not
         # take that face from the track that has been following it.
         recent_first = [i for i in free if tracks[i].last_seen == self._last_update]
-        for group in (recent_first, [i for i in free if i not in recent_first]):
+        # With appearance, someone who walked out of the picture comes back only by looking
+        # like themselves (step 5): by position alone, whoever walks in where they left would
+        # take their id.
+        gone = (
+            {i for i in free if i not in recent_first and tracks[i].walked_out()}
+            if appearance is not None
+            else set()
+        )
+        for group, check in (
+            (recent_first, False),
+            ([i for i in free if i not in recent_first and i not in gone], True),
+        ):
             rows = [i for i in group if i in free]
             if high and rows:
-                iou = iou_matrix(pred[rows], boxes[high])
-                take(
-                    _assign(np.where(iou >= self.match_iou, 1.0 - iou, _NO_MATCH)),
-                    rows,
-                    list(high),
-                )
+                cols = list(high)
+                iou = iou_matrix(pred[rows], boxes[cols])
+                cost = np.where(iou >= self.match_iou, 1.0 - iou, _NO_MATCH)
+                take(_assign(veto(cost, rows, cols) if check else cost), rows, cols)
         if high and free and self.reid_max_distance > 0:
-            rows = list(free)
-            cost = _reid_cost([tracks[i] for i in rows], boxes[high], self.reid_max_distance)
-            take(_assign(cost), rows, list(high))
+            rows, cols = [i for i in free if i not in gone], list(high)
+            if rows:
+                cost = _reid_cost([tracks[i] for i in rows], boxes[cols], self.reid_max_distance)
+                take(_assign(veto(cost, rows, cols)), rows, cols)
         # Low-score detections are too unreliable to resume a lost track or start one.
         recent = [i for i in free if tracks[i].last_seen == self._last_update]
         if low and recent:
@@ -444,20 +595,38 @@ class ByteTracker:
                 list(low),
             )
 
+        confirming: list[_Track] = []
         for ti, di in matches:
             track = tracks[ti]
             track.update(boxes[di], t)
             if not track.confirmed and track.hits >= self.min_hits:
-                track.confirmed = True
+                confirming.append(track)
         new_tracks = [_Track(next(self._ids), boxes[d], t) for d in high]
         if self.min_hits <= 1:
-            for track in new_tracks:
-                track.confirmed = True
+            confirming += new_tracks
+        pairs = [(tracks[ti], di) for ti, di in matches] + list(zip(new_tracks, high, strict=True))
+        if appearance is not None:
+            for track, di in pairs:
+                track.edge = appearance.edge[di].copy()
+                # Only clean looks count: a confident detection of a face wholly inside the
+                # picture (parts hidden by others are already marked invalid).
+                if scores[di] >= self.high_score and not appearance.clipped[di]:
+                    track.observe_appearance(appearance.values[di], appearance.valid[di])
         self._tracks = tracks + new_tracks
+
+        # id(new track) -> the lost track it turned out to be; and tracks that wait
+        returned, waiting = self._returns(confirming, t) if appearance is not None else ({}, [])
+        for track in confirming:
+            if id(track) not in returned and id(track) not in waiting:
+                track.confirmed = True
+        if returned:
+            for tentative in [tr for tr in self._tracks if id(tr) in returned]:
+                ended.append(self._ended(tentative))  # unconfirmed: never a person
+            self._tracks = [tr for tr in self._tracks if id(tr) not in returned]
+            pairs = [(returned.get(id(tr), tr), di) for tr, di in pairs]
         ended += self._enforce_cap(t)
         self._last_update = t
 
-        pairs = [(tracks[ti], di) for ti, di in matches] + list(zip(new_tracks, high, strict=True))
         alive = {id(tr) for tr in self._tracks}
         pairs = [(tr, di) for tr, di in pairs if id(tr) in alive]
         matched = MatchedTracks(
@@ -466,6 +635,61 @@ class ByteTracker:
             np.array([tr.confirmed for tr, _ in pairs], bool),
         )
         return TrackerStep(matched=matched, ended=tuple(ended))
+
+    def _returns(self, confirming: list[_Track], t: float) -> tuple[dict[int, _Track], set[int]]:
+        """Which of the tracks about to be confirmed are people lost earlier coming back:
+        ``{id(new track): lost track}``, the lost tracks already updated; and which must wait,
+        ``{id(new track)}``: someone lost could be back here, but the new track has not been
+        seen well enough yet to tell (a face still partly outside the picture, or behind
+        someone). A waiting track is confirmed at the latest when ``confirm_within_seconds``
+        is over (:meth:`_retire`)."""
+        lost = [tr for tr in self._tracks if tr.confirmed and tr.last_seen < t]
+        lost = [tr for tr in lost if tr.appearance_known]
+        if not confirming or not lost:
+            return {}, set()
+        cost = distance_matrix(
+            np.stack([tr.app for tr in lost]),
+            np.stack([tr.app_valid for tr in lost]),
+            np.stack([tr.app for tr in confirming]),
+            np.stack([tr.app_valid for tr in confirming]),
+        )
+        plausible = np.zeros(cost.shape, bool)
+        for i, old in enumerate(lost):
+            ox, oy = _centre(old.last_box)
+            oh = _box_height(old.last_box)
+            for j, new in enumerate(confirming):
+                nx, ny = _centre(new.first_box)
+                gap = new.first_seen - old.last_seen
+                reach = (self.reid_max_speed * max(gap, 0.0) + _RETURN_SLACK) * oh
+                ratio = _box_height(new.first_box) / oh
+                plausible[i, j] = (
+                    gap > 0  # both seen at once: two people
+                    and np.hypot(nx - ox, ny - oy) <= reach
+                    and 1 / _RETURN_SIZE_RATIO <= ratio <= _RETURN_SIZE_RATIO
+                )
+        cost = np.where(plausible & (cost <= self.appearance_max_distance), cost, _NO_MATCH)
+        returned: dict[int, _Track] = {}
+        taken: set[int] = set()
+        for i, j in _assign(cost):
+            old, new = lost[i], confirming[j]
+            log.debug(
+                "track %d back after %.1f s as %d (appearance distance %.2f)",
+                old.id,
+                new.first_seen - old.last_seen,
+                new.id,
+                cost[i, j],
+            )
+            old.take_over(new)
+            returned[id(new)] = old
+            taken.add(i)
+        waiting = {
+            id(new)
+            for j, new in enumerate(confirming)
+            if id(new) not in returned
+            and not new.appearance_known
+            and any(plausible[i, j] for i in range(len(lost)) if i not in taken)
+        }
+        return returned, waiting
 
     def _enforce_cap(self, t: float) -> list[EndedTrack]:
         if len(self._tracks) <= self.max_tracks:

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.appearance import Descriptors
 from edge_agent.best_faces import FirstFaces
 from edge_agent.classify import FaceClassifier
 from edge_agent.config import AgentConfig
@@ -92,7 +93,13 @@ class CentroidTracker:
             last_box=obj.box.copy(),
         )
 
-    def update(self, detections: Detections, t: float) -> TrackerStep:
+    @property
+    def wants_appearance(self) -> bool:
+        return False  # the seed matched on position alone
+
+    def update(
+        self, detections: Detections, t: float, appearance: Descriptors | None = None
+    ) -> TrackerStep:
         self._now = max(self._now, t)
         boxes = detections.boxes
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2 if len(boxes) else np.zeros((0, 2))
@@ -171,6 +178,7 @@ def seed_config(base: AgentConfig) -> AgentConfig:
                     "kind": DetectorKind.SSD,
                     "score_threshold": SEED_SCORE_THRESHOLD,
                     "detect_every_n_frames": 1,
+                    "max_detections_per_second": 0.0,
                 }
             ),
             "counting": base.counting.model_copy(update={"hysteresis": 0.0}),

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from edge_agent.classify import FakeClassifier
-from edge_agent.detection import FakeDetector
+from edge_agent.config import AgentConfig
+from edge_agent.detection import Detections, FakeDetector
 from edge_agent.pipeline import FinishedPerson, Pipeline
 from edge_agent.pipeline_config import ClassifierSettings, CropSettings, TrackerSettings
-from footfall.contract import AgeGroup, Direction, Gender, PersonEvent, Side, decode
+from footfall.contract import AgeGroup, Direction, Gender, ModelRef, PersonEvent, Side, decode
 from footfall.contract.topics import AgentAddress
 from tests.unit.synthetic_faces import SyntheticFrame, Walker, face_image, timeline
 
@@ -147,6 +148,86 @@ def test_detector_runs_on_every_nth_frame_only() -> None:
     assert detector.calls == len(script) == pipe.stats.detector_runs
     assert pipe.stats.frames == len(frames)
     assert len(out) == 1 and out[0].event.direction is Direction.IN
+
+
+class _CountingDetector:
+    """Finds nothing; remembers on which frames it was asked."""
+
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+        self.current = 0
+        self._inner = FakeDetector([])
+
+    @property
+    def model(self) -> ModelRef:
+        return self._inner.model
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        self.frames.append(self.current)
+        return Detections.empty()
+
+
+@pytest.mark.parametrize(
+    ("fps", "rate", "every_n", "jitter_ms", "expected"),
+    [
+        # The stream-time cap gives the same detector rate whatever the camera sends.
+        pytest.param(12.0, 12.0, 1, 0.0, list(range(12)), id="12fps-cap12-every-frame"),
+        pytest.param(25.0, 12.0, 1, 0.0, list(range(0, 25, 2)), id="25fps-cap12-every-2nd"),
+        pytest.param(30.0, 10.0, 1, 0.0, list(range(0, 30, 3)), id="30fps-cap10-every-3rd"),
+        pytest.param(25.0, 0.0, 1, 0.0, list(range(25)), id="cap0-every-frame"),
+        # Live timestamps jitter: a frame a few ms early still runs at a cap equal to the fps.
+        pytest.param(12.0, 12.0, 1, 4.0, list(range(12)), id="jittered-12fps-cap12"),
+        # Both cadences hold: every 3rd frame, and at most 12 a second.
+        pytest.param(25.0, 12.0, 3, 0.0, list(range(0, 25, 3)), id="every-3rd-and-cap"),
+        pytest.param(12.0, 12.0, 2, 0.0, list(range(0, 12, 2)), id="every-2nd-and-cap"),
+    ],
+)
+def test_detector_cadence_in_stream_time(
+    fps: float, rate: float, every_n: int, jitter_ms: float, expected: list[int]
+) -> None:
+    detector = _CountingDetector()
+    pipe = Pipeline(
+        detector=detector,
+        classifier=FakeClassifier(),
+        address=AgentAddress("s", "p", "a"),
+        max_detections_per_second=rate,
+        detect_every_n_frames=every_n,
+    )
+    frame = np.full((H, W, 3), 100, np.uint8)
+    jitter = np.random.default_rng(1).uniform(-jitter_ms, jitter_ms, len(expected) * 3) / 1000
+    for k in range(round(fps)):
+        detector.current = k
+        pipe.step(frame, START + timedelta(seconds=k / fps + float(jitter[k])))
+    assert detector.frames == expected
+    assert pipe.stats.detector_runs == len(expected)
+
+
+def test_detector_cadence_follows_remote_configuration_and_clock_steps() -> None:
+    detector = _CountingDetector()
+    pipe = Pipeline(
+        detector=detector,
+        classifier=FakeClassifier(),
+        address=AgentAddress("s", "p", "a"),
+        max_detections_per_second=5.0,
+    )
+    frame = np.full((H, W, 3), 100, np.uint8)
+    times = [0.0, 0.1, 0.2, 0.3]  # 10 fps at a cap of 5: every 2nd
+    for k, t in enumerate(times):
+        detector.current = k
+        pipe.step(frame, START + timedelta(seconds=t))
+    assert detector.frames == [0, 2]
+    # A clock that steps back (NTP on a live camera) must not stop the detector.
+    detector.current = 4
+    pipe.step(frame, START + timedelta(seconds=0.05))
+    assert detector.frames == [0, 2, 4]
+    config = AgentConfig.model_validate(
+        {"site": "s", "spot": "p", "agent": "a", "detector": {"max_detections_per_second": 0}}
+    )
+    pipe.request_config(config)
+    for k, t in enumerate([0.06, 0.07, 0.08], start=5):
+        detector.current = k
+        pipe.step(frame, START + timedelta(seconds=t))
+    assert detector.frames == [0, 2, 4, 5, 6, 7]
 
 
 def test_passing_person_never_crossing() -> None:

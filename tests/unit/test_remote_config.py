@@ -70,6 +70,7 @@ def test_sections_replace_the_files_and_others_stay(tmp_path: Path) -> None:
     assert active.delivery.heartbeat_seconds == 5
     # Sections left out keep the file's values.
     assert active.detector.detect_every_n_frames == 2
+    assert active.detector.max_detections_per_second == 12.0
     assert active.tracker.low_score == 0.6
     assert active.mqtt is base.mqtt and active.site == "site-a"
 
@@ -139,6 +140,22 @@ def test_manager_applies_saves_rejects_and_clears(tmp_path: Path) -> None:
     cleared = manager.handle(b"")
     assert cleared.outcome is ConfigOutcome.APPLIED and cleared.active_version == "1"
     assert not (tmp_path / REMOTE_CONFIG_FILE).exists() and seen[-1] == "1"
+
+
+def test_detector_cadence_can_change_remotely(tmp_path: Path) -> None:
+    base = _config(tmp_path, detector={"score_threshold": 0.45, "input_width": 320})
+    remote = RemoteConfig.model_validate(
+        {"config_version": "r-3", "detector": {"max_detections_per_second": 8}}
+    )
+    active = effective_config(base, remote)
+    assert active.detector.max_detections_per_second == 8.0
+    assert active.detector.detect_every_n_frames == 1
+    # Only the cadence is remote: the model and its thresholds stay the file's.
+    assert (active.detector.score_threshold, active.detector.input_width) == (0.45, 320)
+    with pytest.raises(RemoteConfigError, match="max_detections_per_second"):
+        parse_remote_config(
+            _payload(config_version="r-4", detector={"max_detections_per_second": -1})
+        )
 
 
 def test_a_saved_config_that_no_longer_fits_the_file_is_ignored(tmp_path: Path) -> None:
