@@ -25,10 +25,15 @@ class ClipRun:
     people: list[FinishedPerson]
     frames: int
     scene_cuts: int
+    detected: list[int] = field(default_factory=list)  # frames on which the detector ran
     seen: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     boxes: dict[int, list[npt.NDArray[np.float32]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+
+    def detector_frames(self, first: int, last: int) -> int:
+        """How many of frames first..last the detector ran on (the rest the tracker predicted)."""
+        return sum(first <= f <= last for f in self.detected)
 
     def tracks_in(self, first: int, last: int, min_frames: int = 1) -> list[int]:
         """Confirmed tracks that took a detection in frames first..last (at least
@@ -58,7 +63,10 @@ def run_clip(models_dir: Path, clip: Path, cfg: AgentConfig | None = None) -> Cl
     run = ClipRun(people=[], frames=0, scene_cuts=0)
     try:
         for frame in source.frames(threading.Event()):
+            runs = pipe.stats.detector_runs
             run.people += pipe.step(frame.image, frame.timestamp)
+            if pipe.stats.detector_runs > runs:
+                run.detected.append(frame.index)
             view = pipe.view()
             assert view is not None
             tracks = view.tracks
