@@ -5,7 +5,7 @@ run detecting every 2nd frame) and for the seed's ResNet-10 SSD.
 Not a test (pytest does not collect it) and not for loops: run it once, on an otherwise idle
 machine if you can::
 
-    FOOTFALL_SHARED_DIR=../shared .venv/bin/python tests/bench/bench_pipeline_stages.py
+    FOOTFALL_SHARED_DIR=../shared .venv/bin/python -m tests.bench.bench_pipeline_stages
 
 Writes ``tests/bench/results/pipeline_stages.json`` and ``.md`` and prints the table.
 
@@ -33,52 +33,14 @@ import cv2
 import numpy as np
 
 from edge_agent.build import build_classifier, build_detector
-from edge_agent.classify import FaceClassifier, FaceEstimates
 from edge_agent.config import AgentConfig
-from edge_agent.detection import Detections, FaceDetector
 from edge_agent.pipeline import Pipeline
-from footfall.contract import ModelRef
 from models.assets import ModelResolver
+from tests.bench.timed_stages import TimedClassifier, TimedDetector
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START = datetime(2026, 5, 1, tzinfo=UTC)
 U8 = np.ndarray
-
-
-class TimedDetector:
-    def __init__(self, inner: FaceDetector) -> None:
-        self.inner, self.seconds, self.calls = inner, 0.0, 0
-
-    @property
-    def model(self) -> ModelRef:
-        return self.inner.model
-
-    def detect(self, frame: U8) -> Detections:
-        t = time.perf_counter()
-        out = self.inner.detect(frame)
-        self.seconds += time.perf_counter() - t
-        self.calls += 1
-        return out
-
-
-class TimedClassifier:
-    def __init__(self, inner: FaceClassifier) -> None:
-        self.inner, self.seconds, self.people = inner, 0.0, 0
-
-    @property
-    def chip_size(self) -> int:
-        return self.inner.chip_size
-
-    @property
-    def models(self) -> tuple[ModelRef, ...]:
-        return self.inner.models
-
-    def classify(self, chips: U8) -> FaceEstimates:
-        t = time.perf_counter()
-        out = self.inner.classify(chips)
-        self.seconds += time.perf_counter() - t
-        self.people += 1
-        return out
 
 
 @dataclass
