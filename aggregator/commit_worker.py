@@ -108,7 +108,14 @@ class CommitWorker:
         if not self._conn.poll(_START_TIMEOUT_SECONDS):
             self.close()
             raise IngestError("the commit process did not start")
-        answer = self._receive()
+        try:
+            answer = self._conn.recv()
+        except (EOFError, OSError):
+            self._process.join(timeout=5)
+            raise IngestError(
+                f"the commit process could not start (exit code {self._process.exitcode}); "
+                "its error is above"
+            ) from None
         if answer != "ready":
             self.close()
             raise IngestError(str(answer))
