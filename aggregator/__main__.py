@@ -2,4 +2,6 @@
 
 from aggregator.cli import app
 
-app(prog_name="footfall-aggregator")
+# Guarded: the commit process is started with "spawn", which imports this module again.
+if __name__ == "__main__":
+    app(prog_name="footfall-aggregator")

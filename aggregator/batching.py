@@ -45,6 +45,14 @@ class Acknowledger(Protocol):
         ...
 
 
+class StopSignal(Protocol):
+    """``threading.Event`` or ``multiprocessing.Event``: set when the service is stopping."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     message: Inbound
@@ -66,6 +74,14 @@ class IngestCounters:
     ack_skipped: int = 0
     store_retries: int = 0
 
+    def add(self, other: "IngestCounters") -> None:
+        """Add ``other``'s counts to these (a batch committed elsewhere)."""
+        for name, value in vars(other).items():
+            if isinstance(value, Counter):
+                getattr(self, name).update(value)
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
     def summary(self) -> str:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items()))
         return (
@@ -75,6 +91,12 @@ class IngestCounters:
             f"{f' ({reasons})' if reasons else ''}, batches {self.batches}, acked {self.acked}, "
             f"ack skipped {self.ack_skipped}, store retries {self.store_retries}"
         )
+
+
+Committer = Callable[[Sequence[Delivery], StopSignal], IngestCounters | None]
+"""Validates and commits one batch and returns what it counted, or None if stopped before the
+commit: :meth:`IngestLoop.commit` in this process, or
+:class:`aggregator.commit_worker.CommitWorker` in a child process."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -102,6 +124,7 @@ class IngestLoop:
         retry_max: float = 30.0,
         stats_interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        committer: Committer | None = None,
     ) -> None:
         if batch_max_events < 1:
             raise ValueError(f"batch_max_events must be >= 1, got {batch_max_events}")
@@ -121,6 +144,7 @@ class IngestLoop:
         self.stats_interval = stats_interval
         self.clock = clock
         self.counters = IngestCounters()
+        self.committer: Committer = committer or self.commit
         self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=queue_size)
         self._closing = threading.Event()
 
@@ -187,27 +211,13 @@ class IngestLoop:
                 break
         return batch
 
-    def process(self, deliveries: Sequence[Delivery], stop: threading.Event) -> bool:
+    def process(self, deliveries: Sequence[Delivery], stop: StopSignal) -> bool:
         """Validate, commit and acknowledge one batch. False if stopped before it was committed
         (nothing acknowledged then)."""
-        self.counters.received += len(deliveries)
-        classified = classify(
-            [d.message for d in deliveries],
-            prefix=self.prefix,
-            max_payload_bytes=self.max_payload_bytes,
-            keep_bytes=self.keep_bytes,
-        )
-        result = self._write(classified.batch, [d.message for d in deliveries], stop)
-        if result is None:
+        counted = self.committer(deliveries, stop)
+        if counted is None:
             return False
-        self.counters.batches += 1
-        self.counters.events_stored += result.events_inserted
-        self.counters.events_duplicate += result.events_duplicate
-        self.counters.statuses_stored += result.statuses_inserted
-        self.counters.statuses_duplicate += result.statuses_duplicate
-        self.counters.dead_letters += result.dead_letters
-        self.counters.rejected.update(classified.rejected)
-        self.counters.config_results.update(classified.config_results)
+        self.counters.add(counted)
         tokens = [d.token for d in deliveries if d.token is not None]
         if tokens:
             sent = self.acker.ack(tokens)
@@ -215,8 +225,35 @@ class IngestLoop:
             self.counters.ack_skipped += len(tokens) - sent
         return True
 
+    def commit(self, deliveries: Sequence[Delivery], stop: StopSignal) -> IngestCounters | None:
+        """Validate and commit one batch (no acknowledgement); what it counted, or None if
+        stopped before the commit."""
+        counted = IngestCounters(received=len(deliveries))
+        classified = classify(
+            [d.message for d in deliveries],
+            prefix=self.prefix,
+            max_payload_bytes=self.max_payload_bytes,
+            keep_bytes=self.keep_bytes,
+        )
+        result = self._write(classified.batch, [d.message for d in deliveries], stop, counted)
+        if result is None:
+            return None
+        counted.batches = 1
+        counted.events_stored = result.events_inserted
+        counted.events_duplicate = result.events_duplicate
+        counted.statuses_stored = result.statuses_inserted
+        counted.statuses_duplicate = result.statuses_duplicate
+        counted.dead_letters = result.dead_letters
+        counted.rejected.update(classified.rejected)
+        counted.config_results.update(classified.config_results)
+        return counted
+
     def _write(
-        self, batch: WriteBatch, messages: Sequence[Inbound], stop: threading.Event
+        self,
+        batch: WriteBatch,
+        messages: Sequence[Inbound],
+        stop: StopSignal,
+        counted: IngestCounters,
     ) -> WriteResult | None:
         delay = self.retry_min
         while True:
@@ -231,11 +268,11 @@ class IngestLoop:
                         len(batch),
                         _one_line(exc),
                     )
-                    return self._write_singly(messages)
+                    return self._write_singly(messages, counted)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                self.counters.store_retries += 1
+                counted.store_retries += 1
                 log.warning(
                     "store unavailable (%s); batch of %d kept unacknowledged, retrying in %.1f s",
                     _one_line(exc),
@@ -246,7 +283,7 @@ class IngestLoop:
                 return None
             delay = min(delay * 2, self.retry_max)
 
-    def _write_singly(self, messages: Sequence[Inbound]) -> WriteResult:
+    def _write_singly(self, messages: Sequence[Inbound], counted: IngestCounters) -> WriteResult:
         total = WriteResult()
         for message in messages:
             single = classify(
@@ -263,7 +300,7 @@ class IngestLoop:
                 log.error("message from %s cannot be stored: %s", message.topic, _one_line(exc))
                 failure = Rejected(Reason.INVALID, None, f"{type(exc).__name__}: {_one_line(exc)}")
                 letter = replace(dead_letter(message, failure, self.keep_bytes), reason=STORE_ERROR)
-                self.counters.rejected[STORE_ERROR] += 1
+                counted.rejected[STORE_ERROR] += 1
                 result = self.writer.write(WriteBatch(dead_letters=[letter]))
             total.events_inserted += result.events_inserted
             total.events_duplicate += result.events_duplicate

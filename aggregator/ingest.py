@@ -38,7 +38,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from aggregator.batching import BatchWriter, Delivery, IngestCounters, IngestLoop
+from aggregator.batching import BatchWriter, Committer, Delivery, IngestCounters, IngestLoop
 from aggregator.config import IngestSettings
 from aggregator.errors import IngestError
 from aggregator.intake import Inbound
@@ -71,8 +71,14 @@ class MqttIngest:
     """One aggregator process's connection to the broker."""
 
     def __init__(
-        self, broker: BrokerSettings, settings: IngestSettings, writer: BatchWriter
+        self,
+        broker: BrokerSettings,
+        settings: IngestSettings,
+        writer: BatchWriter,
+        committer: Committer | None = None,
     ) -> None:
+        """``committer`` validates and commits batches elsewhere (a child process); by default
+        this process does it, into ``writer``."""
         self.broker = broker
         self.settings = settings
         self.source = f"mqtt:{settings.client_id}"
@@ -87,6 +93,7 @@ class MqttIngest:
             batch_max_wait=settings.batch_max_wait_ms / 1000,
             queue_size=2 * settings.receive_maximum,
             stats_interval=settings.stats_interval_seconds,
+            committer=committer,
         )
         self._lock = threading.Lock()
         self._generation = 0

@@ -36,6 +36,7 @@ def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounte
         raise IngestError("the configuration has no [mqtt] section; the ingest service needs one")
     store = open_store(config.store, config.fleet)
     health_server = None
+    worker = None
     try:
         log.info(
             "ingest %s -> %s (group %s)",
@@ -43,7 +44,13 @@ def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounte
             store.url,
             config.ingest.shared_group,
         )
-        ingest = MqttIngest(config.mqtt, config.ingest, store)
+        if config.ingest.commit_process:
+            from aggregator.commit_worker import CommitWorker
+
+            worker = CommitWorker(
+                config.store, config.fleet, config.ingest, config.mqtt.topic_prefix
+            )
+        ingest = MqttIngest(config.mqtt, config.ingest, store, worker)
         deliveries = None
         if config.health.enabled and config.health.port is not None:
             from aggregator.metrics import (
@@ -88,4 +95,6 @@ def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounte
     finally:
         if health_server is not None:
             health_server.stop()
+        if worker is not None:
+            worker.close()
         store.close()

@@ -93,7 +93,7 @@ class EventStore:
         self.engine = engine
         self.heartbeat_interval = heartbeat_interval
         self.gap_multiple = gap_multiple
-        self._event_sql, self._event_row = fast_event_insert(engine.dialect.name)
+        self._event_insert = fast_event_insert(engine.dialect.name)
 
     @classmethod
     def open(
@@ -169,13 +169,13 @@ class EventStore:
 
     def _insert_events(self, conn: sa.Connection, items: Sequence[StoredEvent]) -> int:
         # The hot path of ingest. SQLAlchemy's per-value type processing costs more than the
-        # database itself here, so rows go to the driver's executemany as ready-made tuples
-        # (psycopg pipelines them; sqlite3 loops in C) and both drivers report the summed row
-        # count, which with ON CONFLICT DO NOTHING is the number of new events. A round-trip test
-        # keeps these values identical to what the Core column types read back.
-        return int(
-            conn.exec_driver_sql(self._event_sql, [self._event_row(i) for i in items]).rowcount
-        )
+        # database itself here, so rows go to the driver as ready-made values (see
+        # fast_insert); the row count is, with ON CONFLICT DO NOTHING, the number of new
+        # events. A round-trip test keeps these values identical to what the Core column types
+        # read back.
+        insert = self._event_insert
+        rows = [insert.row(i) for i in items]
+        return int(conn.exec_driver_sql(insert.sql, insert.params(rows)).rowcount)
 
     def _insert_dead_letters(self, conn: sa.Connection, items: Sequence[DeadLetter]) -> None:
         rows = []
