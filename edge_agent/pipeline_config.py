@@ -56,7 +56,29 @@ class DetectorKind(StrEnum):
     SSD = "ssd"
 
 
-class DetectorSettings(Section):
+class DetectorCadence(Section):
+    """How often the detector runs; the part of the detector settings a running agent may be
+    sent (:mod:`edge_agent.remote_config`)."""
+
+    max_detections_per_second: float = Field(
+        default=12.0,
+        ge=0.0,
+        le=120.0,
+        description="Run the detector at most this often in stream time: on a frame only when "
+        "at least 1/rate seconds (less 10% for timestamp jitter) passed since its last run; the "
+        "tracker predicts in between. The same rate whatever the camera sends (a 12 fps camera: "
+        "every frame; 25 fps: every 2nd). 0 = every frame",
+    )
+    detect_every_n_frames: int = Field(
+        default=1,
+        ge=1,
+        le=30,
+        description="Also run the detector on at most every n-th frame (counted in frames, so its "
+        "effect depends on the camera's frame rate; prefer max_detections_per_second)",
+    )
+
+
+class DetectorSettings(DetectorCadence):
     """Face detection."""
 
     kind: DetectorKind = Field(
@@ -85,22 +107,6 @@ class DetectorSettings(Section):
     )
     nms_threshold: float = Field(
         default=0.3, gt=0.0, le=1.0, description="Overlap above which YuNet suppresses a box"
-    )
-    max_detections_per_second: float = Field(
-        default=12.0,
-        ge=0.0,
-        le=120.0,
-        description="Run the detector at most this often in stream time: on a frame only when "
-        "at least 1/rate seconds (less 10% for timestamp jitter) passed since its last run; the "
-        "tracker predicts in between. The same rate whatever the camera sends (a 12 fps camera: "
-        "every frame; 25 fps: every 2nd). 0 = every frame",
-    )
-    detect_every_n_frames: int = Field(
-        default=1,
-        ge=1,
-        le=30,
-        description="Also run the detector on at most every n-th frame (counted in frames, so its "
-        "effect depends on the camera's frame rate; prefer max_detections_per_second)",
     )
 
 

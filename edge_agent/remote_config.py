@@ -37,6 +37,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.pipeline_config import (
     CountingSettings,
     CropSettings,
+    DetectorCadence,
     TrackerSettings,
 )
 from footfall.broker_auth import atomic_write
@@ -52,23 +53,8 @@ REMOTE_CONFIG_FILE = "remote-config.json"
 _REASON_MAX = 300
 
 
-class RemoteDetectorSettings(Section):
+class RemoteDetectorSettings(DetectorCadence):
     """The detector keys that may change on a running agent: how often it runs."""
-
-    max_detections_per_second: float = Field(
-        default=12.0,
-        ge=0.0,
-        le=120.0,
-        description="Run the detector at most this often in stream time; the tracker predicts "
-        "in between. 0 = every frame",
-    )
-    detect_every_n_frames: int = Field(
-        default=1,
-        ge=1,
-        le=30,
-        description="Also run the detector on at most every n-th frame (depends on the camera's "
-        "frame rate; prefer max_detections_per_second)",
-    )
 
 
 class RemoteClassifierSettings(Section):
