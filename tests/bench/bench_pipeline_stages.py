@@ -41,7 +41,6 @@ from tests.bench.timed_stages import TimedClassifier, TimedDetector
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START = datetime(2026, 5, 1, tzinfo=UTC)
-U8 = np.ndarray
 
 
 @dataclass
