@@ -54,10 +54,11 @@ class IngestSettings(Section):
     )
     session_expiry_seconds: int = Field(
         default=3 * 24 * 3600,
-        ge=60,
+        ge=0,
         le=0xFFFFFFFE,
         description="How long the broker keeps this process's session (and queues its share of "
-        "messages) while it is disconnected",
+        "messages) while it is disconnected. 0 for a one-off run under a new client id: the "
+        "broker forgets it when it disconnects, so it strands none of the group's messages",
     )
     connect_timeout_seconds: float = Field(
         default=15.0,

@@ -107,6 +107,11 @@ class AgentCollector(Collector):
                 "mqtt_publish_denied", "Event publishes the broker refused (ACL)", s.publish_denied
             )
             yield _counter(
+                "mqtt_publish_unrouted",
+                "Event publishes the broker routed to no subscriber (no aggregator); kept",
+                s.publish_unrouted,
+            )
+            yield _counter(
                 "events_republished",
                 "Events published again after a reconnect or a denial",
                 s.events_republished,

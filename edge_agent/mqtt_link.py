@@ -34,6 +34,7 @@ _BAD_CREDENTIALS = 134
 _NOT_AUTHORIZED = 135
 _BAD_CLIENT_ID = 133
 _BANNED = 138
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 class LinkError(Exception):
@@ -65,7 +66,19 @@ class Ack:
 
     @property
     def failed(self) -> bool:
+        """The broker refused the message (e.g. "Not authorized" by its ACL)."""
         return self.reason_code >= 0x80
+
+    @property
+    def unrouted(self) -> bool:
+        """The broker took the message but no subscription matched it (MQTT 5 reason code
+        0x10 "No matching subscribers"): nobody will ever receive it."""
+        return self.reason_code == NO_MATCHING_SUBSCRIBERS
+
+    @property
+    def delivered(self) -> bool:
+        """Success and nothing less: the broker routed the message to a subscriber."""
+        return self.reason_code == 0
 
 
 @dataclass(frozen=True)

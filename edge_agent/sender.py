@@ -14,10 +14,20 @@ What is guaranteed, precisely:
   receive an older event after newer ones of the previous connection. Nothing is promised about
   arrival order beyond that; the event's own timestamps are what counts downstream.
 
-A PUBACK with a failure code (MQTT 5 "Not authorized" when the ACL denies the topic) is
-reported - log, counter, ``last_error`` in the heartbeat - and the event stays in the outbox;
-publishing pauses with backoff and retries from that event. Heartbeats keep flowing meanwhile,
-so the fleet sees the denial too (if the ACL lets the heartbeat through).
+Only a PUBACK with reason code 0 (Success) counts as delivered. Two other answers leave the
+event in the outbox, pause publishing with backoff and retry from that event; each is reported
+(log line, counter, ``last_error`` in the heartbeat):
+
+- a failure code (MQTT 5 "Not authorized" when the ACL denies the topic);
+- 0x10 "No matching subscribers": the broker took the message and routed it to nobody. This is
+  what an MQTT 5 broker answers while no aggregator holds the events subscription - after a broker
+  restart that lost the aggregators' shared-subscription sessions, before the first aggregator
+  ever connected, or after every aggregator left. Counting it as delivered loses the event for
+  good, so it is treated as "not yet": the sender probes with one event at a time until the
+  broker routes one again, then resumes the full window.
+
+Heartbeats keep flowing meanwhile, so the fleet sees the problem too (if the ACL lets the
+heartbeat through; an unrouted heartbeat is simply gone, the next one replaces it).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from footfall.contract.topics import AgentAddress, Channel
 log = logging.getLogger(__name__)
 
 _OFFLINE_ACK_SECONDS = 2.0
+_UNROUTED_MAX_SECONDS = 5.0
 
 
 class LinkState(StrEnum):
@@ -70,6 +81,7 @@ class SenderStats:
     events_sent: int = 0  # acknowledged by the broker in this process
     events_republished: int = 0  # published again after a reconnect or a denial
     publish_denied: int = 0
+    publish_unrouted: int = 0  # event publishes answered "No matching subscribers"
     heartbeats: int = 0
     config_results: int = 0  # answers published to config messages
 
@@ -106,6 +118,11 @@ class EventSender:
         self._status = status
         self._backoff = backoff
         self._deny_backoff = Backoff(backoff.min_seconds, backoff.max_seconds)
+        # An aggregator that resubscribes after a broker restart takes a few seconds; probing
+        # with one event is cheap, so the wait between probes stays short.
+        self._unrouted_backoff = Backoff(
+            backoff.min_seconds, min(backoff.max_seconds, _UNROUTED_MAX_SECONDS)
+        )
         self._window = window
         self._heartbeat_seconds = heartbeat_seconds
         self._idle_poll = idle_poll_seconds
@@ -234,6 +251,14 @@ class EventSender:
         self._update(state=LinkState.DISCONNECTED, last_error=reason)
         log.warning("MQTT %s; reconnecting, events wait in the outbox", reason)
 
+    def _unrouted(self, count: int, retry_in: float) -> str:
+        return (
+            f"the broker has no subscriber for {self.events_topic} (reason code 0x10 'No "
+            f"matching subscribers': no aggregator holds the events subscription); {count} "
+            f"event(s) not delivered stay in the outbox, probing again in {retry_in:.1f} s; "
+            "check that an aggregator is running and connected to this broker"
+        )
+
     def _denied(self, ack: Ack, topic: str, retry_in: float | None) -> str:
         retry = f"; the event stays in the outbox, retry in {retry_in:.1f} s" if retry_in else ""
         return (
@@ -257,6 +282,7 @@ class _Session:
         self.cursor = 0  # highest seq handed to this connection (or skipped as in flight)
         self.paused_until = 0.0
         self.denying = False
+        self.unrouted = False  # probing with one event until the broker routes one again
 
     def run(self) -> bool:
         """True when the sender was asked to stop and is done; False when the link was lost."""
@@ -295,6 +321,7 @@ class _Session:
         s = self.s
         done: list[int] = []
         denied: list[tuple[int, Ack]] = []
+        unrouted: list[int] = []
         for ack in acks:
             seq = self.inflight.pop(ack.mid, None)
             if seq is None:
@@ -303,10 +330,12 @@ class _Session:
                     self.aux_denied.add(topic)  # once per connection, not every heartbeat
                     log.error("%s", s._denied(ack, topic, None))
                 continue
-            if ack.failed:
-                denied.append((seq, ack))
-            else:
+            if ack.delivered:
                 done.append(seq)
+            elif ack.failed:
+                denied.append((seq, ack))
+            else:  # 0x10, or any other non-failure code that is not plain Success
+                unrouted.append(seq)
         if done:
             sent = s._outbox.mark_published(done)
             s._count("events_sent", sent)
@@ -315,8 +344,15 @@ class _Session:
                 s._deny_backoff.reset()
                 s._update(last_error=None)
                 log.info("the broker accepts this agent's events again")
+            if self.unrouted and not unrouted:
+                self.unrouted = False
+                s._unrouted_backoff.reset()
+                s._update(last_error=None)
+                log.info("the broker routes this agent's events to an aggregator again")
         if denied:
             self._on_denied(denied)
+        if unrouted:
+            self._on_unrouted(unrouted)
         return len(acks)
 
     def _take_configs(self) -> int:
@@ -331,6 +367,21 @@ class _Session:
             self.aux[mid] = s.config_result_topic
             s._count("config_results")
         return len(messages)
+
+    def _on_unrouted(self, seqs: list[int]) -> None:
+        s = self.s
+        s._count("publish_unrouted", len(seqs))
+        self.cursor = min(self.cursor, min(seqs) - 1)
+        now = time.monotonic()
+        if now < self.paused_until:
+            return
+        delay = s._unrouted_backoff.next_delay()
+        self.paused_until = now + delay
+        message = s._unrouted(s._outbox.depth(), delay)
+        s._update(last_error=message)
+        if not self.unrouted:
+            log.warning("%s", message)
+        self.unrouted = True
 
     def _on_denied(self, denied: list[tuple[int, Ack]]) -> None:
         s = self.s
@@ -351,7 +402,8 @@ class _Session:
 
     def _fill(self) -> int:
         s = self.s
-        room = self.window - len(self.inflight)
+        # While nobody subscribes, one event in flight is enough to notice the first aggregator.
+        room = (1 if self.unrouted else self.window) - len(self.inflight)
         if room <= 0:
             return 0
         flying = set(self.inflight.values())

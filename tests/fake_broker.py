@@ -9,7 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge_agent.mqtt_link import Ack, BrokerLink, LastWill, LinkError, Received
+from edge_agent.mqtt_link import (
+    NO_MATCHING_SUBSCRIBERS,
+    Ack,
+    BrokerLink,
+    LastWill,
+    LinkError,
+    Received,
+)
 
 SUCCESS = Ack(0, 0, "Success")
 NOT_AUTHORIZED_CODE = 135
@@ -27,6 +34,8 @@ class Published:
 class FakeBroker:
     refuse: LinkError | None = None
     deny: Callable[[str], bool] = lambda topic: False
+    # True for a topic nobody subscribes to: PUBACK 0x10 "No matching subscribers".
+    unrouted: Callable[[str], bool] = lambda topic: False
     answer: bool = True  # False: publishes get no PUBACK (until cut)
     receive_maximum: int | None = None
     published: list[Published] = field(default_factory=list)
@@ -139,6 +148,8 @@ class FakeLink:
                 for mid, topic in self._unacked:
                     if b.deny(topic):
                         acks.append(Ack(mid, NOT_AUTHORIZED_CODE, "Not authorized"))
+                    elif b.unrouted(topic):
+                        acks.append(Ack(mid, NO_MATCHING_SUBSCRIBERS, "No matching subscribers"))
                     else:
                         acks.append(Ack(mid, 0, "Success"))
                 self._unacked.clear()

@@ -158,6 +158,41 @@ def test_a_denied_publish_is_reported_kept_and_retried(
     assert len(errors) == 1, [r.getMessage() for r in errors]
 
 
+def test_no_matching_subscribers_keeps_the_events_and_probes_until_an_aggregator_is_back(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A broker restart that lost the aggregators' shared subscription answers every publish
+    # with 0x10; counting those as delivered was how events were lost for good.
+    produced = fill(outbox, 30)
+    nobody = {"on": True}
+    broker = FakeBroker(unrouted=lambda topic: nobody["on"] and topic == EVENTS)
+    sender = make_sender(outbox, broker, window=8, heartbeat=0.01)
+    caplog.set_level(logging.INFO, logger="edge_agent.sender")
+    sender.start()
+    try:
+        wait_for(lambda: sender.stats().publish_unrouted >= 12, "unrouted publishes")
+        stats = sender.stats()
+        assert outbox.depth() == 30  # nothing deleted
+        assert stats.events_sent == 0
+        assert stats.last_error is not None
+        assert "no subscriber for " + EVENTS in stats.last_error
+        assert "30 event(s) not delivered stay in the outbox" in stats.last_error
+        # After the first window, the sender probes with the oldest event, one at a time.
+        probes = ids_on(broker)[8 : stats.publish_unrouted]
+        assert probes and set(probes) == {produced[0]}
+        beat = decode(AgentStatus, broker.on_topic(HEARTBEAT)[-1].payload)
+        assert beat.last_error is not None and "No matching subscribers" in beat.last_error
+        nobody["on"] = False
+        wait_for(lambda: outbox.depth() == 0, "delivery once an aggregator subscribed")
+        assert set(ids_on(broker)) == set(produced)
+        assert sender.stats().last_error is None
+    finally:
+        assert sender.stop(1.0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "no subscriber" in warnings[0], warnings
+    assert any("routes this agent's events" in r.getMessage() for r in caplog.records)
+
+
 def test_a_refused_connection_is_never_connected_and_reported_once(
     outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
