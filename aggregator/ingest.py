@@ -22,10 +22,13 @@
   ``reconnect_max_seconds``.
 """
 
+import json
 import logging
 import math
+import re
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +46,7 @@ from aggregator.config import IngestSettings
 from aggregator.errors import IngestError
 from aggregator.intake import Inbound
 from footfall.connections import BrokerSettings, MqttProtocol
-from footfall.contract import Channel
+from footfall.contract import MAX_RECEIPT_IDS, Channel, ContractError, format_utc_ms, parse_topic
 from footfall.contract.topics import shared, subscription
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,59 @@ class AckToken:
     generation: int  # which connection the message came on
     mid: int
     qos: int
+    receipt: tuple[str, str] | None = None  # (receipts topic, event id) for an events message
+
+
+# The agent's own canonical JSON puts the id right after the schema version; a regex over the
+# bytes finds it without parsing the whole event on the network thread. A payload it does not
+# match (not an event of ours) simply gets no receipt: its sender keeps it and sends it again.
+_EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9A-Fa-f-]{32,36})"')
+
+
+def receipt_of(prefix: str, topic: str, payload: bytes) -> tuple[str, str] | None:
+    """Where the receipt for an events message goes and the event id it names, or None (not an
+    events topic of ours, or no event id to name)."""
+    if not topic.endswith(Channel.EVENTS.value):
+        return None
+    try:
+        address, channel = parse_topic(prefix, topic)
+    except ContractError:
+        return None
+    found = _EVENT_ID.search(payload, 0, 512)
+    if channel is not Channel.EVENTS or found is None:
+        return None
+    try:
+        event_id = str(uuid.UUID(found.group(1).decode("ascii")))
+    except ValueError:
+        return None
+    return address.topic(prefix, Channel.RECEIPTS), event_id
+
+
+def receipt_payloads(
+    receipts: Sequence[tuple[str, str]], aggregator: str, now: datetime
+) -> list[tuple[str, bytes]]:
+    """One :class:`footfall.contract.Receipt` per agent topic, for a committed batch. Built as
+    plain JSON (a test decodes it with the contract's model): this runs for every batch."""
+    by_topic: dict[str, list[str]] = {}
+    for topic, event_id in receipts:
+        by_topic.setdefault(topic, []).append(event_id)
+    sent_at = format_utc_ms(now)
+    out = []
+    for topic, ids in by_topic.items():
+        # <prefix>/<site>/<spot>/<agent>/receipts; the ids were checked when the message came.
+        site, spot, agent = topic.split("/")[-4:-1]
+        for start in range(0, len(ids), MAX_RECEIPT_IDS):
+            body = {
+                "schema_version": 1,
+                "site": site,
+                "spot": spot,
+                "agent": agent,
+                "event_ids": ids[start : start + MAX_RECEIPT_IDS],
+                "aggregator": aggregator,
+                "sent_at": sent_at,
+            }
+            out.append((topic, json.dumps(body, separators=(",", ":")).encode("ascii")))
+    return out
 
 
 class MqttIngest:
@@ -102,6 +158,7 @@ class MqttIngest:
         self._fatal: str | None = None
         self._fatal_event = threading.Event()
         self._pending_subscribe: dict[int, list[str]] = {}
+        self.receipts_sent = 0
         self._client = self._make_client()
 
     @property
@@ -217,16 +274,38 @@ class MqttIngest:
     # -- acknowledgements ------------------------------------------------------------------
 
     def ack(self, tokens: Sequence[object]) -> int:
+        """Acknowledge the messages of a committed batch to the broker, and send their agents
+        the receipts that let them delete the events from their outboxes."""
         sent = 0
+        receipts: list[tuple[str, str]] = []
         with self._lock:
             for token in tokens:
                 assert isinstance(token, AckToken)
+                if token.receipt is not None:
+                    receipts.append(token.receipt)
                 if not self._connected or token.generation != self._generation:
                     continue  # that connection is gone; the broker will resend the message
                 if token.qos > 0:
                     self._client.ack(token.mid, token.qos)
                 sent += 1
+        if receipts:
+            self._send_receipts(receipts)
         return sent
+
+    def _send_receipts(self, receipts: Sequence[tuple[str, str]]) -> None:
+        # Even when the connection of the batch is gone: the events are committed either way.
+        # paho queues a publish made while disconnected; a receipt lost all the same only means
+        # the agent sends those events again after its receipt timeout, and they are receipted
+        # as duplicates then.
+        for topic, payload in receipt_payloads(
+            receipts, self.settings.client_id, datetime.now(UTC)
+        ):
+            info = self._client.publish(topic, payload, qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.warning("could not send a receipt to %s: %s", topic, info.rc)
+                continue
+            with self._lock:
+                self.receipts_sent += 1
 
     # -- paho callbacks (network thread) ---------------------------------------------------
 
@@ -334,7 +413,12 @@ class MqttIngest:
                 received_at=datetime.now(UTC),
                 source=self.source,
             )
-            token = AckToken(generation, message.mid, message.qos)
+            token = AckToken(
+                generation,
+                message.mid,
+                message.qos,
+                receipt_of(self.broker.topic_prefix, topic, inbound.payload),
+            )
             self.loop.offer(Delivery(inbound, token))
         except Exception:  # pragma: no cover - defensive: nothing above is expected to raise
             log.exception("could not take a message from the broker; it stays unacknowledged")

@@ -92,6 +92,11 @@ class AggregatorCollector(Collector):
             "acks_skipped", "Acknowledgements skipped: their connection was gone", c.ack_skipped
         )
         yield _counter(
+            "receipts_sent",
+            "Receipts sent to agents after a commit (one per agent per batch)",
+            self.ingest.receipts_sent,
+        )
+        yield _counter(
             "store_retries", "Batches retried because the store was unavailable", c.store_retries
         )
         results = CounterMetricFamily(

@@ -33,7 +33,7 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,3}")
 
 AGENT_WRITE_CHANNELS = ("events", "status", "heartbeat", "config-result")
-AGENT_READ_CHANNELS = ("config",)
+AGENT_READ_CHANNELS = ("config", "receipts")
 
 
 def new_password() -> str:
@@ -122,9 +122,11 @@ class AccountAcl:
 def acl_lines(account: AccountAcl, extra: Sequence[str] = ()) -> list[str]:
     """The ACL block of one account.
 
-    - agent: writes ``<base>/{events,status,heartbeat,config-result}`` and reads ``<base>/config``,
-      where ``<base>`` is ``<prefix>/<site>/<spot>/<agent>``; nothing else.
-    - aggregator: reads everything under its prefix; writes nothing.
+    - agent: writes ``<base>/{events,status,heartbeat,config-result}`` and reads
+      ``<base>/{config,receipts}``, where ``<base>`` is ``<prefix>/<site>/<spot>/<agent>``;
+      nothing else.
+    - aggregator: reads everything under its prefix; writes only every agent's ``receipts``
+      (so no agent can confirm its own or another agent's events).
     - operator: writes and reads every agent's ``config`` (a retained config is published and
       cleared there) and reads every ``config-result``; nothing else.
     - admin: reads and writes every topic (tests and break-glass only).
@@ -135,6 +137,7 @@ def acl_lines(account: AccountAcl, extra: Sequence[str] = ()) -> list[str]:
         lines.append("topic readwrite #")
     elif account.role is Role.AGGREGATOR:
         lines.append(f"topic read {prefix}/#")
+        lines.append(f"topic write {prefix}/+/+/+/receipts")
     elif account.role is Role.OPERATOR:
         lines.append(f"topic readwrite {prefix}/+/+/+/config")
         lines.append(f"topic read {prefix}/+/+/+/config-result")

@@ -9,12 +9,14 @@ from pydantic import BaseModel
 
 from footfall.contract.config_result import ConfigResult
 from footfall.contract.events import PersonEvent
+from footfall.contract.receipt import Receipt
 from footfall.contract.status import AgentStatus
 
 SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "person_event.v1.schema.json": PersonEvent,
     "agent_status.v1.schema.json": AgentStatus,
     "config_result.v1.schema.json": ConfigResult,
+    "receipt.v1.schema.json": Receipt,
 }
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -20,6 +20,7 @@ class Channel(StrEnum):
     HEARTBEAT = "heartbeat"  # AgentStatus with stats, every N seconds
     CONFIG = "config"  # agent configuration, retained, written by the operator only
     CONFIG_RESULT = "config-result"  # the agent's answer to a config: applied or rejected, why
+    RECEIPTS = "receipts"  # Receipt from an aggregator: these events are committed, QoS 1
 
 
 def check_prefix(prefix: str) -> str:

@@ -1,6 +1,8 @@
 """The MQTT side of ingest without a broker: what is subscribed, and that an acknowledgement never
 goes out on a connection other than the one its message came on."""
 
+import random
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -9,9 +11,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from aggregator.config import IngestSettings
-from aggregator.ingest import AckToken, MqttIngest, topic_filters
+from aggregator.ingest import AckToken, MqttIngest, receipt_of, topic_filters
 from aggregator.store import WriteBatch, WriteResult
 from footfall.connections import BrokerSettings
+from footfall.contract import Receipt, decode
+from footfall.contract.examples import random_events
 
 
 class NullWriter:
@@ -84,3 +88,46 @@ def test_a_refused_subscription_is_fatal(monkeypatch: pytest.MonkeyPatch) -> Non
         "the broker refused the subscription to $share/aggregators/footfall/v1/+/+/+/heartbeat: "
         "Not authorized"
     )
+
+
+def test_receipts_name_every_committed_event_of_each_agent_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ingest, _ = _ingest(monkeypatch)
+    published: list[tuple[str, bytes]] = []
+
+    class Info:
+        rc = mqtt.MQTT_ERR_SUCCESS
+
+    def publish(topic: str, payload: bytes, qos: int) -> Info:
+        published.append((topic, payload))
+        return Info()
+
+    monkeypatch.setattr(ingest._client, "publish", publish)
+    _connect(ingest)
+    events = random_events(5, rng=random.Random(3))
+    tokens = []
+    for i, e in enumerate(events):
+        topic = f"footfall/v1/{e.site}/{e.spot}/{e.agent}/events"
+        tokens.append(AckToken(1, i, 1, receipt_of("footfall/v1", topic, e.to_json())))
+    # Messages that are not events of this prefix get no receipt.
+    assert receipt_of("footfall/v1", "other/v1/s/sp/a/events", events[0].to_json()) is None
+    assert receipt_of("footfall/v1", "footfall/v1/s/sp/a/heartbeat", b"{}") is None
+    assert receipt_of("footfall/v1", "footfall/v1/s/sp/a/events", b'{"event_id":"nope"}') is None
+    tokens.append(AckToken(1, 99, 1, None))
+    _disconnect(ingest)  # committed all the same: the receipts still go out
+    assert ingest.ack(tokens) == 0
+
+    by_agent: dict[str, set[str]] = {}
+    for e in events:
+        by_agent.setdefault(f"footfall/v1/{e.site}/{e.spot}/{e.agent}/receipts", set()).add(
+            str(e.event_id)
+        )
+    assert {t for t, _ in published} == set(by_agent)
+    for topic, payload in published:
+        receipt = decode(Receipt, payload)
+        assert topic.endswith(f"/{receipt.site}/{receipt.spot}/{receipt.agent}/receipts")
+        assert {str(i) for i in receipt.event_ids} == by_agent[topic]
+        assert receipt.aggregator == ingest.settings.client_id
+        assert abs((receipt.sent_at - datetime.now(UTC)).total_seconds()) < 60
+    assert ingest.receipts_sent == len(by_agent)

@@ -67,9 +67,13 @@ def test_passwd_refuses_anything_but_a_hash() -> None:
                 "topic write p/v1/s/sp/cam-1/heartbeat",
                 "topic write p/v1/s/sp/cam-1/config-result",
                 "topic read p/v1/s/sp/cam-1/config",
+                "topic read p/v1/s/sp/cam-1/receipts",
             ],
         ),
-        (Role.AGGREGATOR, ["user cam-1", "topic read p/v1/#"]),
+        (
+            Role.AGGREGATOR,
+            ["user cam-1", "topic read p/v1/#", "topic write p/v1/+/+/+/receipts"],
+        ),
         (
             Role.OPERATOR,
             [
