@@ -9,6 +9,27 @@ Each object gets ``Content-Type: image/jpeg`` and metadata ``sha256``, ``site``,
 ``agent`` and ``event-id``; server-side encryption comes from the store's settings. The bytes
 are checked against the sha256 the event carries before upload: a crop that no longer matches
 is dropped (and counted) rather than stored under an event that vouches for other bytes.
+
+No orphans: every object this loop puts is named by the event that leaves the device. The
+outbox's cap drops the oldest pending crops - the very ones this loop is uploading - and rewrites
+an unpublished event whose crop went to ``crop: null``; a crop dropped mid-upload used to stay in
+the store with nothing pointing to it. So before each PUT the crop is *claimed* in the outbox
+(:meth:`~edge_agent.outbox.Outbox.claim_crop`, committed first), and the cap never drops a
+claimed crop. A crop the cap took between being read and being claimed is skipped, never
+uploaded. The claim lasts until the crop is marked stored: a failed PUT keeps it (a PUT that timed
+out may have reached the store), and the retry starts from that crop. Why this rather than
+deleting a dropped crop from the store afterwards, or uploading only once the event was published,
+is in :mod:`edge_agent.outbox` ("Crops and the object store").
+
+What the counters count, so that they can be compared:
+
+- :attr:`UploaderStats.crops_uploaded` (metric ``crops_uploaded_total``): crops this process saw
+  into the store and marked stored in the outbox; since the process started.
+- the outbox's ``crops_stored`` (``outbox status``: "stored"): the same, over the outbox file's
+  life. With one uploader on the outbox, the first grows exactly as much as the second during a
+  process's life; and objects in the store = ``crops_stored``, over the file's life.
+- the outbox's ``crops_dropped``: crops given up on the device (cap, disk, corruption); none of
+  them is in the store. ``crops_accepted = crops_stored + crops_dropped + pending``.
 """
 
 from __future__ import annotations
@@ -31,7 +52,8 @@ CONTENT_TYPE = "image/jpeg"
 
 @dataclass(frozen=True)
 class UploaderStats:
-    crops_uploaded: int = 0  # in this process
+    crops_uploaded: int = 0  # in the store and marked stored by this process
+    crops_skipped: int = 0  # dropped by the cap after being read, before the upload began
     upload_failures: int = 0
     crops_corrupt: int = 0
     failing: bool = False
@@ -150,15 +172,11 @@ class CropUploader:
         """Upload one crop and mark it stored; False when the store failed (to retry later)."""
         digest = hashlib.sha256(crop.data).hexdigest()
         if digest != crop.sha256:
-            log.error(
-                "crop of event %s: stored bytes hash to %s, the event says %s; dropping it",
-                crop.event_id,
-                digest,
-                crop.sha256,
-            )
-            self._outbox.drop_crop(crop.seq, NOTE_CORRUPT)
+            return self._corrupt(crop, digest)
+        if not crop.claimed and not self._outbox.claim_crop(crop.seq):
+            # The cap dropped it after next_crops() read it: its event no longer names it.
             with self._lock:
-                self._stats = replace(self._stats, crops_corrupt=self._stats.crops_corrupt + 1)
+                self._stats = replace(self._stats, crops_skipped=self._stats.crops_skipped + 1)
             return True
         try:
             self._store.put_bytes(
@@ -170,18 +188,54 @@ class CropUploader:
         except Exception as exc:
             self._failed(crop, exc)
             return False
-        self._outbox.mark_crop_stored(crop.seq)
+        self._stored(crop)
+        return True
+
+    def _stored(self, crop: PendingCrop) -> None:
+        marked = self._outbox.mark_crop_stored(crop.seq)
+        if not marked:
+            # Only another uploader on the same outbox (e.g. ``deliver`` beside ``run``) gets
+            # here: a claimed crop is never dropped. It counts the crop, not this process.
+            log.debug("crop of event %s was already marked stored", crop.event_id)
         with self._lock:
             recovered = self._stats.failing
             self._stats = replace(
                 self._stats,
-                crops_uploaded=self._stats.crops_uploaded + 1,
+                crops_uploaded=self._stats.crops_uploaded + int(marked),
                 failing=False,
                 last_error=None,
             )
         self._backoff.reset()
         if recovered:
             log.info("object store reachable again; uploading the crops that waited")
+
+    def _corrupt(self, crop: PendingCrop, digest: str) -> bool:
+        if crop.claimed:
+            # An upload began before the bytes went bad on the device (the process died during
+            # it). If it got through, the store holds the right bytes and the event may keep
+            # naming them; dropping the crop now would leave that object an orphan.
+            try:
+                found = self._store.head(crop.key)
+            except Exception as exc:
+                self._failed(crop, exc)
+                return False
+            if found is not None and found.metadata.get("sha256") == crop.sha256:
+                log.warning(
+                    "crop of event %s: the bytes on the device no longer match, but an earlier "
+                    "upload of the right ones is in the store; keeping that",
+                    crop.event_id,
+                )
+                self._stored(crop)
+                return True
+        log.error(
+            "crop of event %s: stored bytes hash to %s, the event says %s; dropping it",
+            crop.event_id,
+            digest,
+            crop.sha256,
+        )
+        self._outbox.drop_crop(crop.seq, NOTE_CORRUPT)
+        with self._lock:
+            self._stats = replace(self._stats, crops_corrupt=self._stats.crops_corrupt + 1)
         return True
 
     def _failed(self, crop: PendingCrop, exc: Exception) -> None:

@@ -3,7 +3,7 @@ integrity check, independence from event publishing."""
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from edge_agent.backoff import Backoff
 from edge_agent.config import Synchronous
 from edge_agent.crop_uploader import CropUploader
-from edge_agent.outbox import NOTE_CORRUPT, Outbox, PendingCrop
+from edge_agent.outbox import NOTE_CORRUPT, NOTE_OVER_CAP, Outbox, PendingCrop
 from footfall.contract import PersonEvent
 from footfall.contract.topics import AgentAddress
 from footfall.objectstore import MemoryObjectStore
@@ -142,3 +142,105 @@ def test_an_outbox_error_does_not_end_the_loop(
     up.start()
     wait_for(lambda: len(store.objects) == 3, "the uploads after the errors")
     assert up.stop(1.0)
+
+
+class _CapDuringPut(MemoryObjectStore):
+    """A store during whose PUTs the pipeline keeps putting events into a full outbox."""
+
+    def __init__(self, outbox: Outbox, burst: list[tuple[PersonEvent, bytes | None]]) -> None:
+        super().__init__()
+        self.outbox = outbox
+        self.burst = burst
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        if self.burst:
+            self.outbox.put(*self.burst.pop(0))
+        super().put_bytes(key, data, content_type=content_type, metadata=metadata)
+
+
+def test_a_crop_being_uploaded_is_not_dropped_by_the_cap(tmp_path: Path) -> None:
+    items = list(synthetic_events(40, seed=6, address=ADDRESS, crop_bytes=4000, exact_size=True))
+    room = sum(len(e.to_json()) + 4000 for e, _ in items[:4])
+    box = Outbox(tmp_path / "o.db", max_bytes=room, synchronous=Synchronous.NORMAL)
+    box.put_many(items[:4])
+    store = _CapDuringPut(box, items[4:])
+    up = uploader(box, store)
+    up.start()
+    wait_for(lambda: box.crops_pending() == 0, "the uploads")
+    assert up.stop(1.0)
+
+    counters = box.counters()
+    # The cap was at work during the uploads, on crops already read for upload too.
+    assert counters.crops_dropped >= 3 and up.stats().crops_skipped >= 1
+    sent = {
+        e.event_id: e
+        for e in (PersonEvent.model_validate_json(u.payload) for u in box.next_unsent(100))
+    }
+    named = {e.crop.key for e in sent.values() if e.crop is not None}
+    # Every object is named by its event, and the three counts agree.
+    assert set(store.objects) == named
+    assert up.stats().crops_uploaded == counters.crops_stored == len(store.objects)
+    accepted = 40 - len(store.burst)
+    assert counters.crops_stored + counters.crops_dropped == counters.crops_accepted == accepted
+    box.close()
+
+
+def test_a_crop_dropped_after_it_was_read_is_not_uploaded(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [(event, jpeg)] = list(synthetic_events(1, seed=7, address=ADDRESS, crop_bytes=2000))
+    seq = outbox.put(event, jpeg)
+    real = outbox.next_crops
+
+    def read_then_cap(limit: int, *, after_seq: int = 0) -> list[PendingCrop]:
+        crops = real(limit, after_seq=after_seq)
+        if crops:
+            outbox.drop_crop(seq, NOTE_OVER_CAP)  # what a put over the cap does meanwhile
+        return crops
+
+    monkeypatch.setattr(outbox, "next_crops", read_then_cap)
+    store = MemoryObjectStore()
+    up = uploader(outbox, store)
+    up.start()
+    wait_for(lambda: up.stats().crops_skipped == 1, "the skip")
+    assert up.stop(1.0)
+    assert store.objects == {} and up.stats().crops_uploaded == 0
+
+
+@pytest.mark.parametrize("in_store", [True, False])
+def test_a_claimed_crop_gone_bad_keeps_what_the_store_has(outbox: Outbox, in_store: bool) -> None:
+    """A process died during an upload and the bytes rotted before the next start: if the earlier
+    upload got through, the event keeps naming its object; otherwise the crop is dropped."""
+    [(event, jpeg)] = list(synthetic_events(1, seed=8, address=ADDRESS, crop_bytes=2000))
+    assert jpeg is not None and event.crop is not None
+    seq = outbox.put(event, jpeg)
+    assert outbox.claim_crop(seq)
+    store = MemoryObjectStore()
+    if in_store:
+        store.put_bytes(
+            event.crop.key,
+            jpeg,
+            content_type="image/jpeg",
+            metadata={"sha256": event.crop.sha256},
+        )
+    outbox._conn().execute("UPDATE crops SET data = ? WHERE seq = ?", (b"x" + jpeg[1:], seq))
+    up = uploader(outbox, store)
+    up.start()
+    wait_for(lambda: outbox.crops_pending() == 0, "the crop handled")
+    assert up.stop(1.0)
+    sent = PersonEvent.model_validate_json(outbox.next_unsent(1)[0].payload)
+    counters = outbox.counters()
+    if in_store:
+        assert sent.crop == event.crop and store.objects[event.crop.key][0] == jpeg
+        assert counters.crops_stored == up.stats().crops_uploaded == 1
+    else:
+        assert sent.crop is None and sent.crop_note == NOTE_CORRUPT and store.objects == {}
+        assert counters.crops_dropped == up.stats().crops_corrupt == 1
+    assert outbox.crops_claimed() == 0

@@ -162,6 +162,48 @@ def test_over_the_cap_drops_oldest_crops_first_and_notes_it(tmp_path: Path) -> N
     box.close()
 
 
+def test_the_cap_never_drops_a_crop_whose_upload_began(tmp_path: Path) -> None:
+    items = events(4, crop_bytes=4000)
+    sizes = [len(e.to_json()) + len(c or b"") for e, c in items]
+    box = Outbox(tmp_path / "o.db", max_bytes=sum(sizes[:3]) + 1500, clock=Clock())
+    seqs = [box.put(e, c) for e, c in items[:3]]
+    assert box.claim_crop(seqs[0])
+    [first, *_] = box.next_crops(10)
+    assert first.seq == seqs[0] and first.claimed
+
+    fourth = box.put(*items[3])  # over the cap: one crop must go, not the claimed one
+    assert [c.seq for c in box.next_crops(10)] == [seqs[0], seqs[2], fourth]
+    unsent = {u.seq: PersonEvent.model_validate_json(u.payload) for u in box.next_unsent(10)}
+    assert unsent[seqs[0]].crop is not None
+    assert unsent[seqs[1]].crop is None and unsent[seqs[1]].crop_note == NOTE_OVER_CAP
+    # A crop the cap took cannot be claimed: the uploader must not upload it.
+    assert not box.claim_crop(seqs[1])
+
+    # The claim outlives the process and ends when the crop is stored.
+    box.close()
+    with Outbox(tmp_path / "o.db", max_bytes=box.max_bytes, clock=Clock()) as again:
+        assert again.crops_claimed() == 1
+        assert [c.claimed for c in again.next_crops(10)] == [True, False, False]
+        assert again.mark_crop_stored(seqs[0])
+        assert again.crops_claimed() == 0
+
+
+def test_with_only_claimed_crops_left_the_cap_gives_way(tmp_path: Path) -> None:
+    items = events(2, crop_bytes=4000)
+    room = len(items[0][0].to_json()) + 4000 + 500  # the first event with its crop, no more
+    box = Outbox(tmp_path / "o.db", max_bytes=room, clock=Clock())
+    seq = box.put(*items[0])
+    assert box.claim_crop(seq)
+    second = box.put(*items[1])
+    # The new event's own crop goes; the claimed one stays, over the cap by its own size.
+    assert [c.seq for c in box.next_crops(10)] == [seq]
+    assert box.counters().crops_dropped == 1
+    assert box.status().bytes > box.max_bytes
+    assert box.drop_crop(seq, NOTE_OVER_CAP) and box.crops_claimed() == 0
+    assert {u.seq for u in box.next_unsent(10)} == {seq, second}
+    box.close()
+
+
 def test_events_are_never_dropped_even_far_over_the_cap(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db", max_bytes=5000, clock=Clock())
     items = events(30, crop_bytes=3000)
