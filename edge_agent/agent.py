@@ -106,6 +106,8 @@ class Delivery:
                     heartbeat_seconds=d.heartbeat_seconds,
                     window=d.inflight_window,
                     config_handler=self.remote.handle,
+                    confirm=d.confirm,
+                    receipt_timeout_seconds=d.receipt_timeout_seconds,
                 )
                 sender = self.sender
                 self.status.events_sent = lambda: sender.stats().events_sent

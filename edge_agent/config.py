@@ -15,7 +15,13 @@ from edge_agent.pipeline_config import (
     SourceSettings,
     TrackerSettings,
 )
-from footfall.connections import BrokerSettings, HealthSettings, ObjectStoreSettings, Section
+from footfall.connections import (
+    BrokerSettings,
+    HealthSettings,
+    MqttProtocol,
+    ObjectStoreSettings,
+    Section,
+)
 from footfall.contract.topics import AgentAddress
 from footfall.ids import SafeId
 from footfall.settings import load_config
@@ -73,6 +79,11 @@ class OutboxSettings(Section):
     )
 
 
+class Confirmation(StrEnum):
+    RECEIPT = "receipt"
+    BROKER = "broker"
+
+
 class DeliverySettings(Section):
     """Moving events and crops out of the outbox: MQTT publishing, crop uploads, heartbeat."""
 
@@ -92,6 +103,21 @@ class DeliverySettings(Section):
         le=600.0,
         description="On SIGTERM, how long to keep sending what is in the outbox before exiting; "
         "whatever is left stays in the outbox for the next start",
+    )
+    confirm: Confirmation = Field(
+        default=Confirmation.RECEIPT,
+        description="When an event may leave the outbox: 'receipt' once an aggregator says it "
+        "committed it (survives a broker crash or an aggregator killed mid-batch), 'broker' "
+        "at the broker's PUBACK (for aggregators that send no receipts; a broker crash can then "
+        "lose what it held)",
+    )
+    receipt_timeout_seconds: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="With confirm = 'receipt': how long without any receipt before events "
+        "published but not confirmed are published again (doubling while none comes, up to 15 "
+        "minutes)",
     )
     crop_retry_min_seconds: float = Field(
         default=1.0, gt=0, le=60, description="First delay before retrying a failed crop upload"
@@ -172,6 +198,25 @@ class AgentConfig(Section):
                 "or raise tracker.low_score"
             )
         return tracker
+
+    @field_validator("mqtt")
+    @classmethod
+    def _confirmation_the_protocol_can_give(
+        cls, mqtt: BrokerSettings | None, info: ValidationInfo
+    ) -> BrokerSettings | None:
+        delivery = info.data.get("delivery")
+        if (
+            mqtt is not None
+            and mqtt.protocol is MqttProtocol.V311
+            and delivery is not None
+            and delivery.confirm is Confirmation.BROKER
+        ):
+            raise ValueError(
+                "protocol '3.1.1' with delivery.confirm = 'broker' can lose events: an MQTT "
+                "3.1.1 PUBACK looks the same whether a subscriber took the event, none did, or "
+                "the ACL denied it; use protocol '5', or delivery.confirm = 'receipt'"
+            )
+        return mqtt
 
     @property
     def address(self) -> AgentAddress:

@@ -1,14 +1,16 @@
 """The durable on-device outbox: every PersonEvent and its face crop is on disk before anything
-is sent, and leaves only after the broker acknowledged the event and the object store holds the
-crop.
+is sent, and leaves only after an aggregator confirmed the event is in its store (a receipt) and
+the object store holds the crop.
 
 Storage: one SQLite file (``<data_dir>/outbox.db``) in WAL mode.
 
 - ``events``: one row per event. ``seq`` (``AUTOINCREMENT``, so never reused even after rows are
   deleted) is the order the pipeline emitted them in and the order they are published in.
   ``payload`` is the wire JSON exactly as it will be sent. ``published_at`` is set on the
-  broker's PUBACK; ``crop_state`` tracks the crop (none / pending / stored / dropped). A row is
-  deleted once it is published and its crop is no longer pending.
+  broker's PUBACK (and cleared when the event is to be published again); ``ever_published`` is
+  set as soon as the sender hands the event to the connection and never cleared; ``confirmed_at`` when a receipt names the event (see "Confirmation" below);
+  ``crop_state`` tracks the crop (none / pending / stored / dropped). A row is deleted once it is
+  confirmed and its crop is no longer pending.
 - ``crops``: the JPEG bytes of pending crops, keyed by ``seq``. Crops are kept as blobs in the
   same file rather than as files next to it: an event and its crop are committed in one
   transaction (one fsync, never an event without its crop or an orphaned file after a
@@ -57,6 +59,19 @@ without ``[mqtt]`` - and a crop can still be dropped mid-upload after publicatio
 What (a) does not cover: a crop dropped after its event went out (``crops_dropped_after_publish``)
 leaves the cloud's event naming a key that will stay empty; it is counted and logged.
 
+Confirmation. A broker's PUBACK says the broker took the event, not that it reached a store:
+what a broker holds in memory (queued for an aggregator that is away, in flight to one that is
+killed) is lost when it crashes or when that session ends. So with ``confirm = "receipt"`` (the
+default) an event stays until an aggregator's :class:`~footfall.contract.Receipt` names it, sent
+only after the batch holding it was committed. An event published but not confirmed goes back to
+unsent when the sender decides its receipt is overdue (:meth:`Outbox.requeue_unconfirmed`) and is
+published again; the store drops the copy by its id. With ``confirm = "broker"`` the PUBACK
+confirms at once, the behaviour of a deployment whose aggregators send no receipts.
+
+Once an event was published, its payload never changes again: a copy sent again must be
+byte-identical, or the store would see two contents under one id (a conflict). So a crop dropped
+after publication leaves the payload naming the crop (``crops_dropped_after_publish``).
+
 Every connection belongs to one thread (a thread-local connection per :class:`Outbox`), so the
 pipeline's puts, the publisher and the crop uploader never share one.
 """
@@ -70,19 +85,22 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from pathlib import Path
+from typing import TypeVar
 
 from edge_agent.config import OutboxSettings, Synchronous
 from footfall.contract import PersonEvent
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 OUTBOX_FILE = "outbox.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SQLITE_FULL = 13
 # Host parameters per statement; SQLite's limit is far higher, this keeps statements short.
 _CHUNK = 500
@@ -94,12 +112,15 @@ CREATE TABLE IF NOT EXISTS events (
     payload      BLOB    NOT NULL,
     created_at   REAL    NOT NULL,
     published_at REAL,
+    ever_published INTEGER NOT NULL DEFAULT 0,
+    confirmed_at REAL,
     crop_state   INTEGER NOT NULL,
     crop_key     TEXT,
     crop_sha256  TEXT,
     crop_bytes   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_unsent ON events(seq) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS events_unconfirmed ON events(seq) WHERE confirmed_at IS NULL;
 CREATE INDEX IF NOT EXISTS events_crop_pending ON events(seq) WHERE crop_state = 1;
 CREATE TABLE IF NOT EXISTS crops (
     seq  INTEGER PRIMARY KEY,
@@ -165,7 +186,9 @@ class OutboxCounters:
 
     events_accepted: int = 0
     events_duplicate: int = 0  # put again while still in the outbox; ignored
-    events_published: int = 0
+    events_published: int = 0  # acknowledged by the broker (PUBACK)
+    events_confirmed: int = 0  # named by an aggregator's receipt (or the PUBACK, confirm=broker)
+    events_requeued: int = 0  # published, receipt overdue: published again
     crops_accepted: int = 0
     crops_stored: int = 0  # the object store acknowledged the upload; the event names the key
     crops_dropped: int = 0
@@ -179,7 +202,7 @@ _COUNTER_NAMES = tuple(f.name for f in fields(OutboxCounters))
 
 @dataclass(frozen=True)
 class OutboxStatus:
-    depth: int  # events not yet acknowledged by the broker
+    depth: int  # events not yet confirmed (in the store as far as the device knows)
     entries: int  # rows still in the outbox (unsent events or pending crops)
     crops_pending: int
     bytes: int  # payloads + pending crops, what the cap is measured against
@@ -194,7 +217,7 @@ def outbox_path(data_dir: Path) -> Path:
     return data_dir / OUTBOX_FILE
 
 
-def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
 
@@ -262,6 +285,18 @@ class Outbox:
             # Must precede the first table: lets incremental_vacuum hand space back to the
             # disk after crops are dropped under disk pressure.
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        if version == 1:
+            # Version 1 deleted an event at its PUBACK; what it still holds was published with
+            # that meaning, so it counts as confirmed.
+            with self._tx(Synchronous.FULL) as tx:
+                tx.execute("ALTER TABLE events ADD COLUMN confirmed_at REAL")
+                tx.execute(
+                    "ALTER TABLE events ADD COLUMN ever_published INTEGER NOT NULL DEFAULT 0"
+                )
+                tx.execute(
+                    "UPDATE events SET confirmed_at = published_at,"
+                    " ever_published = published_at IS NOT NULL"
+                )
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise OutboxError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
@@ -477,17 +512,17 @@ class Outbox:
         """Drop one pending crop; returns the bytes it freed (its own and any payload change),
         or None if it was not pending."""
         row = conn.execute(
-            "SELECT payload, published_at, crop_bytes FROM events WHERE seq = ? AND crop_state = 1",
+            "SELECT payload, ever_published, crop_bytes FROM events WHERE seq = ? AND crop_state = 1",
             (seq,),
         ).fetchone()
         if row is None:
             return None
-        payload, published_at, crop_bytes = bytes(row[0]), row[1], int(row[2])
+        payload, published, crop_bytes = bytes(row[0]), bool(row[1]), int(row[2])
         freed = crop_bytes
         conn.execute("DELETE FROM crops WHERE seq = ?", (seq,))
         conn.execute("DELETE FROM crop_claims WHERE seq = ?", (seq,))
         self._add(conn, "crops_dropped", 1)
-        if published_at is None:
+        if not published:
             event = PersonEvent.model_validate_json(payload)
             noted = event.model_copy(update={"crop": None, "crop_note": note}).to_json()
             freed += len(payload) - len(noted)
@@ -496,9 +531,17 @@ class Outbox:
                 (noted, int(CropState.DROPPED), seq),
             )
         else:
+            # Published: the payload stays byte for byte (see "Confirmation"); the row goes once
+            # the event is confirmed, which may be now.
             self._add(conn, "crops_dropped_after_publish", 1)
-            conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
-            freed += len(payload)
+            conn.execute(
+                "UPDATE events SET crop_state = ?, crop_bytes = 0 WHERE seq = ?",
+                (int(CropState.DROPPED), seq),
+            )
+            gone = conn.execute(
+                "DELETE FROM events WHERE seq = ? AND confirmed_at IS NOT NULL", (seq,)
+            ).rowcount
+            freed += len(payload) if gone else 0
             log.warning(
                 "outbox: dropped the crop of already published event seq %d; the cloud's copy "
                 "names a crop that will not be uploaded",
@@ -532,30 +575,108 @@ class Outbox:
         )
         return [OutboxEntry(int(s), str(e), bytes(p), float(c)) for s, e, p, c in rows]
 
-    def mark_published(self, seqs: Iterable[int]) -> int:
-        """The broker acknowledged these events; returns how many were newly marked."""
+    def take_unsent(
+        self, limit: int, *, after_seq: int = 0, skip: Collection[int] = ()
+    ) -> list[OutboxEntry]:
+        """:meth:`next_unsent` for the sender, which publishes what it gets: in the same
+        transaction the events are marked ``ever_published``, so from this moment a crop dropped
+        under the cap no longer rewrites their payload (the broker may hold this copy, and a
+        copy sent again must be identical). ``skip``: seqs still in flight."""
+        held = tuple(skip)
+        not_in = f" AND seq NOT IN ({_marks(len(held))})" if held else ""
+        probe = self._conn().execute(
+            f"SELECT 1 FROM events WHERE published_at IS NULL AND seq > ?{not_in} LIMIT 1",
+            (after_seq, *held),
+        )
+        if probe.fetchone() is None:
+            return []  # the idle sender asks often: no write transaction for nothing
+        with self._tx(Synchronous.NORMAL) as conn:
+            rows = conn.execute(
+                "UPDATE events SET ever_published = 1 WHERE seq IN (SELECT seq FROM events"
+                f" WHERE published_at IS NULL AND seq > ?{not_in} ORDER BY seq LIMIT ?)"
+                " RETURNING seq, event_id, payload, created_at",
+                (after_seq, *held, limit),
+            ).fetchall()
+        rows.sort(key=lambda r: int(r[0]))
+        return [OutboxEntry(int(q), str(e), bytes(p), float(c)) for q, e, p, c in rows]
+
+    def mark_published(self, seqs: Iterable[int], *, confirmed: bool = False) -> int:
+        """The broker acknowledged these events; returns how many were newly marked.
+        ``confirmed``: the PUBACK is all the confirmation there will be (``confirm = "broker"``)."""
         todo = sorted(set(seqs))
         if not todo:
             return 0
         marked = 0
         now = self._clock()
+        confirm = ", confirmed_at = coalesce(confirmed_at, ?)" if confirmed else ""
         with self._tx(Synchronous.NORMAL) as conn:
             for part in _chunks(todo):
                 marks = _marks(len(part))
-                marked += conn.execute(
-                    f"UPDATE events SET published_at = ? WHERE published_at IS NULL"
+                cur = conn.execute(
+                    f"UPDATE events SET published_at = ?, ever_published = 1{confirm}"
+                    f" WHERE published_at IS NULL"
                     f" AND seq IN ({marks})",
-                    (now, *part),
-                ).rowcount
-                self._remove_done(conn, part)
+                    (now, now, *part) if confirmed else (now, *part),
+                )
+                marked += cur.rowcount
+                if confirmed:
+                    self._add(conn, "events_confirmed", cur.rowcount)
+                self._remove_done(conn, f"seq IN ({marks})", part)
             self._add(conn, "events_published", marked)
         return marked
 
-    def _remove_done(self, conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
+    def confirm(self, event_ids: Iterable[str]) -> int:
+        """An aggregator's receipt: these events are in its store. Returns how many were newly
+        confirmed (ids not in the outbox, or confirmed before, are ignored: a receipt may come
+        twice, or after the event was confirmed by an earlier copy)."""
+        todo = sorted(set(event_ids))
+        if not todo:
+            return 0
+        confirmed = 0
+        now = self._clock()
+        with self._tx(Synchronous.NORMAL) as conn:
+            for part in _chunks(todo):
+                where = f"event_id IN ({_marks(len(part))})"
+                confirmed += conn.execute(
+                    f"UPDATE events SET confirmed_at = ?, published_at = coalesce(published_at, ?)"
+                    f" WHERE confirmed_at IS NULL AND {where}",
+                    (now, now, *part),
+                ).rowcount
+                self._remove_done(conn, where, part)
+            self._add(conn, "events_confirmed", confirmed)
+        return confirmed
+
+    def requeue_unconfirmed(self, *, older_than_seconds: float) -> int:
+        """Events published more than ``older_than_seconds`` ago and still not confirmed become
+        unsent again, to be published once more; returns how many."""
+        with self._tx(Synchronous.NORMAL) as conn:
+            n = conn.execute(
+                "UPDATE events SET published_at = NULL WHERE confirmed_at IS NULL"
+                " AND published_at IS NOT NULL AND published_at < ?",
+                (self._clock() - older_than_seconds,),
+            ).rowcount
+            self._add(conn, "events_requeued", n)
+        return int(n)
+
+    def oldest_unconfirmed_age(self) -> float | None:
+        """Seconds since the longest-waiting published, unconfirmed event was published."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT min(published_at) FROM events"
+                " WHERE confirmed_at IS NULL AND published_at IS NOT NULL"
+            )
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else max(0.0, self._clock() - row[0])
+
+    def _remove_done(
+        self, conn: sqlite3.Connection, where: str, params: Sequence[int | str]
+    ) -> None:
         gone = conn.execute(
-            f"DELETE FROM events WHERE seq IN ({_marks(len(seqs))})"
-            " AND published_at IS NOT NULL AND crop_state != 1 RETURNING length(payload)",
-            tuple(seqs),
+            f"DELETE FROM events WHERE {where}"
+            " AND confirmed_at IS NOT NULL AND crop_state != 1 RETURNING length(payload)",
+            tuple(params),
         ).fetchall()
         self._add(conn, "bytes", -sum(int(n) for (n,) in gone))
 
@@ -617,7 +738,7 @@ class Outbox:
             conn.execute("DELETE FROM crop_claims WHERE seq = ?", (seq,))
             self._add(conn, "bytes", -int(row[0]))
             self._add(conn, "crops_stored", 1)
-            self._remove_done(conn, [seq])
+            self._remove_done(conn, "seq = ?", [seq])
         return True
 
     def drop_crop(self, seq: int, note: str) -> bool:
@@ -634,13 +755,18 @@ class Outbox:
         return OutboxCounters(**{name: int(rows.get(name, 0)) for name in _COUNTER_NAMES})
 
     def depth(self) -> int:
-        """Events not yet acknowledged by the broker."""
+        """Events not yet confirmed: the device still answers for them."""
+        row = self._conn().execute("SELECT count(*) FROM events WHERE confirmed_at IS NULL")
+        return int(row.fetchone()[0])
+
+    def unsent(self) -> int:
+        """Events not yet acknowledged by the broker (a part of :meth:`depth`)."""
         row = self._conn().execute("SELECT count(*) FROM events WHERE published_at IS NULL")
         return int(row.fetchone()[0])
 
-    def has_unsent(self) -> bool:
+    def has_unconfirmed(self) -> bool:
         """Cheaper than :meth:`depth` when only emptiness matters (one index probe)."""
-        row = self._conn().execute("SELECT 1 FROM events WHERE published_at IS NULL LIMIT 1")
+        row = self._conn().execute("SELECT 1 FROM events WHERE confirmed_at IS NULL LIMIT 1")
         return row.fetchone() is not None
 
     def crops_pending(self) -> int:
@@ -657,7 +783,7 @@ class Outbox:
             depth = self.depth()
             crops = self.crops_pending()
             oldest = conn.execute(
-                "SELECT created_at FROM events WHERE published_at IS NULL ORDER BY seq LIMIT 1"
+                "SELECT created_at FROM events WHERE confirmed_at IS NULL ORDER BY seq LIMIT 1"
             ).fetchone()
             oldest_crop = conn.execute(
                 "SELECT created_at FROM events WHERE crop_state = 1 ORDER BY seq LIMIT 1"

@@ -3,9 +3,14 @@ in-flight window, mark each event published on its PUBACK, reconnect with backof
 
 What is guaranteed, precisely:
 
-- **No loss**: an event leaves the outbox only after the broker acknowledged it (QoS 1 PUBACK
-  with a success code). Anything else - a lost connection, a crash, a denial - leaves it there,
-  and it is published again.
+- **No loss**: an event leaves the outbox only after an aggregator's receipt says it is committed
+  to the store (``delivery.confirm = "receipt"``, the default), or, with ``confirm = "broker"``,
+  after the broker's QoS 1 PUBACK with reason code Success. Anything else - a lost connection, a
+  crash of the agent, the broker or an aggregator, a denial - leaves it there, and it is
+  published again: at once after a reconnect for what the broker never acknowledged, and after
+  ``receipt_timeout_seconds`` without any receipt for what it acknowledged but nobody confirmed
+  (the wait doubles while no receipt comes, so a long aggregator outage does not flood the
+  broker's queue with copies).
 - **At least once**: after a reconnect every event not yet acknowledged is published again, so
   the broker (and the aggregator) may see an event twice; the aggregator stores by event id.
 - **Order**: within one connection events are published in seq order (the order the pipeline
@@ -40,6 +45,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from edge_agent.backoff import Backoff
+from edge_agent.config import Confirmation
 from edge_agent.drain import DrainClock
 from edge_agent.heartbeat import StatusSource
 from edge_agent.mqtt_link import (
@@ -52,13 +58,25 @@ from edge_agent.mqtt_link import (
     TlsError,
 )
 from edge_agent.outbox import Outbox
-from footfall.contract import AgentState, ConfigResult
+from footfall.contract import (
+    MAX_RECEIPT_BYTES,
+    AgentState,
+    ConfigResult,
+    ContractError,
+    FieldError,
+    Receipt,
+    decode,
+)
 from footfall.contract.topics import AgentAddress, Channel
 
 log = logging.getLogger(__name__)
 
 _OFFLINE_ACK_SECONDS = 2.0
 _UNROUTED_MAX_SECONDS = 5.0
+_REQUEUE_CHECK_SECONDS = 1.0
+_REQUEUE_MAX_SECONDS = 900.0
+_OVERDUE_MULTIPLE = 10.0
+_DRAIN_REQUEUE_SECONDS = 2.0
 
 
 class LinkState(StrEnum):
@@ -82,6 +100,9 @@ class SenderStats:
     events_republished: int = 0  # published again after a reconnect or a denial
     publish_denied: int = 0
     publish_unrouted: int = 0  # event publishes answered "No matching subscribers"
+    receipts: int = 0  # receipts taken from aggregators
+    events_confirmed: int = 0  # events those receipts (or, confirm=broker, PUBACKs) confirmed
+    events_requeued: int = 0  # published, no receipt in time: published again
     heartbeats: int = 0
     config_results: int = 0  # answers published to config messages
 
@@ -105,6 +126,8 @@ class EventSender:
         window: int = 100,
         idle_poll_seconds: float = 0.05,
         config_handler: ConfigHandler | None = None,
+        confirm: Confirmation = Confirmation.RECEIPT,
+        receipt_timeout_seconds: float = 30.0,
     ) -> None:
         """``config_handler``: called with each message of the agent's ``config`` topic (which
         is subscribed to on every connection when given); its answer is published retained on
@@ -113,6 +136,11 @@ class EventSender:
             raise ValueError(f"window must be >= 1, got {window}")
         if heartbeat_seconds <= 0:
             raise ValueError(f"heartbeat_seconds must be > 0, got {heartbeat_seconds}")
+        if receipt_timeout_seconds <= 0:
+            raise ValueError(f"receipt_timeout_seconds must be > 0, got {receipt_timeout_seconds}")
+        self._confirm = Confirmation(confirm)
+        self._receipt_timeout = receipt_timeout_seconds
+        self._address = address
         self._outbox = outbox
         self._links = links
         self._status = status
@@ -131,6 +159,7 @@ class EventSender:
         self.heartbeat_topic = address.topic(topic_prefix, Channel.HEARTBEAT)
         self.config_topic = address.topic(topic_prefix, Channel.CONFIG)
         self.config_result_topic = address.topic(topic_prefix, Channel.CONFIG_RESULT)
+        self.receipts_topic = address.topic(topic_prefix, Channel.RECEIPTS)
         self._config_handler = config_handler
         self._stats = SenderStats()
         self._lock = threading.Lock()
@@ -183,7 +212,7 @@ class EventSender:
     def _finished(self) -> bool:
         if not self._clock.stopping.is_set():
             return False
-        return self._clock.out_of_time() or not self._outbox.has_unsent()
+        return self._clock.out_of_time() or not self._outbox.has_unconfirmed()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -283,6 +312,11 @@ class _Session:
         self.paused_until = 0.0
         self.denying = False
         self.unrouted = False  # probing with one event until the broker routes one again
+        now = time.monotonic()
+        self.last_receipt = now  # a new connection gives receipts a full timeout to come
+        self.requeue_wait = sender._receipt_timeout
+        self.next_requeue_check = now + _REQUEUE_CHECK_SECONDS
+        self.bad_receipt_logged = False
 
     def run(self) -> bool:
         """True when the sender was asked to stop and is done; False when the link was lost."""
@@ -295,13 +329,15 @@ class _Session:
             # Every connection: the broker then sends the retained config, which is how an
             # agent that was away learns what was pushed meanwhile.
             self.link.subscribe(s.config_topic, 1)
+        if s._confirm is Confirmation.RECEIPT:
+            self.link.subscribe(s.receipts_topic, 1)
         interval = s._heartbeat_seconds
         next_beat = time.monotonic() + interval
         busy = True
         while True:
             acks = self.link.poll(0.0 if busy else s._idle_poll)
             busy = self._handle(acks) > 0
-            busy = self._take_configs() > 0 or busy
+            busy = self._take_messages() > 0 or busy
             if not self.link.connected:
                 s._lost(self.link.lost_reason or "connection lost")
                 return False
@@ -314,6 +350,9 @@ class _Session:
             if now >= next_beat:
                 self._publish_heartbeat()
                 next_beat = now + interval
+            if now >= self.next_requeue_check:
+                self.next_requeue_check = now + _REQUEUE_CHECK_SECONDS
+                self._requeue_overdue(now)
             if now >= self.paused_until:
                 busy = self._fill() > 0 or busy
 
@@ -337,8 +376,11 @@ class _Session:
             else:  # 0x10, or any other non-failure code that is not plain Success
                 unrouted.append(seq)
         if done:
-            sent = s._outbox.mark_published(done)
+            broker_confirms = s._confirm is Confirmation.BROKER
+            sent = s._outbox.mark_published(done, confirmed=broker_confirms)
             s._count("events_sent", sent)
+            if broker_confirms:
+                s._count("events_confirmed", sent)
             if self.denying:
                 self.denying = False
                 s._deny_backoff.reset()
@@ -355,10 +397,13 @@ class _Session:
             self._on_unrouted(unrouted)
         return len(acks)
 
-    def _take_configs(self) -> int:
+    def _take_messages(self) -> int:
         s = self.s
         messages = self.link.received()
         for message in messages:
+            if message.topic == s.receipts_topic:
+                self._take_receipt(message.payload)
+                continue
             if s._config_handler is None or message.topic != s.config_topic:
                 continue
             result = s._config_handler(message.payload)
@@ -367,6 +412,65 @@ class _Session:
             self.aux[mid] = s.config_result_topic
             s._count("config_results")
         return len(messages)
+
+    def _take_receipt(self, payload: bytes) -> None:
+        s = self.s
+        try:
+            receipt = decode(Receipt, payload, max_bytes=MAX_RECEIPT_BYTES)
+            addressed = (receipt.site, receipt.spot, receipt.agent)
+            if addressed != (s._address.site, s._address.spot, s._address.agent):
+                where = "/".join(addressed)
+                raise ContractError([FieldError("agent", f"the receipt is for {where}")])
+        except ContractError as exc:
+            # Only aggregators may write here (ACL): a bad receipt is a bug to report, and the
+            # events it meant stay until a good one (or the timeout) comes.
+            if not self.bad_receipt_logged:
+                self.bad_receipt_logged = True
+                log.error("ignoring an invalid receipt on %s: %s", s.receipts_topic, exc)
+            return
+        confirmed = s._outbox.confirm(str(i) for i in receipt.event_ids)
+        s._count("receipts")
+        s._count("events_confirmed", confirmed)
+        self.last_receipt = time.monotonic()
+        self.requeue_wait = s._receipt_timeout
+
+    def _requeue_overdue(self, now: float) -> None:
+        """Publish again what the broker took but no aggregator confirmed in time: lost in a
+        broker crash, in flight to an aggregator that died, or confirmed by a receipt that was
+        itself lost (sent while this agent was reconnecting).
+
+        While receipts keep coming the pipeline is only slow (a backlog being drained), so an
+        event is sent again then only once it waited ``_OVERDUE_MULTIPLE`` timeouts; when none
+        comes for a timeout, everything overdue goes again and the wait doubles. On the way out
+        (the shutdown drain) a few seconds are enough: the copies fetch the receipts before the
+        process ends."""
+        s = self.s
+        if s._confirm is not Confirmation.RECEIPT:
+            return
+        age = s._outbox.oldest_unconfirmed_age()
+        if age is None:
+            return
+        if s._clock.stopping.is_set():
+            wait = min(self.requeue_wait, _DRAIN_REQUEUE_SECONDS)
+        elif now - self.last_receipt >= self.requeue_wait:
+            wait = self.requeue_wait
+        else:
+            wait = s._receipt_timeout * _OVERDUE_MULTIPLE
+        if age < wait:
+            return
+        n = s._outbox.requeue_unconfirmed(older_than_seconds=wait)
+        if n:
+            s._count("events_requeued", n)
+            self.cursor = 0  # they are older than what this connection sent last
+            log.warning(
+                "no receipt for %d event(s) published more than %.0f s ago; publishing them "
+                "again (the store keeps one copy of each)",
+                n,
+                wait,
+            )
+        if now - self.last_receipt >= self.requeue_wait:
+            self.last_receipt = now
+            self.requeue_wait = min(self.requeue_wait * 2, _REQUEUE_MAX_SECONDS)
 
     def _on_unrouted(self, seqs: list[int]) -> None:
         s = self.s
@@ -406,14 +510,11 @@ class _Session:
         room = (1 if self.unrouted else self.window) - len(self.inflight)
         if room <= 0:
             return 0
-        flying = set(self.inflight.values())
         sent = 0
-        for entry in s._outbox.next_unsent(room + len(flying), after_seq=self.cursor):
-            if sent >= room or not self.link.connected:
+        entries = s._outbox.take_unsent(room, after_seq=self.cursor, skip=self.inflight.values())
+        for entry in entries:
+            if not self.link.connected:
                 break
-            if entry.seq in flying:
-                self.cursor = max(self.cursor, entry.seq)
-                continue
             mid = self.link.publish(s.events_topic, entry.payload, qos=1)
             self.inflight[mid] = entry.seq
             self.cursor = entry.seq

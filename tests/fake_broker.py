@@ -4,6 +4,7 @@ answer), refuses connections and cuts them on request."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,9 @@ class FakeBroker:
     unrouted: Callable[[str], bool] = lambda topic: False
     answer: bool = True  # False: publishes get no PUBACK (until cut)
     receive_maximum: int | None = None
+    # Stands in for an aggregator: a receipt for every delivered event on the agent's receipts
+    # topic, as soon as the PUBACK goes out. False: nobody ever confirms.
+    receipts: bool = True
     published: list[Published] = field(default_factory=list)
     retained: dict[str, bytes] = field(default_factory=dict)
     wills: list[LastWill] = field(default_factory=list)  # wills the broker sent
@@ -70,6 +74,7 @@ class FakeLink:
         self._lost: str | None = None
         self._next_mid = 0
         self._unacked: list[tuple[int, str]] = []
+        self._payloads: dict[int, bytes] = {}
         self.subscriptions: list[str] = []
         self._inbox: list[Received] = []
 
@@ -137,6 +142,7 @@ class FakeLink:
                 if retain:
                     b.retained[topic] = payload
             self._unacked.append((mid, topic))
+            self._payloads[mid] = payload
             b.max_unacked = max(b.max_unacked, len(self._unacked))
             return mid
 
@@ -152,10 +158,29 @@ class FakeLink:
                         acks.append(Ack(mid, NO_MATCHING_SUBSCRIBERS, "No matching subscribers"))
                     else:
                         acks.append(Ack(mid, 0, "Success"))
+                        if b.receipts and topic.endswith("/events"):
+                            self._receipt_for(topic, mid)
                 self._unacked.clear()
         if not acks:
             time.sleep(min(timeout, 0.002))
         return acks
+
+    def _receipt_for(self, topic: str, mid: int) -> None:  # called with the broker's lock held
+        receipts = topic.removesuffix("/events") + "/receipts"
+        if receipts not in self.subscriptions:
+            return
+        payload = self._payloads.pop(mid)
+        site, spot, agent = topic.split("/")[-4:-1]
+        body = {
+            "schema_version": 1,
+            "site": site,
+            "spot": spot,
+            "agent": agent,
+            "event_ids": [json.loads(payload)["event_id"]],
+            "aggregator": "fake",
+            "sent_at": "2026-05-01T12:00:00.000Z",
+        }
+        self._inbox.append(Received(receipts, json.dumps(body).encode(), False))
 
     def close(self) -> None:
         with self.broker.lock:

@@ -15,7 +15,7 @@ from footfall.contract.events import (
     ModelRef,
     PersonEvent,
 )
-from footfall.contract.receipt import MAX_RECEIPT_IDS, Receipt
+from footfall.contract.receipt import MAX_RECEIPT_BYTES, MAX_RECEIPT_IDS, Receipt
 from footfall.contract.status import AgentStats, AgentStatus
 from footfall.contract.topics import DEFAULT_PREFIX, AgentAddress, Channel, parse_topic
 from footfall.contract.types import format_utc_ms
@@ -34,6 +34,7 @@ __all__ = [
     "AGE_GROUPS",
     "DEFAULT_PREFIX",
     "MAX_EVENT_BYTES",
+    "MAX_RECEIPT_BYTES",
     "MAX_RECEIPT_IDS",
     "SCHEMA_VERSION",
     "AgeEstimate",

@@ -19,6 +19,8 @@ from footfall.ids import SafeId
 
 MAX_RECEIPT_IDS = 10_000
 """Event ids in one receipt; above the largest ingest batch, so one batch is one receipt."""
+MAX_RECEIPT_BYTES = 1024 + 40 * MAX_RECEIPT_IDS
+"""Largest encoded receipt accepted: a quoted UUID and its comma are 39 bytes."""
 
 
 class Receipt(Record):

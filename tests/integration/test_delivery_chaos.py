@@ -277,3 +277,54 @@ def test_every_event_is_stored_once_through_broker_crashes_restarts_and_kills(
         raise AssertionError(f"{exc}\n{run.diagnosis()}") from None
     _assert_exactly_once(run)
     assert "No matching subscribers" in run.agent.log_text()
+
+
+def test_a_one_off_aggregator_that_joins_the_group_and_leaves_strands_nothing(
+    chaos: Callable[..., Chaos],
+) -> None:
+    """A second aggregator under a new client id (a manual run, a test deployment) takes a share of
+    the group's messages. With a per-run session (``session_expiry_seconds = 0``) the broker
+    forgets it the moment it goes, even by SIGKILL, so nothing waits in a queue nobody reads; what
+    it had in flight and not committed is gone with it, and comes again from the agent's outbox
+    because no receipt named it."""
+    run = chaos(rate=300.0)
+    main = run.aggregator(f"agg-main-{random.getrandbits(24):06x}")
+    one_off = run.aggregator(
+        f"agg-once-{random.getrandbits(24):06x}", extra_ingest="session_expiry_seconds = 0"
+    )
+    try:
+        main.start().wait_connected()
+        run.agent.start()
+        run.reach(500)
+        one_off.start().wait_connected()
+        # It takes part in the group: its share reaches the store under its own name.
+        wait_for(lambda: run.stored_by(one_off) >= 100, 60, "the one-off aggregator's share")
+        one_off.kill9()
+        run.reach(EVENTS, timeout=120)
+        assert run.agent.terminate() == 0
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{run.diagnosis()}") from None
+    _assert_exactly_once(run)
+
+
+def test_a_broker_crash_while_the_aggregator_is_down_loses_nothing(
+    chaos: Callable[..., Chaos],
+) -> None:
+    """The broker holds the aggregator's share in its session queue while the aggregator is away,
+    and a crash takes that queue (Mosquitto saves it only every ``autosave_interval``)."""
+    run = chaos(rate=300.0)
+    main = run.aggregator(f"agg-main-{random.getrandbits(24):06x}")
+    try:
+        main.start().wait_connected()
+        run.agent.start()
+        run.reach(1_000)
+        main.kill9()
+        time.sleep(2.0)  # the broker takes events for the absent aggregator's session
+        run.broker.kill()
+        run.broker.start()
+        main.start().wait_connected()
+        run.reach(EVENTS, timeout=120)
+        assert run.agent.terminate() == 0
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{run.diagnosis()}") from None
+    _assert_exactly_once(run)

@@ -108,6 +108,8 @@ data_dir = "{data_dir}"
 synchronous = "full"
 
 [delivery]
+# The collector is a bare subscriber that sends no receipts: this is the broker-confirmed mode.
+confirm = "broker"
 heartbeat_seconds = 1.0
 inflight_window = 100
 shutdown_drain_seconds = 20.0

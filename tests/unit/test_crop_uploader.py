@@ -77,7 +77,7 @@ def test_store_down_crops_wait_and_all_arrive_after_recovery(
     outbox.put_many(items[:4])
     wait_for(lambda: up.stats().upload_failures >= 3, "failing uploads")
     # Events are unaffected: publishing them does not wait for their crops.
-    outbox.mark_published(u.seq for u in outbox.next_unsent(10))
+    outbox.mark_published((u.seq for u in outbox.next_unsent(10)), confirmed=True)
     outbox.put_many(items[4:])
     stats = up.stats()
     assert stats.failing and stats.last_error is not None

@@ -18,7 +18,7 @@ def _fill(data_dir: Path) -> None:
     with Outbox(outbox_path(data_dir)) as box:
         items = list(synthetic_events(3, seed=1, address=ADDRESS, crop_bytes=1000, exact_size=True))
         seqs = box.put_many(items)
-        box.mark_published(seqs[:1])
+        box.mark_published(seqs[:1], confirmed=True)
         box.mark_crop_stored(seqs[0])
 
 

@@ -63,8 +63,9 @@ def test_events_come_out_in_put_order_and_leave_only_when_acknowledged(outbox: O
 
     # Looking is not sending: nothing left the outbox yet.
     assert outbox.depth() == 5
-    assert outbox.mark_published([seqs[1], seqs[0]]) == 2
-    assert outbox.mark_published([seqs[0]]) == 0  # a late duplicate PUBACK changes nothing
+    assert outbox.mark_published([seqs[1], seqs[0]], confirmed=True) == 2
+    # A late duplicate PUBACK changes nothing.
+    assert outbox.mark_published([seqs[0]], confirmed=True) == 0
     assert [b.seq for b in outbox.next_unsent(10)] == seqs[2:]
     assert outbox.status().entries == 3
     assert outbox.counters().events_published == 2
@@ -76,7 +77,7 @@ def test_event_with_crop_stays_until_both_are_done(outbox: Outbox) -> None:
     assert outbox.crops_pending() == 2
 
     # Published first, crop later.
-    outbox.mark_published([s1])
+    outbox.mark_published([s1], confirmed=True)
     assert outbox.depth() == 1 and outbox.status().entries == 2
     crops = outbox.next_crops(10)
     assert [(c.seq, c.key, c.data) for c in crops] == [
@@ -90,11 +91,15 @@ def test_event_with_crop_stays_until_both_are_done(outbox: Outbox) -> None:
     # Crop first, published later.
     assert outbox.mark_crop_stored(s2)
     assert outbox.status().entries == 1
-    outbox.mark_published([s2])
+    outbox.mark_published([s2], confirmed=True)
     status = outbox.status()
     assert (status.entries, status.depth, status.crops_pending, status.bytes) == (0, 0, 0, 0)
     assert status.counters == OutboxCounters(
-        events_accepted=2, events_published=2, crops_accepted=2, crops_stored=2
+        events_accepted=2,
+        events_published=2,
+        events_confirmed=2,
+        crops_accepted=2,
+        crops_stored=2,
     )
 
 
@@ -140,7 +145,8 @@ def test_over_the_cap_drops_oldest_crops_first_and_notes_it(tmp_path: Path) -> N
     # and one is enough (a dropped crop frees its 4000 bytes, the note costs far less).
     box = Outbox(tmp_path / "o.db", max_bytes=sum(sizes[:4]) + 1500, clock=Clock())
     seqs = [box.put(e, c) for e, c in items[:4]]
-    box.mark_published([seqs[0]])  # the oldest crop belongs to an event already sent
+    # The oldest crop belongs to an event already sent and confirmed.
+    box.mark_published([seqs[0]], confirmed=True)
     assert box.counters().crops_dropped == 0
 
     box.put(*items[4])
@@ -263,13 +269,17 @@ def test_counters_and_contents_survive_reopening(tmp_path: Path) -> None:
     items = events(4)
     with Outbox(path, clock=Clock()) as box:
         seqs = box.put_many(items)
-        box.mark_published(seqs[:2])
+        box.mark_published(seqs[:2], confirmed=True)
         box.mark_crop_stored(seqs[0])
     with Outbox(path, clock=Clock()) as box:
         assert [u.seq for u in box.next_unsent(10)] == seqs[2:]
         assert [c.seq for c in box.next_crops(10)] == seqs[1:]
         assert box.counters() == OutboxCounters(
-            events_accepted=4, events_published=2, crops_accepted=4, crops_stored=1
+            events_accepted=4,
+            events_published=2,
+            events_confirmed=2,
+            crops_accepted=4,
+            crops_stored=1,
         )
         # AUTOINCREMENT: a new event never reuses the seq of one that left.
         assert box.put(*events(1, seed=9)[0]) == seqs[-1] + 1
@@ -336,3 +346,100 @@ def test_accepted_events_survive_kill_9(tmp_path: Path) -> None:
         crops = {c.event_id for c in box.next_crops(10**6)}
     assert stored[: len(reported)] == reported
     assert counters.events_accepted == len(stored) == len(crops)
+
+
+def test_a_published_event_stays_until_a_receipt_confirms_it(outbox: Outbox) -> None:
+    items = events(3, crop_bytes=None)
+    seqs = outbox.put_many(items)
+    ids = [str(e.event_id) for e, _ in items]
+    assert outbox.mark_published(seqs) == 3
+    # The broker has them; the device still answers for them.
+    assert (outbox.depth(), outbox.unsent(), outbox.status().entries) == (3, 0, 3)
+    assert outbox.next_unsent(10) == []
+    assert outbox.confirm([ids[1], "not-in-the-outbox"]) == 1
+    assert outbox.confirm([ids[1]]) == 0  # a receipt that comes twice changes nothing
+    assert (outbox.depth(), outbox.status().entries) == (2, 2)
+    # A receipt may come before the PUBACK (a copy of an earlier connection was stored).
+    late = outbox.put(*events(1, seed=5, crop_bytes=None)[0])
+    late_id = outbox.next_unsent(1)[0].event_id
+    assert outbox.confirm([late_id]) == 1 and late not in [u.seq for u in outbox.next_unsent(9)]
+    counters = outbox.counters()
+    assert (counters.events_published, counters.events_confirmed) == (3, 2)
+
+
+def test_unconfirmed_events_go_back_to_unsent_once_overdue(tmp_path: Path) -> None:
+    clock = Clock()
+    box = Outbox(tmp_path / "o.db", clock=clock)
+    items = events(4, crop_bytes=None)
+    seqs = box.put_many(items)
+    box.mark_published(seqs[:2])
+    clock.now += 20
+    box.mark_published(seqs[2:])
+    box.confirm([str(items[0][0].event_id)])
+    clock.now += 15
+    assert box.oldest_unconfirmed_age() == 35
+    # Only what was published more than 30 s ago and is still unconfirmed: seqs[1].
+    assert box.requeue_unconfirmed(older_than_seconds=30) == 1
+    assert [u.seq for u in box.next_unsent(10)] == [seqs[1]]
+    assert box.oldest_unconfirmed_age() == 15
+    assert box.counters().events_requeued == 1
+    box.close()
+
+
+def test_a_crop_dropped_after_publication_leaves_the_payload_as_it_was_sent(
+    tmp_path: Path,
+) -> None:
+    # A copy sent again must be byte-identical, or the store would see a conflict.
+    items = events(3, crop_bytes=4000)
+    sizes = [len(e.to_json()) + len(c or b"") for e, c in items]
+    box = Outbox(tmp_path / "o.db", max_bytes=sum(sizes[:2]) + 1500, clock=Clock())
+    seqs = box.put_many(items[:2])
+    sent = box.next_unsent(1)[0].payload
+    box.mark_published([seqs[0]])  # published, not confirmed
+    box.put(*items[2])  # over the cap: the oldest crop goes
+    assert box.counters().crops_dropped_after_publish == 1
+    assert box.requeue_unconfirmed(older_than_seconds=-1) == 1
+    assert box.next_unsent(1)[0].payload == sent
+    box.confirm([str(items[0][0].event_id)])
+    assert seqs[0] not in [u.seq for u in box.next_unsent(10)]
+    assert box.status().entries == 2
+    box.close()
+
+
+def test_a_version_1_outbox_counts_what_it_published_as_confirmed(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "o.db"
+    items = events(2, crop_bytes=None)
+    with Outbox(path, clock=Clock()) as box:
+        seqs = box.put_many(items)
+    conn = sqlite3.connect(path)
+    # What a version 1 file looks like: no confirmation columns; one event published.
+    conn.executescript(
+        "DROP INDEX events_unconfirmed;"
+        "ALTER TABLE events DROP COLUMN confirmed_at;"
+        "ALTER TABLE events DROP COLUMN ever_published;"
+        f"UPDATE events SET published_at = 1.0 WHERE seq = {seqs[0]};"
+        "PRAGMA user_version = 1;"
+    )
+    conn.close()
+    with Outbox(path, clock=Clock()) as box:
+        assert box.depth() == 1
+        assert [u.seq for u in box.next_unsent(10)] == [seqs[1]]
+
+
+def test_a_crop_dropped_while_its_event_is_in_flight_leaves_the_payload_too(
+    tmp_path: Path,
+) -> None:
+    # Handed to the connection, no PUBACK yet: the broker may already hold this copy.
+    items = events(3, crop_bytes=4000)
+    sizes = [len(e.to_json()) + len(c or b"") for e, c in items]
+    box = Outbox(tmp_path / "o.db", max_bytes=sum(sizes[:2]) + 1500, clock=Clock())
+    seqs = box.put_many(items[:2])
+    taken = box.take_unsent(1)
+    assert [t.seq for t in taken] == seqs[:1]
+    assert [t.seq for t in box.take_unsent(5, skip=[seqs[0]])] == seqs[1:2]
+    box.put(*items[2])  # over the cap: the oldest crop goes
+    assert box.next_unsent(1)[0].payload == taken[0].payload
+    assert box.counters().crops_dropped_after_publish == 1
+    box.close()

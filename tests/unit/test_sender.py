@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.backoff import Backoff
-from edge_agent.config import Synchronous
+from edge_agent.config import Confirmation, Synchronous
 from edge_agent.heartbeat import StatusBuilder
 from edge_agent.mqtt_link import BrokerRefusedError
 from edge_agent.outbox import Outbox
@@ -54,6 +54,8 @@ def make_sender(
     window: int = 8,
     heartbeat: float = 60.0,
     status: bool = True,
+    confirm: Confirmation = Confirmation.RECEIPT,
+    receipt_timeout: float = 30.0,
 ) -> EventSender:
     builder = StatusBuilder(ADDRESS, outbox, config_version="7") if status else None
     sender = EventSender(
@@ -66,6 +68,8 @@ def make_sender(
         heartbeat_seconds=heartbeat,
         window=window,
         idle_poll_seconds=0.005,
+        confirm=confirm,
+        receipt_timeout_seconds=receipt_timeout,
     )
     if builder is not None:
         builder.events_sent = lambda: sender.stats().events_sent
@@ -272,11 +276,11 @@ def test_an_outbox_error_does_not_end_the_loop(
     real = outbox.mark_published
     failures = {"left": 2}
 
-    def flaky(seqs: object) -> int:
+    def flaky(seqs: object, **kwargs: bool) -> int:
         if failures["left"]:
             failures["left"] -= 1
             raise sqlite3.OperationalError("database or disk is full")
-        return real(seqs)  # type: ignore[arg-type]
+        return real(seqs, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(outbox, "mark_published", flaky)
     broker = FakeBroker()
@@ -287,3 +291,75 @@ def test_an_outbox_error_does_not_end_the_loop(
     # Acknowledged but not recorded: sent again, never lost.
     assert set(ids_on(broker)) == set(produced)
     assert len(broker.links) == 3
+
+
+def test_acknowledged_events_wait_for_a_receipt_and_are_sent_again_without_one(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker took them (PUBACK) and lost them before any aggregator committed them.
+    produced = fill(outbox, 6)
+    broker = FakeBroker(receipts=False)
+    sender = make_sender(outbox, broker, window=8, status=False, receipt_timeout=0.3)
+    caplog.set_level(logging.WARNING, logger="edge_agent.sender")
+    sender.start()
+    try:
+        wait_for(lambda: sender.stats().events_sent == 6, "six PUBACKs")
+        assert outbox.depth() == 6 and outbox.unsent() == 0
+        wait_for(lambda: sender.stats().events_requeued >= 6, "the overdue events sent again")
+        wait_for(lambda: len(broker.on_topic(EVENTS)) >= 12, "the second copies")
+        assert outbox.depth() == 6
+        broker.receipts = True  # an aggregator again: the next copies are confirmed
+        wait_for(lambda: outbox.depth() == 0, "confirmation")
+    finally:
+        assert sender.stop(1.0)
+    assert ids_on(broker)[:12] == produced + produced
+    assert sender.stats().events_confirmed == 6
+    assert any("no receipt for 6 event(s)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_receipt_for_another_agent_confirms_nothing(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    produced = fill(outbox, 2)
+    broker = FakeBroker(receipts=False)
+    sender = make_sender(outbox, broker, status=False)
+    caplog.set_level(logging.ERROR, logger="edge_agent.sender")
+    sender.start()
+    try:
+        wait_for(lambda: sender.stats().events_sent == 2, "two PUBACKs")
+        other = {
+            "schema_version": 1,
+            "site": "site-a",
+            "spot": "spot-1",
+            "agent": "someone-else",
+            "event_ids": produced,
+            "aggregator": "agg",
+            "sent_at": "2026-05-01T12:00:00.000Z",
+        }
+        link = broker.links[-1]
+        receipts = ADDRESS.topic(PREFIX, Channel.RECEIPTS)
+        link.deliver(receipts, json.dumps(other).encode())
+        link.deliver(receipts, b"not json")
+        wait_for(lambda: bool(caplog.records), "the complaint")
+        own = {**other, "agent": ADDRESS.agent, "event_ids": produced[:1]}
+        link.deliver(receipts, json.dumps(own).encode())
+        wait_for(lambda: outbox.depth() == 1, "the one real confirmation")
+    finally:
+        assert sender.stop(0.1)
+    assert sender.stats().events_confirmed == 1
+    errors = [r.getMessage() for r in caplog.records]
+    assert errors == [
+        f"ignoring an invalid receipt on {receipts}: agent: the receipt is for "
+        "site-a/spot-1/someone-else"
+    ]
+
+
+def test_with_broker_confirmation_the_puback_is_enough(outbox: Outbox) -> None:
+    fill(outbox, 5)
+    broker = FakeBroker(receipts=False)
+    sender = make_sender(outbox, broker, status=False, confirm=Confirmation.BROKER)
+    sender.start()
+    wait_for(lambda: outbox.depth() == 0, "an empty outbox")
+    assert sender.stop(1.0)
+    assert all(not link.subscriptions for link in broker.links)
+    assert sender.stats().events_confirmed == 5
