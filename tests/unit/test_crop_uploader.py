@@ -14,7 +14,7 @@ from edge_agent.crop_uploader import CropUploader
 from edge_agent.outbox import NOTE_CORRUPT, NOTE_OVER_CAP, Outbox, PendingCrop
 from footfall.contract import PersonEvent
 from footfall.contract.topics import AgentAddress
-from footfall.objectstore import MemoryObjectStore
+from footfall.objectstore import MemoryObjectStore, ObjectStore
 from tests.delivery_support import synthetic_events
 
 ADDRESS = AgentAddress("site-a", "spot-1", "agent-1")
@@ -35,7 +35,7 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box.close()
 
 
-def uploader(outbox: Outbox, store: MemoryObjectStore) -> CropUploader:
+def uploader(outbox: Outbox, store: ObjectStore) -> CropUploader:
     return CropUploader(
         outbox, store, address=ADDRESS, backoff=Backoff(0.005, 0.02), idle_seconds=0.01
     )
@@ -244,3 +244,24 @@ def test_a_claimed_crop_gone_bad_keeps_what_the_store_has(outbox: Outbox, in_sto
         assert sent.crop is None and sent.crop_note == NOTE_CORRUPT and store.objects == {}
         assert counters.crops_dropped == up.stats().crops_corrupt == 1
     assert outbox.crops_claimed() == 0
+
+
+def test_an_uploader_that_dies_says_so(outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Died(BaseException):
+        pass
+
+    def dies(limit: int, *, after_seq: int = 0) -> list[PendingCrop]:
+        raise Died("thread\nkilled")
+
+    monkeypatch.setattr(outbox, "next_crops", dies)
+    fatal: list[str] = []
+    up = CropUploader(
+        outbox,
+        MemoryObjectStore(),
+        address=ADDRESS,
+        backoff=Backoff(0.005, 0.02),
+        on_fatal=fatal.append,
+    )
+    up.run()
+    assert fatal == ["crop uploader died: Died: thread killed"]
+    assert up.stats().failed and up.stats().stopped
