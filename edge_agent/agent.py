@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import AgentConfig
-from edge_agent.crop_uploader import CropUploader
+from edge_agent.crop_uploader import CropUploader, ReopeningStore
 from edge_agent.heartbeat import FrameCounters, FrameMeter, StatusBuilder
 from edge_agent.mqtt_link import BrokerLink, LinkFactory, paho_link_factory
 from edge_agent.outbox import Outbox
@@ -360,7 +360,9 @@ def _s3_store(config: AgentConfig) -> ObjectStore:
 
     assert config.s3 is not None
     try:
-        return S3ObjectStore(config.s3)
+        return ReopeningStore(config.s3, S3ObjectStore)
+    except SetupError as exc:
+        raise AgentError(str(exc)) from None
     except Exception as exc:  # boto3 refusing the settings; the checks should have caught it
         raise AgentError(
             f"s3: cannot set up the object store: {type(exc).__name__}: {exc}"
