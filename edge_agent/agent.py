@@ -4,6 +4,14 @@ SIGTERM into "stop producing, drain what can be sent, exit".
 
 The producer (the vision pipeline for ``run``, nothing for ``deliver``) writes into
 :attr:`Delivery.sink`, the outbox; everything after that is here.
+
+A sender or uploader that cannot go on (a file it needs is missing, or its thread died) reports
+it to :class:`Delivery`, which sets the producer's stop event: the pipeline stops as on SIGTERM,
+the people in view go into the outbox, the other loop drains what it can, and
+:func:`run_until_stopped` raises :class:`AgentError` with the one line - the command exits 1 and
+the supervisor (systemd ``Restart=always``) starts the agent again, which then reads the files
+anew. The outbox keeps everything meanwhile. Files are also checked before anything starts
+(:mod:`edge_agent.preflight`), so a broken configuration never opens the camera.
 """
 
 from __future__ import annotations
@@ -21,13 +29,20 @@ from typing import TYPE_CHECKING
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import AgentConfig
-from edge_agent.crop_uploader import CropUploader
+from edge_agent.crop_uploader import CropUploader, ReopeningStore
 from edge_agent.heartbeat import FrameCounters, FrameMeter, StatusBuilder
-from edge_agent.mqtt_link import LinkFactory, paho_link_factory
+from edge_agent.mqtt_link import BrokerLink, LinkFactory, paho_link_factory
 from edge_agent.outbox import Outbox
+from edge_agent.preflight import (
+    SetupError,
+    check_broker_files,
+    check_delivery,
+    check_store_credentials,
+)
 from edge_agent.remote_config import RemoteConfigManager
 from edge_agent.sender import EventSender
 from edge_agent.sinks import EventSink
+from footfall.connections import BrokerSettings
 from footfall.contract import ModelRef
 from footfall.objectstore import ObjectStore
 
@@ -65,6 +80,9 @@ class Delivery:
     :attr:`config` is the configuration in effect, the file's with the remote one laid over it.
     With a broker, configs pushed to the agent's ``config`` topic are applied through it: the
     heartbeat interval here, the pipeline's settings once :meth:`attach_pipeline` was called.
+
+    Raises :class:`AgentError` (one line) when a file the real broker link or object store needs
+    cannot be used. :attr:`failure` is set once the sender or the uploader could not go on.
     """
 
     def __init__(
@@ -81,6 +99,17 @@ class Delivery:
         config = self.config = self.remote.active
         address = config.address
         d = config.delivery
+        try:
+            # Before the outbox opens: a configuration that cannot work leaves nothing behind.
+            if config.mqtt is not None and links is None:
+                check_broker_files(config.mqtt)
+            if config.s3 is not None and store is None:
+                check_store_credentials(config.s3)
+        except SetupError as exc:
+            raise AgentError(str(exc)) from None
+        self._failure: str | None = None
+        self._failure_lock = threading.Lock()
+        self._stop_on_failure: list[threading.Event] = []
         self._pipeline: Pipeline | None = None
         self.outbox = Outbox.open(config.data_dir, config.outbox)
         self.status = StatusBuilder(
@@ -98,7 +127,7 @@ class Delivery:
                 mqtt = config.mqtt
                 self.sender = EventSender(
                     self.outbox,
-                    links or paho_link_factory(mqtt, address.agent, inflight=d.inflight_window + 4),
+                    links or _checked_links(mqtt, address.agent, inflight=d.inflight_window + 4),
                     address=address,
                     topic_prefix=mqtt.topic_prefix,
                     backoff=Backoff(mqtt.reconnect_min_seconds, mqtt.reconnect_max_seconds),
@@ -108,6 +137,7 @@ class Delivery:
                     config_handler=self.remote.handle,
                     confirm=d.confirm,
                     receipt_timeout_seconds=d.receipt_timeout_seconds,
+                    on_fatal=self._fatal,
                 )
                 sender = self.sender
                 self.status.events_sent = lambda: sender.stats().events_sent
@@ -116,15 +146,14 @@ class Delivery:
                 log.warning("no [mqtt] section: events stay in the outbox on this device")
             if config.s3 is not None or store is not None:
                 if store is None:
-                    from footfall.objectstore import S3ObjectStore
-
                     assert config.s3 is not None
-                    store = S3ObjectStore(config.s3)
+                    store = _s3_store(config)
                 self.uploader = CropUploader(
                     self.outbox,
                     store,
                     address=address,
                     backoff=Backoff(d.crop_retry_min_seconds, d.crop_retry_max_seconds),
+                    on_fatal=self._fatal,
                 )
                 uploader = self.uploader
                 errors.append(lambda: uploader.stats().last_error)
@@ -138,6 +167,32 @@ class Delivery:
         self.health: HealthServer | None = None
         self._started = False
         self._stopped = False
+
+    @property
+    def failure(self) -> str | None:
+        """Why the sender or the uploader could not go on (the first one), or None."""
+        with self._failure_lock:
+            return self._failure
+
+    def stop_on_failure(self, event: threading.Event) -> None:
+        """Set ``event`` when the sender or the uploader cannot go on (at once if one could
+        not already): how the producer learns that it must stop."""
+        with self._failure_lock:
+            self._stop_on_failure.append(event)
+            failed = self._failure is not None
+        if failed:
+            event.set()
+
+    def _fatal(self, message: str) -> None:
+        # Called from the sender's or the uploader's own thread, once each at most.
+        with self._failure_lock:
+            if self._failure is None:
+                self._failure = message
+            events = list(self._stop_on_failure)
+        # The loop that failed has logged why; this is what happens next.
+        log.error("stopping the agent; what it has not delivered stays in the outbox")
+        for event in events:
+            event.set()
 
     def attach_pipeline(self, pipeline: Pipeline) -> None:
         """Remote configurations reach ``pipeline`` from now on; the heartbeat's
@@ -268,16 +323,52 @@ def run_until_stopped(
         delivery.config.delivery.shutdown_drain_seconds if drain_seconds is None else drain_seconds
     )
     with stop_on_signals(on_second=lambda: delivery.request_stop(0.0)) as stop:
+        delivery.stop_on_failure(stop)
         delivery.start()
         try:
             produce(delivery.sink, stop)
         finally:
             report = delivery.stop(drain)
+    _raise_failure(delivery)
     return report
 
 
+def _raise_failure(delivery: Delivery) -> None:
+    """After the drain, so that the outbox holds everything the producer had."""
+    failure = delivery.failure
+    if failure is not None:
+        raise AgentError(failure)
+
+
 class AgentError(Exception):
-    """The agent cannot start (no source, a model that does not load); one line, why."""
+    """The agent cannot start (no source, a model that does not load, a file its delivery needs)
+    or its delivery cannot go on; one line, why."""
+
+
+def _checked_links(settings: BrokerSettings, client_id: str, *, inflight: int) -> LinkFactory:
+    """Paho links, each made only after the broker's files passed the start-up checks again:
+    the sender then fails with the line naming the file, not with paho's own error."""
+    make = paho_link_factory(settings, client_id, inflight=inflight)
+
+    def checked() -> BrokerLink:
+        check_broker_files(settings)
+        return make()
+
+    return checked
+
+
+def _s3_store(config: AgentConfig) -> ObjectStore:
+    from footfall.objectstore import S3ObjectStore
+
+    assert config.s3 is not None
+    try:
+        return ReopeningStore(config.s3, S3ObjectStore)
+    except SetupError as exc:
+        raise AgentError(str(exc)) from None
+    except Exception as exc:  # boto3 refusing the settings; the checks should have caught it
+        raise AgentError(
+            f"s3: cannot set up the object store: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def run_live(
@@ -299,6 +390,11 @@ def run_live(
     config = remote.active
     if config.source.url is None:
         raise AgentError("source.url is not set: give the camera's RTSP/HTTP URL or index")
+    try:
+        # Before the models load and the camera opens: fail in a second, not after them.
+        check_delivery(config)
+    except SetupError as exc:
+        raise AgentError(str(exc)) from None
     resolver = resolver_for(config, models_dir)
     try:
         detector = build_detector(config.detector, resolver)
@@ -353,6 +449,7 @@ def run_agent(
 
     def produce(sink: EventSink, signalled: threading.Event) -> None:
         halt = stop if stop is not None else signalled
+        delivery.stop_on_failure(halt)
         result = run(
             source,
             pipeline,
@@ -377,5 +474,6 @@ def run_agent(
             produce(delivery.sink, threading.Event())
         finally:
             report = delivery.stop()
+        _raise_failure(delivery)
         return report
     return run_until_stopped(delivery, produce)

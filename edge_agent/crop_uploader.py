@@ -21,6 +21,13 @@ out may have reached the store), and the retry starts from that crop. Why this r
 deleting a dropped crop from the store afterwards, or uploading only once the event was published,
 is in :mod:`edge_agent.outbox` ("Crops and the object store").
 
+What is retried and what ends the uploader: whatever the store answers (unreachable, refused,
+a wrong key) is retried for ever with backoff, oldest crop first. A :class:`ReopeningStore`
+reads its secret key file again after a failed request, so a corrected secret takes effect
+without a restart; when that file can no longer be read, the uploader cannot go on: it ends and
+hands one line to ``on_fatal`` (the agent then stops and exits non-zero), as it does when anything
+else escapes its loop. The crops stay in the outbox.
+
 What the counters count, so that they can be compared:
 
 - :attr:`UploaderStats.crops_uploaded` (metric ``crops_uploaded_total``): crops this process saw
@@ -37,13 +44,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from edge_agent.backoff import Backoff
 from edge_agent.drain import DrainClock
 from edge_agent.outbox import NOTE_CORRUPT, Outbox, PendingCrop
+from edge_agent.preflight import SetupError, read_secret_file
+from footfall.connections import ObjectStoreSettings
 from footfall.contract.topics import AgentAddress
-from footfall.objectstore import ObjectStore, ObjectStoreError
+from footfall.objectstore import ObjectStore, ObjectStoreError, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +70,7 @@ class UploaderStats:
     failing: bool = False
     last_error: str | None = None
     stopped: bool = False
+    failed: bool = False  # ended because it cannot go on (see the module docstring)
 
 
 def crop_metadata(address: AgentAddress, crop: PendingCrop) -> dict[str, str]:
@@ -83,7 +95,10 @@ class CropUploader:
         backoff: Backoff,
         batch: int = 16,
         idle_seconds: float = 1.0,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_fatal``: called once, from the uploader's thread, with one line saying why it
+        cannot go on."""
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self._outbox = outbox
@@ -92,6 +107,7 @@ class CropUploader:
         self._backoff = backoff
         self._batch = batch
         self._idle = idle_seconds
+        self._on_fatal = on_fatal
         self._signal = outbox.subscribe()
         self._clock = DrainClock()
         self._lock = threading.Lock()
@@ -135,20 +151,33 @@ class CropUploader:
             self._signal.wait(seconds)
 
     def run(self) -> None:
+        failure: str | None = None
         try:
             while not self._out_of_time():
                 try:
                     if not self._round():
                         break
+                except SetupError:
+                    raise
                 except Exception as exc:
                     # The loop must outlive anything (e.g. the outbox's disk filling up); the
                     # crops stay where they are.
                     log.exception("crop uploader error; retrying: %s", exc)
                     self._update(last_error=f"crop uploader error: {exc}")
                     self._clock.sleep(self._backoff.next_delay())
-        finally:
+        except SetupError as exc:
+            failure = str(exc)
+            log.error("%s; the crop uploader cannot go on", failure)
+        except BaseException as exc:  # a dead uploader must not go unnoticed
+            failure = f"crop uploader died: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            log.error("%s", failure, exc_info=True)
+        if failure is None:
             self._update(stopped=True)
             log.info("crop uploader stopped")
+            return
+        self._update(stopped=True, failed=True, last_error=failure)
+        if self._on_fatal is not None:
+            self._on_fatal(failure)
 
     def _round(self) -> bool:
         """Upload one batch; False when stopping and nothing is left."""
@@ -185,6 +214,8 @@ class CropUploader:
                 content_type=CONTENT_TYPE,
                 metadata=crop_metadata(self._address, crop),
             )
+        except SetupError:
+            raise
         except Exception as exc:
             self._failed(crop, exc)
             return False
@@ -216,6 +247,8 @@ class CropUploader:
             # naming them; dropping the crop now would leave that object an orphan.
             try:
                 found = self._store.head(crop.key)
+            except SetupError:
+                raise
             except Exception as exc:
                 self._failed(crop, exc)
                 return False
@@ -258,3 +291,80 @@ class CropUploader:
                 log.error("%s (key %s)", message, crop.key, exc_info=True)
         else:
             log.debug("%s", message)
+
+
+class ReopeningStore:
+    """An :class:`ObjectStore` made from ``settings`` by ``open``, and made again after a failed
+    request if the secret key file changed meanwhile: a corrected secret takes effect without a
+    restart, as a corrected MQTT password file does at the next connection attempt. A secret file
+    that can no longer be read raises :class:`SetupError` (the uploader then ends)."""
+
+    def __init__(
+        self,
+        settings: ObjectStoreSettings,
+        make: Callable[[ObjectStoreSettings], ObjectStore],
+    ) -> None:
+        self._settings = settings
+        self._make = make
+        self._secret = self._read_secret()
+        self._store = make(settings)
+        self._stale = False  # the last request failed: look at the secret file again
+
+    def _read_secret(self) -> str | None:
+        path = self._settings.secret_access_key_file
+        return None if path is None else read_secret_file("s3.secret_access_key_file", path)
+
+    def _current(self) -> ObjectStore:
+        if self._stale:
+            self._stale = False
+            secret = self._read_secret()
+            if secret != self._secret:
+                log.info(
+                    "s3.secret_access_key_file %s changed; using the new secret key",
+                    self._settings.secret_access_key_file,
+                )
+                self._store = self._make(self._settings)
+                self._secret = secret
+        return self._store
+
+    def _failed(self) -> None:
+        self._stale = True
+
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        store = self._current()
+        try:
+            store.put_bytes(key, data, content_type=content_type, metadata=metadata)
+        except Exception:
+            self._failed()
+            raise
+
+    def put_file(
+        self, key: str, path: Path, *, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        store = self._current()
+        try:
+            store.put_file(key, path, content_type=content_type, metadata=metadata)
+        except Exception:
+            self._failed()
+            raise
+
+    def head(self, key: str) -> StoredObject | None:
+        store = self._current()
+        try:
+            return store.head(key)
+        except Exception:
+            self._failed()
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        store = self._current()
+        try:
+            return store.get_bytes(key)
+        except Exception:
+            self._failed()
+            raise
+
+    def presigned_get(self, key: str, expires_seconds: int) -> str:
+        return self._current().presigned_get(key, expires_seconds)

@@ -93,6 +93,7 @@ def deliver(
     runs until SIGTERM, or until the outbox is empty with --until-empty."""
     from edge_agent.agent import AgentError, Delivery, run_until_stopped
     from edge_agent.config import load_agent_config
+    from edge_agent.outbox import OutboxError
 
     with config_errors_exit():
         cfg = load_agent_config(config)
@@ -110,11 +111,11 @@ def deliver(
             if until_empty and nothing_left():
                 return
 
-    delivery = Delivery(cfg)
     started = time.monotonic()
     try:
+        delivery = Delivery(cfg)
         report = run_until_stopped(delivery, wait)
-    except AgentError as exc:
+    except (AgentError, OutboxError) as exc:
         raise fail(str(exc)) from None
     typer.echo(
         f"{report.events_left} event(s) and {report.crops_left} crop(s) left in the outbox "
@@ -133,14 +134,16 @@ def check_broker(config: ConfigArg) -> None:
     from edge_agent.config import load_agent_config
     from edge_agent.mqtt_link import LinkError
     from edge_agent.mqtt_link import check_broker as check
+    from edge_agent.preflight import SetupError, check_broker_files
 
     with config_errors_exit():
         cfg = load_agent_config(config)
     if cfg.mqtt is None:
         raise fail(f"{config}: no [mqtt] section")
     try:
+        check_broker_files(cfg.mqtt)
         typer.echo(check(cfg.mqtt, cfg.agent))
-    except LinkError as exc:
+    except (SetupError, LinkError) as exc:
         raise fail(str(exc)) from None
 
 

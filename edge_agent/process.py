@@ -89,6 +89,8 @@ def process_clips(
     agent's data_dir for ``footfall-agent deliver``."""
     from tqdm import tqdm
 
+    from edge_agent.agent import AgentError
+
     def config_of(spec: ClipSpec) -> AgentConfig:
         own = (spot_configs or {}).get(spec.spot)
         return config_for_clip(own if own is not None else base, spec)
@@ -109,9 +111,20 @@ def process_clips(
             config = config_of(spec)
             if config.detector != first.detector:
                 detector = build_detector(config.detector, resolver)
-            delivery = (
-                _delivery(config, classifier) if publish and config.mqtt is not None else None
-            )
+            try:
+                delivery = (
+                    _delivery(config, classifier) if publish and config.mqtt is not None else None
+                )
+            except AgentError as exc:  # e.g. the broker's password file is missing
+                failed = ClipResult(spec, error=f"{spec.path}: cannot publish: {exc}")
+                results.append(failed)
+                if on_result is not None:
+                    on_result(failed)
+                continue
+            # A sender or uploader that cannot go on stops the clip; the outbox keeps the rest.
+            halt = threading.Event()
+            if delivery is not None:
+                delivery.stop_on_failure(halt)
             try:
                 result = process_clip(
                     spec,
@@ -123,6 +136,7 @@ def process_clips(
                     on_open=opened,
                     on_frame=bar.update,
                     annotate_to=annotate / f"{spec.path.stem}.annotated.mp4" if annotate else None,
+                    stop=halt,
                 )
             finally:
                 if delivery is not None:
@@ -131,6 +145,8 @@ def process_clips(
             if delivery is not None:
                 result.published = True
                 result.left_in_outbox = report.events_left
+                if delivery.failure is not None:
+                    result.error = f"{spec.path}: publishing stopped: {delivery.failure}"
         finally:
             bar.close()
         results.append(result)

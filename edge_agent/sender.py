@@ -33,6 +33,15 @@ event in the outbox, pause publishing with backoff and retry from that event; ea
 
 Heartbeats keep flowing meanwhile, so the fleet sees the problem too (if the ACL lets the
 heartbeat through; an unrouted heartbeat is simply gone, the next one replaces it).
+
+What is retried and what ends the sender: everything the broker or the network says (unreachable,
+TLS refused, credentials refused, a lost connection) is retried for ever with backoff; each of
+those can be fixed without touching the agent. A link that cannot even be built - the CA or
+password file is missing, unreadable or empty, which the link factory finds before any network
+traffic - is fatal: retrying cannot help, so the loop ends with state ``failed`` and hands one
+line to ``on_fatal``, and the agent stops and exits non-zero for its supervisor to restart it once
+the file is there. So does anything else that escapes the loop: a sender that died must never
+leave an agent running that looks alive. The events stay in the outbox either way.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ from edge_agent.mqtt_link import (
     TlsError,
 )
 from edge_agent.outbox import Outbox
+from edge_agent.preflight import SetupError
 from footfall.contract import (
     MAX_RECEIPT_BYTES,
     AgentState,
@@ -86,6 +96,7 @@ class LinkState(StrEnum):
     TLS_ERROR = "tls-error"
     REFUSED = "refused"
     DISCONNECTED = "disconnected"
+    FAILED = "failed"  # cannot go on (see the module docstring); the agent stops
     STOPPED = "stopped"
 
 
@@ -110,6 +121,11 @@ class SenderStats:
 ConfigHandler = Callable[[bytes], ConfigResult]
 
 
+class LinkSetupError(Exception):
+    """No link can be built from the settings; the message is one line saying why (naming the
+    setting and the file when the factory raised :class:`~edge_agent.preflight.SetupError`)."""
+
+
 class EventSender:
     """The publishing loop; runs in its own thread (:meth:`start`) or the caller's (:meth:`run`)."""
 
@@ -128,10 +144,12 @@ class EventSender:
         config_handler: ConfigHandler | None = None,
         confirm: Confirmation = Confirmation.RECEIPT,
         receipt_timeout_seconds: float = 30.0,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         """``config_handler``: called with each message of the agent's ``config`` topic (which
         is subscribed to on every connection when given); its answer is published retained on
-        ``config-result``."""
+        ``config-result``. ``on_fatal``: called once, from the sender's thread, with one line
+        saying why the sender cannot go on (see the module docstring)."""
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         if heartbeat_seconds <= 0:
@@ -161,6 +179,7 @@ class EventSender:
         self.config_result_topic = address.topic(topic_prefix, Channel.CONFIG_RESULT)
         self.receipts_topic = address.topic(topic_prefix, Channel.RECEIPTS)
         self._config_handler = config_handler
+        self._on_fatal = on_fatal
         self._stats = SenderStats()
         self._lock = threading.Lock()
         self._clock = DrainClock()
@@ -217,17 +236,38 @@ class EventSender:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> None:
+        failure: str | None = None
         try:
             while not self._finished():
                 if self._attempt():
                     break
                 self._clock.sleep(self._backoff.next_delay())
-        finally:
+        except LinkSetupError as exc:
+            failure = str(exc)
+            log.error("%s; the MQTT sender cannot go on", failure)
+        except BaseException as exc:  # a dead sender must not go unnoticed (module docstring)
+            failure = f"MQTT sender died: {type(exc).__name__}: {_one_line(exc)}"
+            log.error("%s", failure, exc_info=True)
+        if failure is None:
             self._update(state=LinkState.STOPPED)
+            return
+        self._update(state=LinkState.FAILED, last_error=failure)
+        if self._on_fatal is not None:
+            self._on_fatal(failure)
 
     def _attempt(self) -> bool:
         """One connection, start to end; True when the sender is done (stopped and drained)."""
-        link = self._links()
+        try:
+            link = self._links()
+        except Exception as exc:
+            # Building a link reads the CA and password files and touches no network: the same
+            # settings fail the same way every time.
+            self._count("connect_failures")
+            if isinstance(exc, SetupError):
+                raise LinkSetupError(str(exc)) from exc
+            raise LinkSetupError(
+                f"cannot set up the MQTT connection: {type(exc).__name__}: {_one_line(exc)}"
+            ) from exc
         try:
             try:
                 link.connect(self._will())
@@ -555,3 +595,7 @@ class _Session:
         if left:
             log.warning("stopping with %d event(s) still in the outbox; sent at next start", left)
         return True
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

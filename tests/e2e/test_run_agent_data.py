@@ -195,3 +195,73 @@ def test_sigterm_drains_everything_the_pipeline_emitted(
     assert offline and offline[-1].stats is not None
     assert offline[-1].stats.events_sent == counters.events_accepted
     assert len({e.event_id for e in watcher.events}) == counters.events_accepted
+
+
+def test_run_with_missing_files_stops_at_once_and_runs_once_they_are_installed(
+    shared_dir: Path,
+    models_dir: Path,
+    mqtt_namespace: MqttNamespace,
+    s3_bucket: S3Bucket,
+    tmp_path: Path,
+) -> None:
+    """What systemd sees: each start with a file missing exits 1 within seconds, with one line
+    naming the setting and the file and before the camera opens; once the files are installed the
+    next start delivers the clip."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    ca, password, secret = etc / "ca.crt", etc / "mqtt.password", etc / "s3.secret"
+    config = _config(tmp_path, shared_dir / "video" / "Megamind.avi", mqtt_namespace, s3_bucket)
+    text = config.read_text(encoding="utf-8").replace(
+        f'ca_file = "{mqtt_namespace.broker.ca_file}"', f'ca_file = "{ca}"'
+    )
+    text = text.replace("[s3]", f'password_file = "{password}"\n\n[s3]')
+    config.write_text(text + f'secret_access_key_file = "{secret}"\n', encoding="utf-8")
+    password.write_text(mqtt_namespace.agents[0].password + "\n", encoding="utf-8")
+
+    def start() -> tuple[int, str, float]:
+        began = time.monotonic()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edge_agent",
+                "run",
+                str(config),
+                "--models-dir",
+                str(models_dir),
+                "--start",
+                "2026-05-01T10:00:00+02:00",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output, _ = proc.communicate(timeout=240)
+        return proc.returncode, output, time.monotonic() - began
+
+    missing = "cannot read it: No such file or directory"
+    for installed, line in [
+        (None, f"error: mqtt.ca_file {ca}: {missing}"),
+        (ca, f"error: s3.secret_access_key_file {secret}: {missing}"),
+    ]:
+        if installed is not None:
+            installed.write_bytes(Path(mqtt_namespace.broker.ca_file).read_bytes())
+        code, output, seconds = start()
+        assert code == 1, output
+        assert output.splitlines() == [line], output
+        assert seconds < 30
+        assert not (tmp_path / "data").exists()  # no outbox, no camera, no models
+
+    secret.write_text(s3_bucket.secret_key + "\n", encoding="utf-8")
+    watcher = Watcher(mqtt_namespace)
+    try:
+        code, output, _ = start()
+        assert code == 0, output
+        wait_for(lambda: watcher.pump() >= 5, "the events", 10)
+    finally:
+        watcher.client.close()
+    for event in watcher.events:
+        assert event.crop is not None
+        body = s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=event.crop.key)["Body"]
+        assert hashlib.sha256(body.read()).hexdigest() == event.crop.sha256

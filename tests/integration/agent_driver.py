@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from edge_agent.agent import Delivery, run_until_stopped
+from edge_agent.agent import AgentError, Delivery, run_until_stopped
 from edge_agent.config import load_agent_config
 from edge_agent.sinks import EventSink
 from footfall.cli_support import configure_logging
@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(verbose=False)
 
     config = load_agent_config(args.config)
-    delivery = Delivery(config)
+    try:
+        delivery = Delivery(config)
+    except AgentError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
     start_at = delivery.outbox.counters().events_accepted
     todo = list(
         synthetic_events(
@@ -62,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"produced {start_at + done}", flush=True)
         stop.wait()  # keep delivering until SIGTERM
 
-    report = run_until_stopped(delivery, produce)
+    try:
+        report = run_until_stopped(delivery, produce)
+    except AgentError as exc:  # as ``footfall-agent run`` does: one line, exit 1
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
     print(f"left events={report.events_left} crops={report.crops_left}", flush=True)
     return 0 if report.stopped_cleanly else 1
 

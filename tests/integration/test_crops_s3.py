@@ -235,3 +235,40 @@ def test_under_the_cap_no_crop_is_left_in_s3_without_an_event_naming_it(
         # Nothing was on its way: every dropped crop's event went out saying so.
         assert counters.crops_dropped_after_publish == 0 and not missing
         assert len(noted) == counters.crops_dropped
+
+
+def test_a_corrected_s3_secret_file_takes_effect_without_a_restart(
+    s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    """A wrong secret is the store's answer, so it is retried, not fatal; writing the right one
+    into the file is enough, as with the broker's password file."""
+    secret = tmp_path / "s3.secret"
+    secret.write_text("not-the-secret\n", encoding="utf-8")
+    config = AgentConfig.model_validate(
+        {
+            "site": "site-a",
+            "spot": "spot-1",
+            "agent": "agent-1",
+            "data_dir": tmp_path / "data",
+            "delivery": {"crop_retry_min_seconds": 0.1, "crop_retry_max_seconds": 0.3},
+            "s3": {
+                "endpoint_url": s3_bucket.endpoint_url,
+                "region": s3_bucket.region,
+                "bucket": s3_bucket.name,
+                "access_key_id": s3_bucket.access_key,
+                "secret_access_key_file": secret,
+            },
+        }
+    )
+    items = list(synthetic_events(5, seed=29, address=config.address, crop_bytes=3000))
+    with Delivery(config) as delivery:
+        assert delivery.uploader is not None
+        uploader = delivery.uploader
+        delivery.outbox.put_many(items)
+        wait_for(lambda: uploader.stats().upload_failures >= 3, "the refused uploads")
+        assert "SignatureDoesNotMatch" in (uploader.stats().last_error or "")
+        secret.write_text(s3_bucket.secret_key + "\n", encoding="utf-8")
+        wait_for(lambda: delivery.outbox.crops_pending() == 0, "the uploads with the new secret")
+        assert uploader.stats().crops_uploaded == 5 and delivery.failure is None
+    listed = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name)
+    assert listed["KeyCount"] == 5

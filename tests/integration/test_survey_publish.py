@@ -66,3 +66,47 @@ def test_survey_publishes_a_clip_whose_agent_has_a_broker(
     assert {e["spot"] for e in received.values()} == {agent.spot}
     # Nothing of it was kept for a local workbook.
     assert "workbook:" not in result.output
+
+
+def test_a_clip_whose_agent_cannot_publish_fails_with_the_file_named(
+    mqtt_namespace: MqttNamespace, shared_dir: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    ns = mqtt_namespace
+    agent = ns.agents[0]
+    password = tmp_path / "mqtt.password"  # not there
+    camera = tmp_path / "camera.toml"
+    camera.write_text(
+        f'agent = "{agent.agent}"\ndata_dir = "{tmp_path / "agent-data"}"\n'
+        f'[mqtt]\nhost = "{ns.broker.host}"\nport = {ns.broker.tls_port}\n'
+        f'ca_file = "{ns.broker.ca_file}"\nusername = "{agent.name}"\n'
+        f'password_file = "{password}"\ntopic_prefix = "{ns.prefix}"\n',
+        encoding="utf-8",
+    )
+    clip = shared_dir / "video" / "Megamind.avi"
+    clips = tmp_path / "clips.toml"
+    clips.write_text(
+        f'[[clip]]\npath = "{clip}"\nsite = "{agent.site}"\n'
+        f'spot = "{agent.spot}"\nagent = "{agent.agent}"\nstart = 2026-05-04T13:05:00+02:00\n'
+        f'config = "{camera}"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "survey",
+            "--clips",
+            str(clips),
+            "--out",
+            str(tmp_path / "out"),
+            "--models-dir",
+            str(models_dir),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    line = next(x for x in result.output.splitlines() if "Megamind.avi" in x)
+    assert line.endswith(
+        f"FAILED: {clip}: cannot publish: mqtt.password_file {password}: cannot read it: "
+        "No such file or directory"
+    ), line
+    assert not (tmp_path / "agent-data").exists()

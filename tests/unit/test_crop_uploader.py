@@ -10,11 +10,12 @@ import pytest
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import Synchronous
-from edge_agent.crop_uploader import CropUploader
+from edge_agent.crop_uploader import CropUploader, ReopeningStore
 from edge_agent.outbox import NOTE_CORRUPT, NOTE_OVER_CAP, Outbox, PendingCrop
+from footfall.connections import ObjectStoreSettings
 from footfall.contract import PersonEvent
 from footfall.contract.topics import AgentAddress
-from footfall.objectstore import MemoryObjectStore
+from footfall.objectstore import MemoryObjectStore, ObjectStore
 from tests.delivery_support import synthetic_events
 
 ADDRESS = AgentAddress("site-a", "spot-1", "agent-1")
@@ -35,7 +36,7 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box.close()
 
 
-def uploader(outbox: Outbox, store: MemoryObjectStore) -> CropUploader:
+def uploader(outbox: Outbox, store: ObjectStore) -> CropUploader:
     return CropUploader(
         outbox, store, address=ADDRESS, backoff=Backoff(0.005, 0.02), idle_seconds=0.01
     )
@@ -244,3 +245,96 @@ def test_a_claimed_crop_gone_bad_keeps_what_the_store_has(outbox: Outbox, in_sto
         assert sent.crop is None and sent.crop_note == NOTE_CORRUPT and store.objects == {}
         assert counters.crops_dropped == up.stats().crops_corrupt == 1
     assert outbox.crops_claimed() == 0
+
+
+class _Opened:
+    """Makes a MemoryObjectStore per call, remembering the secret each one was made with."""
+
+    def __init__(self, fail_with: str | None = None) -> None:
+        self.stores: list[MemoryObjectStore] = []
+        self.secrets: list[str | None] = []
+        self.fail_with = fail_with
+
+    def __call__(self, settings: ObjectStoreSettings) -> ObjectStore:
+        store = MemoryObjectStore()
+        path = settings.secret_access_key_file
+        secret = path.read_text(encoding="utf-8").strip() if path is not None else None
+        # The wrong secret fails like S3's SignatureDoesNotMatch; the right one works.
+        store.fail_with = self.fail_with if secret == "wrong" else None
+        self.stores.append(store)
+        self.secrets.append(secret)
+        return store
+
+
+def test_a_corrected_s3_secret_file_takes_effect_without_a_restart(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    secret = tmp_path / "s3.secret"
+    secret.write_text("wrong\n", encoding="utf-8")
+    settings = ObjectStoreSettings(
+        bucket="crops", access_key_id="AK", secret_access_key_file=secret
+    )
+    opened = _Opened(fail_with="put s3://crops/k: SignatureDoesNotMatch")
+    store = ReopeningStore(settings, opened)
+    outbox.put_many(list(synthetic_events(3, seed=9, address=ADDRESS, crop_bytes=1000)))
+    up = uploader(outbox, store)
+    up.start()
+    wait_for(lambda: up.stats().upload_failures >= 3, "failing uploads")
+    assert len(opened.stores) == 1  # the same secret: no new client for every retry
+
+    secret.write_text("right\n", encoding="utf-8")
+    wait_for(lambda: outbox.crops_pending() == 0, "the uploads with the new secret")
+    assert up.stop(1.0)
+    assert opened.secrets == ["wrong", "right"] and len(opened.stores[1].objects) == 3
+
+
+def test_an_s3_secret_file_gone_ends_the_uploader_with_one_line(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    secret = tmp_path / "s3.secret"
+    secret.write_text("right\n", encoding="utf-8")
+    settings = ObjectStoreSettings(
+        bucket="crops", access_key_id="AK", secret_access_key_file=secret
+    )
+    opened = _Opened()
+    store = ReopeningStore(settings, opened)
+    opened.stores[0].fail_with = "put s3://crops/k: Could not connect to the endpoint URL"
+    secret.unlink()  # while the client it was read into keeps working, nothing happens
+    fatal: list[str] = []
+    up = CropUploader(
+        outbox,
+        store,
+        address=ADDRESS,
+        backoff=Backoff(0.005, 0.02),
+        idle_seconds=0.01,
+        on_fatal=fatal.append,
+    )
+    outbox.put_many(list(synthetic_events(2, seed=10, address=ADDRESS, crop_bytes=1000)))
+    up.start()
+    assert up.join(5.0)
+    line = f"s3.secret_access_key_file {secret}: cannot read it: No such file or directory"
+    assert fatal == [line]
+    stats = up.stats()
+    assert stats.failed and stats.last_error == line
+    assert outbox.crops_pending() == 2
+
+
+def test_an_uploader_that_dies_says_so(outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Died(BaseException):
+        pass
+
+    def dies(limit: int, *, after_seq: int = 0) -> list[PendingCrop]:
+        raise Died("thread\nkilled")
+
+    monkeypatch.setattr(outbox, "next_crops", dies)
+    fatal: list[str] = []
+    up = CropUploader(
+        outbox,
+        MemoryObjectStore(),
+        address=ADDRESS,
+        backoff=Backoff(0.005, 0.02),
+        on_fatal=fatal.append,
+    )
+    up.run()
+    assert fatal == ["crop uploader died: Died: thread killed"]
+    assert up.stats().failed and up.stats().stopped

@@ -1,4 +1,5 @@
-"""``footfall-agent outbox status`` and the argument checks of ``deliver``."""
+"""``footfall-agent outbox status``, the argument checks of ``deliver``, and the start-up checks
+of ``run`` and ``deliver``."""
 
 import json
 from pathlib import Path
@@ -70,3 +71,50 @@ def test_deliver_needs_somewhere_to_deliver_to(tmp_path: Path) -> None:
     assert (
         result.stderr == f"error: {config}: nothing to deliver to (no [mqtt] and no [s3] section)\n"
     )
+
+
+def test_run_checks_the_delivery_files_before_the_models_and_the_camera(tmp_path: Path) -> None:
+    """Neither the camera (a file that does not exist) nor the models (an empty folder) are
+    what the agent complains about: the password file is checked first."""
+    password = tmp_path / "mqtt.password"
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f"""site = "s"
+spot = "p"
+agent = "a"
+data_dir = "{tmp_path / "data"}"
+
+[source]
+url = "{tmp_path / "no-camera.mp4"}"
+
+[mqtt]
+host = "127.0.0.1"
+tls = false
+username = "a"
+password_file = "{password}"
+""",
+        encoding="utf-8",
+    )
+    empty_models = tmp_path / "models"
+    empty_models.mkdir()
+    result = runner.invoke(app, ["run", str(config), "--models-dir", str(empty_models)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: mqtt.password_file {password}: cannot read it: No such file or directory\n"
+    )
+    assert not (tmp_path / "data").exists()
+
+
+def test_deliver_and_check_broker_name_a_missing_ca_file(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'site = "s"\nspot = "p"\nagent = "a"\ndata_dir = "{tmp_path / "data"}"\n\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nca_file = "{ca}"\n',
+        encoding="utf-8",
+    )
+    line = f"error: mqtt.ca_file {ca}: cannot read it: No such file or directory\n"
+    for command in ("deliver", "check-broker"):
+        result = runner.invoke(app, [command, str(config)])
+        assert result.exit_code == 1
+        assert result.stderr == line

@@ -12,8 +12,9 @@ import pytest
 from edge_agent.backoff import Backoff
 from edge_agent.config import Confirmation, Synchronous
 from edge_agent.heartbeat import StatusBuilder
-from edge_agent.mqtt_link import BrokerRefusedError
+from edge_agent.mqtt_link import BrokerLink, BrokerRefusedError
 from edge_agent.outbox import Outbox
+from edge_agent.preflight import SetupError
 from edge_agent.sender import EventSender, LinkState
 from footfall.contract import AgentStatus, PersonEvent, decode
 from footfall.contract.topics import AgentAddress, Channel
@@ -363,3 +364,79 @@ def test_with_broker_confirmation_the_puback_is_enough(outbox: Outbox) -> None:
     assert sender.stop(1.0)
     assert all(not link.subscriptions for link in broker.links)
     assert sender.stats().events_confirmed == 5
+
+
+def test_a_link_that_cannot_be_built_ends_the_sender_with_one_line(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A missing password file is found when the link is built, before any network traffic:
+    retrying cannot help, so the sender ends and says why, once; the events stay."""
+    fill(outbox, 3)
+    line = "mqtt.password_file /etc/x/mqtt.password: cannot read it: No such file or directory"
+    attempts = []
+
+    def links() -> BrokerLink:
+        attempts.append(1)
+        raise SetupError(line)
+
+    fatal: list[str] = []
+    sender = EventSender(
+        outbox,
+        links,
+        address=ADDRESS,
+        topic_prefix=PREFIX,
+        backoff=Backoff(0.005, 0.02),
+        on_fatal=fatal.append,
+    )
+    caplog.set_level(logging.INFO, logger="edge_agent.sender")
+    sender.start()
+    assert sender.join(5.0)
+    stats = sender.stats()
+    assert fatal == [line] and len(attempts) == 1
+    assert (stats.state, stats.last_error, stats.connect_failures) == (LinkState.FAILED, line, 1)
+    assert outbox.depth() == 3
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [f"{line}; the MQTT sender cannot go on"]
+    assert errors[0].exc_info is None
+
+
+def test_any_other_failure_to_build_a_link_is_fatal_too(outbox: Outbox) -> None:
+    def links() -> BrokerLink:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    fatal: list[str] = []
+    sender = EventSender(
+        outbox,
+        links,
+        address=ADDRESS,
+        topic_prefix=PREFIX,
+        backoff=Backoff(0.005, 0.02),
+        on_fatal=fatal.append,
+    )
+    sender.run()
+    assert fatal == [
+        "cannot set up the MQTT connection: FileNotFoundError: [Errno 2] No such file or directory"
+    ]
+    assert sender.stats().state is LinkState.FAILED
+
+
+def test_a_sender_that_dies_says_so(outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = FakeBroker()
+    fatal: list[str] = []
+    sender = EventSender(
+        outbox,
+        broker.link,
+        address=ADDRESS,
+        topic_prefix=PREFIX,
+        backoff=Backoff(0.005, 0.02),
+        on_fatal=fatal.append,
+    )
+
+    def broken(_seconds: float) -> None:
+        raise RuntimeError("clock\nbroken")
+
+    broker.refuse = BrokerRefusedError("refused", 135, "Not authorized")
+    monkeypatch.setattr(sender._clock, "sleep", broken)  # fails between two attempts
+    sender.run()
+    assert fatal == ["MQTT sender died: RuntimeError: clock broken"]
+    assert sender.stats().state is LinkState.FAILED
