@@ -17,6 +17,7 @@ from edge_agent.pipeline_config import (
 )
 from footfall.connections import BrokerSettings, HealthSettings, ObjectStoreSettings, Section
 from footfall.contract.topics import AgentAddress
+from footfall.contract.types import ShortText
 from footfall.ids import SafeId
 from footfall.settings import load_config
 
@@ -110,10 +111,8 @@ class DeliverySettings(Section):
 class AgentConfig(Section):
     """Configuration of one edge agent (one camera at one spot)."""
 
-    config_version: str = Field(
+    config_version: ShortText = Field(
         default="1",
-        min_length=1,
-        max_length=64,
         description="Operator's version label of this configuration; reported in every heartbeat",
     )
     site: SafeId = Field(description="Site id")

@@ -60,6 +60,7 @@ from footfall.contract import (
 )
 from footfall.contract.keys import crop_key
 from footfall.contract.topics import AgentAddress
+from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS, timestamp_window_text
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class PipelineStats:
     directions: Counter[Direction] = field(default_factory=Counter)
     unknown_gender: int = 0
     scene_cuts: int = 0
+    frames_out_of_time: int = 0  # skipped: stamped outside the times an event can have
 
 
 def _utc_ms(seconds: float) -> datetime:
@@ -264,6 +266,19 @@ class Pipeline:
             raise ValueError("timestamp must be time-zone aware (e.g. UTC)")
         if self._pending is not None:  # one attribute read per frame when nothing is pending
             self._take_pending()
+        if not EARLIEST_TIMESTAMP <= timestamp < END_OF_TIMESTAMPS:
+            # A device without a real-time clock says 1970 until NTP sets it. No event may carry
+            # such a time (the aggregator refuses it), so the frame is skipped rather than turned
+            # into people nobody could store; recorded clips are checked when they are opened.
+            self.stats.frames_out_of_time += 1
+            if self.stats.frames_out_of_time % 1000 == 1:
+                log.warning(
+                    "frame stamped %s is outside %s: skipped (%d so far); set the clock",
+                    timestamp.isoformat(),
+                    timestamp_window_text(),
+                    self.stats.frames_out_of_time,
+                )
+            return []
         height, width = frame.shape[:2]
         finished: list[FinishedPerson] = []
         if self._size != (width, height):

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS, timestamp_window_text
+
 log = logging.getLogger(__name__)
 
 U8 = npt.NDArray[np.uint8]
@@ -101,6 +103,13 @@ class VideoFileSource:
         self.fps = fps
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
         self._count = int(count) if math.isfinite(count) and count > 0 else None
+        end = start + timedelta(seconds=(self._count or 0) / fps)
+        if not (start >= EARLIEST_TIMESTAMP and end < END_OF_TIMESTAMPS):
+            self._cap.release()
+            raise SourceError(
+                f"{path}: filmed from {start.isoformat()}, outside the times events can have "
+                f"({timestamp_window_text()})"
+            )
         ok, first = self._cap.read()
         if not ok or first is None:
             self._cap.release()
