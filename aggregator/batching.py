@@ -22,7 +22,7 @@ from typing import Protocol
 import sqlalchemy.exc as sa_exc
 
 from aggregator.intake import Inbound, classify, dead_letter
-from aggregator.store import WriteBatch, WriteResult
+from aggregator.store import CONFLICT, WriteBatch, WriteResult
 from aggregator.validate import LiveWindow, Reason, Rejected
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,8 @@ class IngestLoop:
         counted.statuses_duplicate = result.statuses_duplicate
         counted.dead_letters = result.dead_letters
         counted.rejected.update(classified.rejected)
+        if result.events_conflict:
+            counted.rejected[CONFLICT] += result.events_conflict
         counted.config_results.update(classified.config_results)
         return counted
 
@@ -308,6 +310,7 @@ class IngestLoop:
                 result = self.writer.write(WriteBatch(dead_letters=[letter]))
             total.events_inserted += result.events_inserted
             total.events_duplicate += result.events_duplicate
+            total.events_conflict += result.events_conflict
             total.statuses_inserted += result.statuses_inserted
             total.statuses_duplicate += result.statuses_duplicate
             total.dead_letters += result.dead_letters

@@ -75,11 +75,13 @@ class StoreSink:
         classified = classify(
             [message], prefix="", max_payload_bytes=MAX_EVENT_BYTES, keep_bytes=4096
         )
-        self.store.write(classified.batch)
-        if classified.rejected:
-            # The pipeline made an event the contract refuses: it is in the dead letters now.
+        result = self.store.write(classified.batch)
+        if classified.rejected or result.events_conflict:
+            # The pipeline made an event the contract refuses (or, impossibly with random ids,
+            # one under an id already taken): it is in the dead letters now.
             self.rejected += 1
-            log.error("event %s rejected: %s", event.event_id, dict(classified.rejected))
+            reasons = dict(classified.rejected) or {"conflict": result.events_conflict}
+            log.error("event %s rejected: %s", event.event_id, reasons)
         else:
             self.stored += 1
 

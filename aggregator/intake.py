@@ -97,7 +97,16 @@ def classify(
                 now=message.received_at,
             )
         if isinstance(outcome, Accepted):
-            events.append(StoredEvent(outcome.event, message.received_at, message.source))
+            events.append(
+                StoredEvent(
+                    outcome.event,
+                    message.received_at,
+                    message.source,
+                    payload=message.payload,
+                    topic=message.topic,
+                    where=message.where,
+                )
+            )
         elif isinstance(outcome, AcceptedStatus):
             statuses.append(StatusRecord(outcome.channel, outcome.status, message.received_at))
         elif isinstance(outcome, AcceptedConfigResult):

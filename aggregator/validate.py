@@ -34,7 +34,6 @@ class Reason(StrEnum):
     INVALID = "invalid"  # not a valid record of the contract
     IDENTITY_MISMATCH = "identity_mismatch"  # payload says it is from another agent than the topic
     OUT_OF_WINDOW = "out_of_window"  # live event too old or ahead of the aggregator's clock
-    CONFLICT = "conflict"  # an event id already stored with other content
 
 
 @dataclass(frozen=True, slots=True)
