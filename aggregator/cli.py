@@ -503,6 +503,8 @@ def _survey(
             if result.error
             else f"{result.people} people in {result.video_seconds:.0f} s of video"
         )
+        if result.incomplete:
+            status = f"INCOMPLETE: {result.incomplete}; counted: {status}"
         if result.published:
             status += (
                 f", published to the broker ({result.left_in_outbox} event(s) left in the outbox)"

@@ -32,8 +32,13 @@ DEFAULT_AGENT = "local"
 
 @dataclass
 class ClipResult:
+    """What became of one clip. ``error``: it could not be processed at all; ``incomplete``:
+    decoding stopped early, so only the part before the damage was processed (its people are
+    kept). Either makes the clip not ``ok``."""
+
     clip: ClipSpec
     error: str | None = None
+    incomplete: str | None = None
     frames: int = 0
     video_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -45,6 +50,11 @@ class ClipResult:
 
     @property
     def ok(self) -> bool:
+        return self.error is None and self.incomplete is None
+
+    @property
+    def processed(self) -> bool:
+        """Frames went through the pipeline (all of them, or those before the damage)."""
         return self.error is None
 
     @property
@@ -200,6 +210,8 @@ def process_clip(
     finally:
         if writer is not None:
             writer.close()
+    if not run_result.stopped:
+        result.incomplete = source.shortfall()
     result.frames = run_result.frames_processed
     result.video_seconds = run_result.frames_processed / source.fps
     result.wall_seconds = run_result.wall_seconds

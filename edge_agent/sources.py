@@ -78,8 +78,22 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+def tolerated_shortfall(expected: int) -> int:
+    """Frames a clip may come up short of its container's frame count and still be complete.
+
+    The count is a header value or an estimate from duration x frame rate, and files straight
+    from cameras and encoders often decode a frame or two fewer (B-frames reordered at the end,
+    an edit list, rounding); the larger of 3 frames and 1 % of the count is that, not damage.
+    """
+    return max(3, math.ceil(expected * 0.01))
+
+
 class VideoFileSource:
-    """A recorded clip; frame ``i`` is stamped ``start + i / fps``."""
+    """A recorded clip; frame ``i`` is stamped ``start + i / fps``.
+
+    After the frames ran out, :meth:`shortfall` says whether decoding stopped early: a file
+    damaged or cut short mid-stream decodes up to the damage and then reads as ended.
+    """
 
     def __init__(
         self, path: Path, start: datetime, *, capture_factory: CaptureFactory = _open_capture
@@ -116,6 +130,7 @@ class VideoFileSource:
             raise SourceError(f"{path}: no decodable frames (broken or empty video)")
         self._first: U8 | None = first
         self._index = 0
+        self._exhausted = False  # the decoder ran out, rather than the caller stopping
 
     @property
     def live(self) -> bool:
@@ -136,12 +151,32 @@ class VideoFileSource:
             else:
                 ok, read = self._cap.read()
                 if not ok or read is None:
+                    self._exhausted = True
                     return
                 image = read
             yield TimedFrame(
                 image, self.start + timedelta(seconds=self._index / self.fps), self._index
             )
             self._index += 1
+
+    @property
+    def frames_read(self) -> int:
+        return self._index
+
+    def shortfall(self) -> str | None:
+        """Why the clip ended early (frames read vs the container's count), or None when it was
+        read to its end, was stopped by the caller, or has no frame count to judge by."""
+        expected = self._count
+        if not self._exhausted or expected is None:
+            return None
+        read = self._index
+        if expected - read <= tolerated_shortfall(expected):
+            return None
+        return (
+            f"{self.path}: decoding stopped after {read} of {expected} frames "
+            f"({read / self.fps:.1f} of {expected / self.fps:.1f} s): the file is damaged or "
+            "cut short"
+        )
 
     def close(self) -> None:
         self._cap.release()
