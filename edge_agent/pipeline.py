@@ -35,7 +35,9 @@ from edge_agent.counting import (
     CountingLine,
     CountState,
     DirectionCounter,
+    GeometryError,
     build_counter,
+    check_geometry,
     side_of_box,
 )
 from edge_agent.crops import encode_jpeg, face_crop
@@ -211,11 +213,19 @@ class Pipeline:
         """Switch to ``config``'s pipeline settings now (between frames).
 
         A moved counting line makes every person in view start afresh on it: their side of the
-        old line means nothing for the new one; a direction already counted is kept.
+        old line means nothing for the new one; a direction already counted is kept. A line
+        that does not fit the frame (checked by :meth:`check_config` before a remote
+        configuration is accepted) keeps the previous one.
         """
-        self.counting = config.counting
         if self._size is not None:
-            self._counter = build_counter(self.counting, *self._size)
+            try:
+                counter = build_counter(config.counting, *self._size)
+            except GeometryError as exc:
+                log.error("keeping the counting line in effect: %s", exc)
+            else:
+                self.counting, self._counter = config.counting, counter
+        else:
+            self.counting = config.counting
         for person in self._people.values():
             person.count = CountState(crossed=person.count.crossed)
         self.tracker.configure(config.tracker)
@@ -226,6 +236,12 @@ class Pipeline:
         self.max_detection_rate = config.detector.max_detections_per_second
         self.config_version = config.config_version
         log.info("pipeline now runs configuration %s", config.config_version)
+
+    def check_config(self, config: AgentConfig) -> None:
+        """Raise :class:`GeometryError` if ``config``'s counting line does not fit the frames
+        this pipeline is getting (nothing to check before the first frame)."""
+        if self._size is not None:
+            check_geometry(config.counting, *self._size)
 
     def _take_pending(self) -> None:
         with self._pending_lock:
@@ -286,8 +302,9 @@ class Pipeline:
                 # A live source reopened at another resolution: positions no longer compare.
                 log.warning("frame size changed from %s to %s", self._size, (width, height))
                 finished = self._end(self.tracker.finish())
-            self._size = (width, height)
+            # GeometryError when the counting line does not fit this frame: the run stops here.
             self._counter = build_counter(self.counting, width, height)
+            self._size = (width, height)
         t = timestamp.timestamp()
         index = self.stats.frames
         detect = self._detector_due(index, t)

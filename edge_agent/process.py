@@ -15,6 +15,7 @@ from edge_agent.build import build_classifier, build_detector, resolver_for
 from edge_agent.classify import FaceClassifier
 from edge_agent.clips import ClipSpec
 from edge_agent.config import AgentConfig, load_agent_config
+from edge_agent.counting import GeometryError
 from edge_agent.detection import FaceDetector
 from edge_agent.pipeline import FinishedPerson, Pipeline
 from edge_agent.runner import run
@@ -207,6 +208,9 @@ def process_clip(
             stop=stop,
             on_frame=frame_done,
         )
+    except GeometryError as exc:  # raised at the first frame, before anything was emitted
+        result.error = f"{clip.path}: {exc}"
+        return result
     finally:
         if writer is not None:
             writer.close()

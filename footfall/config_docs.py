@@ -137,6 +137,20 @@ def render() -> str:
         "(`PREFIX__SECTION__KEY`, shown per key). Secrets are accepted only from the environment or from",
         "the file named by the matching `*_file` key. Check a file with `validate-config`.",
         "",
+        'Types are strict, in the file and in the environment: `port = "8883"` is not a number,',
+        '`tls = "yes"` or `"off"` is not a boolean, `1` is not `true`; an integer is accepted where a',
+        "number is wanted. An environment value is taken as it is for a key of type text, path, secret",
+        "or one of a set of words; for every other key (numbers, true / false, lists, a whole section)",
+        "it is JSON: `FOOTFALL_AGENT__MQTT__PORT=1884`, `FOOTFALL_AGENT__MQTT__TLS=false`,",
+        "`FOOTFALL_AGENT__COUNTING__LINE='[[0.25, 0], [0.25, 1]]'`,",
+        '`FOOTFALL_AGENT__S3=\'{"bucket": "crops"}\'`. A quoted `\'"1884"\'` is text, so it is refused',
+        "for the port. Remote configurations are checked the same way.",
+        "",
+        "The counting line is also checked against the picture once the source delivers its first frame",
+        '(which `validate-config` cannot do): with `counting.units = "pixels"` a point outside the',
+        "frame, or a hysteresis over half its shorter side, stops the clip or the agent with an error",
+        "naming the setting and the frame size, and a remote configuration with such a line is rejected.",
+        "",
     ]
     for title, model, env, example in (
         (

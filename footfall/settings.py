@@ -8,15 +8,26 @@ Rules:
 - ``PREFIX__SECTION__KEY=value`` in the environment overrides ``[section] key`` of the file.
 - Fields typed ``SecretStr`` are secrets: accepted from the environment only (or through a
   ``*_file`` path field next to them), never from the TOML file, and never printed.
+- Types are strict: ``port = "8883"`` is not a number and ``tls = "yes"`` is not a boolean (no
+  string-to-number or yes/no/on/off coercion). The file and the environment are validated as
+  JSON in pydantic's strict mode, which still reads text as what text stands for (a path, one
+  of an enum's values, an ISO time) and an integer where a number is wanted.
+- An environment value is text. For a key whose type is text (a string, a path, a secret, one
+  of a set of words, a time) it is taken as it is; for any other key (a number, a boolean, a
+  list, a whole section) it must be JSON: ``8883``, ``true``, ``[0.5, 0.0]``, ``{"host": "b"}``.
 """
 
+import enum
+import json
 import os
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from pathlib import Path
+from datetime import date, datetime, time
+from pathlib import Path, PurePath
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -102,7 +113,68 @@ def _env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[tuple[str, .
     }
 
 
-def _set(data: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+_TEXT_TYPES: tuple[type, ...] = (str, SecretStr, PurePath, date, time, UUID)
+
+
+def _field_annotation(model: type[BaseModel], path: tuple[str, ...]) -> object | None:
+    """The annotation of the field at ``path`` (None for a key the model does not have)."""
+    annotation: object = model
+    for part in path:
+        sub = _submodel(annotation)
+        if sub is None or part not in sub.model_fields:
+            return None
+        annotation = sub.model_fields[part].annotation
+    return annotation
+
+
+def _takes_text(annotation: object) -> bool:
+    """Whether a key of this type is written as plain text (its environment value is used as
+    it is) rather than as JSON."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _takes_text(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_takes_text(a) for a in args)
+    if origin is typing.Literal:
+        return all(isinstance(a, str) for a in typing.get_args(annotation))
+    if isinstance(annotation, type):
+        if issubclass(annotation, enum.Enum):
+            return all(isinstance(m.value, str) for m in annotation)
+        # datetime is a date; both are text in the environment, as in ISO 8601.
+        return issubclass(annotation, _TEXT_TYPES) or annotation is datetime
+    return False
+
+
+def _env_value(
+    model: type[BaseModel], path: tuple[str, ...], raw: str, var: str
+) -> tuple[Any, str | None]:
+    """The value an environment variable stands for, or an error line."""
+    annotation = _field_annotation(model, path)
+    if annotation is None or _takes_text(annotation):
+        return raw, None  # an unknown key is reported as such by validation
+    try:
+        return json.loads(raw), None
+    except ValueError:
+        pass
+    key = ".".join(path)
+    # The value of a whole section may hold a password: only a plain value is echoed.
+    echoed = f", got {raw!r}" if _submodel(annotation) is None else ""
+    return None, (
+        f"{key}: not JSON: in the environment, numbers, true/false, lists and sections are "
+        f"written as JSON (e.g. 8883, true, [1, 2]){echoed} (from {var})"
+    )
+
+
+def _json_default(value: object) -> object:
+    # TOML has dates and times of its own; in JSON they are ISO text, which strict validation
+    # reads back as dates and times.
+    if isinstance(value, date | time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a configuration value")
+
+
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = data
     for part in path[:-1]:
         child = node.get(part)
@@ -138,12 +210,16 @@ def load_config(
     ]
     overrides = _env_overrides(env_prefix, environ)
     origin = {p: env_var_name(env_prefix, p) for p in overrides}
-    for p, value in overrides.items():
-        _set(data, p, value)
+    for p, raw in overrides.items():
+        value, problem = _env_value(model, p, raw, origin[p])
+        if problem is not None:
+            errors.append(problem)
+        else:
+            _set(data, p, value)
     if errors:
         raise ConfigError(source, errors)
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(json.dumps(data, default=_json_default), strict=True)
     except ValidationError as exc:
         raise ConfigError(source, _format_errors(exc, origin)) from None
 
