@@ -2,7 +2,7 @@
 
 from datetime import time, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -137,7 +137,10 @@ class StoreSettings(Section):
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("must start with sqlite: or postgresql")
-        if urlsplit(value).password is not None:
+        parts = urlsplit(value)
+        # libpq takes a password in the query too (?password=...).
+        in_query = any(k.lower() == "password" for k, _ in parse_qsl(parts.query))
+        if parts.password is not None or in_query:
             raise ValueError(
                 "must not contain a password; set store.password through the environment or store.password_file"
             )

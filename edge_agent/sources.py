@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS, timestamp_window_text
+from footfall.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,9 @@ class LiveSource:
     def _wait(self, delays: Iterator[float], stop: threading.Event, why: str) -> None:
         delay = next(delays)
         self._reconnects += 1
-        log.warning("video source %s %s; reopening in %.1f s", self.target, why, delay)
+        # An RTSP URL usually carries the camera's password.
+        where = redact(self.target) if isinstance(self.target, str) else self.target
+        log.warning("video source %s %s; reopening in %.1f s", where, why, delay)
         if self._on_reconnect is not None:
             self._on_reconnect(self._reconnects, delay)
         stop.wait(delay)

@@ -31,6 +31,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from footfall.redact import is_secret_key, redact, redact_value, remember_secret
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -232,23 +234,47 @@ def _format_errors(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) 
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        where = f" (from {origin[loc]})" if loc in origin else ""
-        if err["type"] not in ("missing", "extra_forbidden") and not _is_secret_loc(err):
-            message += f", got {err['input']!r}"
-        out.append(f"{key}: {message}{where}")
+        # A key set inside a JSON environment value came from that variable too.
+        source = next((origin[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origin), None)
+        where = f" (from {source})" if source else ""
+        if (
+            err["type"] not in ("missing", "extra_forbidden")
+            and not _is_secret_loc(err)
+            and _echoable(err["input"])
+        ):
+            # Echoed with the values of secret-named keys masked (a section given as a JSON
+            # environment value may hold a password) and so are passwords in URLs.
+            message += f", got {redact_value(err['input'])!r}"
+        out.append(redact(f"{key}: {message}{where}"))
     return out
+
+
+def _echoable(value: object) -> bool:
+    """Whether an invalid value may be shown back (masked by :func:`redact_value`). A list is
+    shown only when it holds nothing but numbers (a line's points): one given where a section
+    belongs could be a password without its key."""
+    if isinstance(value, list | tuple):
+        return all(_numeric(v) for v in value)
+    return True
+
+
+def _numeric(value: object) -> bool:
+    if isinstance(value, list | tuple):
+        return all(_numeric(v) for v in value)
+    return isinstance(value, int | float) or value is None
 
 
 def _is_secret_loc(err: Any) -> bool:
     # Never echo the input of a field that may hold a secret.
-    return any("password" in str(p) or "secret" in str(p) for p in err["loc"])
+    return any(is_secret_key(str(p)) for p in err["loc"])
 
 
 def read_secret(value: SecretStr | None, file: Path | None, what: str) -> str | None:
     """The secret from the environment (``value``) or from ``file``; the file wins if both."""
+    # Remembered, so that whatever message it may end up in is masked (footfall.redact).
     if file is not None:
         try:
-            return file.read_text(encoding="utf-8").strip()
+            return remember_secret(file.read_text(encoding="utf-8").strip())
         except OSError as exc:
             raise ConfigError(str(file), [f"cannot read {what}: {exc.strerror}"]) from None
-    return value.get_secret_value() if value is not None else None
+    return remember_secret(value.get_secret_value()) if value is not None else None

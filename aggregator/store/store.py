@@ -36,6 +36,7 @@ from aggregator.store.rows import (
     status_values,
 )
 from footfall.contract import AgentState, PersonEvent
+from footfall.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -537,7 +538,9 @@ def _conflict_letter(item: StoredEvent, first: EventRow, differences: list[str])
 
 
 def _first_line(exc: DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+    # The driver's message may quote the connection string (and with it a password).
+    line = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+    return redact(line)
 
 
 def schema_status(url: str, *, password: str | None = None) -> migrations.SchemaStatus:

@@ -138,7 +138,7 @@ def test_aggregator_config_errors(tmp_path: Path) -> None:
         )
     assert info.value.errors == [
         "store.url: must not contain a password; set store.password through the environment or "
-        "store.password_file, got 'postgresql://u:pw@db/x'",
+        "store.password_file, got 'postgresql://u:***@db/x'",
         "sites.0.timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin), "
         "got 'Mars/Olympus'",
     ]
