@@ -25,6 +25,7 @@ from aggregator.batching import BatchWriter, Delivery, IngestCounters, IngestLoo
 from aggregator.config import FleetSettings, IngestSettings, StoreSettings
 from aggregator.errors import IngestError
 from aggregator.intake import Inbound
+from footfall.redact import redact_logs
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def _child(job: _Job, conn: Connection, stop: MpEvent) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_logs()  # a spawned child starts without the parent's log setup
     try:
         store = open_store(job.store, job.fleet, upgrade=False)
     except Exception as exc:  # reported to the parent, which stops the service

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from footfall.redact import RedactingFilter, redact
+from footfall.redact import redact, redact_logs
 from footfall.settings import ConfigError
 
 
@@ -18,9 +18,7 @@ def configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+    redact_logs()
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -94,3 +94,10 @@ class RedactingFilter(logging.Filter):
             # The traceback is formatted later from exc_info; format it now, redacted.
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+def redact_logs() -> None:
+    """Put a :class:`RedactingFilter` on every handler of the root logger (once each)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

@@ -24,7 +24,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from datetime import date, datetime, time
+from datetime import date, time
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 from uuid import UUID
@@ -143,8 +143,7 @@ def _takes_text(annotation: object) -> bool:
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
             return all(isinstance(m.value, str) for m in annotation)
-        # datetime is a date; both are text in the environment, as in ISO 8601.
-        return issubclass(annotation, _TEXT_TYPES) or annotation is datetime
+        return issubclass(annotation, _TEXT_TYPES)  # a datetime is a date: ISO text too
     return False
 
 
@@ -162,7 +161,7 @@ def _env_value(
     key = ".".join(path)
     # The value of a whole section may hold a password: only a plain value is echoed.
     echoed = f", got {raw!r}" if _submodel(annotation) is None else ""
-    return None, (
+    return None, redact(
         f"{key}: not JSON: in the environment, numbers, true/false, lists and sections are "
         f"written as JSON (e.g. 8883, true, [1, 2]){echoed} (from {var})"
     )
