@@ -22,8 +22,8 @@ from typing import Protocol
 import sqlalchemy.exc as sa_exc
 
 from aggregator.intake import Inbound, classify, dead_letter
-from aggregator.store import WriteBatch, WriteResult
-from aggregator.validate import Reason, Rejected
+from aggregator.store import CONFLICT, WriteBatch, WriteResult
+from aggregator.validate import LiveWindow, Reason, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ class IngestLoop:
         stats_interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         committer: Committer | None = None,
+        window: LiveWindow | None = None,
     ) -> None:
         if batch_max_events < 1:
             raise ValueError(f"batch_max_events must be >= 1, got {batch_max_events}")
@@ -137,6 +138,7 @@ class IngestLoop:
         self.prefix = prefix
         self.max_payload_bytes = max_payload_bytes
         self.keep_bytes = keep_bytes
+        self.window = window
         self.batch_max_events = batch_max_events
         self.batch_max_wait = batch_max_wait
         self.retry_min = retry_min
@@ -234,6 +236,7 @@ class IngestLoop:
             prefix=self.prefix,
             max_payload_bytes=self.max_payload_bytes,
             keep_bytes=self.keep_bytes,
+            window=self.window,
         )
         result = self._write(classified.batch, [d.message for d in deliveries], stop, counted)
         if result is None:
@@ -245,6 +248,8 @@ class IngestLoop:
         counted.statuses_duplicate = result.statuses_duplicate
         counted.dead_letters = result.dead_letters
         counted.rejected.update(classified.rejected)
+        if result.events_conflict:
+            counted.rejected[CONFLICT] += result.events_conflict
         counted.config_results.update(classified.config_results)
         return counted
 
@@ -291,6 +296,7 @@ class IngestLoop:
                 prefix=self.prefix,
                 max_payload_bytes=self.max_payload_bytes,
                 keep_bytes=self.keep_bytes,
+                window=self.window,
             ).batch
             try:
                 result = self.writer.write(single)
@@ -304,6 +310,7 @@ class IngestLoop:
                 result = self.writer.write(WriteBatch(dead_letters=[letter]))
             total.events_inserted += result.events_inserted
             total.events_duplicate += result.events_duplicate
+            total.events_conflict += result.events_conflict
             total.statuses_inserted += result.statuses_inserted
             total.statuses_duplicate += result.statuses_duplicate
             total.dead_letters += result.dead_letters

@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -211,6 +211,16 @@ DateOpt = Annotated[
 ]
 
 
+def _check_days(first: date, last: date, option: str) -> None:
+    from aggregator.report.period import check_day
+
+    try:
+        check_day(first)
+        check_day(last)
+    except ValueError as exc:
+        raise fail(f"{option}: {exc}", code=2) from None
+
+
 @app.command()
 def report(
     site: Annotated[str, typer.Option("--site", help="Site id")],
@@ -255,6 +265,7 @@ def report(
             raise fail("--to is before --from", code=2)
     else:
         start = end = day.date() if day is not None else yesterday(info.timezone)
+    _check_days(start, end, "--date" if day is not None else "--from/--to")
     with _domain_errors(), config_errors_exit():
         event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
         try:
@@ -291,6 +302,8 @@ def deliver(
     cfg = _load(config)
     if cfg.delivery is None:
         raise fail(f"{config}: no [delivery] section", code=2)
+    if day is not None:
+        _check_days(day.date(), day.date(), "--date")
     with _domain_errors(), config_errors_exit():
         event_store = open_store(cfg.store, cfg.fleet)
         try:
@@ -490,6 +503,8 @@ def _survey(
             if result.error
             else f"{result.people} people in {result.video_seconds:.0f} s of video"
         )
+        if result.incomplete:
+            status = f"INCOMPLETE: {result.incomplete}; counted: {status}"
         if result.published:
             status += (
                 f", published to the broker ({result.left_in_outbox} event(s) left in the outbox)"

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 
-from aggregator.batching import Delivery, IngestCounters, IngestLoop, StopSignal
+from aggregator.batching import BatchWriter, Delivery, IngestCounters, IngestLoop, StopSignal
 from aggregator.config import FleetSettings, IngestSettings, StoreSettings
 from aggregator.errors import IngestError
 from aggregator.intake import Inbound
+from footfall.redact import redact_logs
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +48,35 @@ class _NoAcks:
         return 0
 
 
+def committing_loop(writer: BatchWriter, ingest: IngestSettings, prefix: str) -> IngestLoop:
+    """The half of the ingest loop that validates and commits what it is handed (its
+    :meth:`~aggregator.batching.IngestLoop.commit`), with every rule of live ingest: the size
+    limit, the dead-letter payload size and the time window around the aggregator's clock."""
+    return IngestLoop(
+        writer,
+        _NoAcks(),
+        prefix=prefix,
+        max_payload_bytes=ingest.max_payload_bytes,
+        keep_bytes=ingest.dead_letter_payload_bytes,
+        batch_max_events=ingest.batch_max_events,
+        queue_size=ingest.batch_max_events,  # unused: batches come from the caller
+        window=ingest.live_window(),
+    )
+
+
 def _child(job: _Job, conn: Connection, stop: MpEvent) -> None:
     from aggregator.service import open_store  # the parent upgraded the schema already
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_logs()  # a spawned child starts without the parent's log setup
     try:
         store = open_store(job.store, job.fleet, upgrade=False)
     except Exception as exc:  # reported to the parent, which stops the service
         conn.send(f"the commit process cannot open the store: {exc}")
         return
-    loop = IngestLoop(
-        store,
-        _NoAcks(),
-        prefix=job.prefix,
-        max_payload_bytes=job.ingest.max_payload_bytes,
-        keep_bytes=job.ingest.dead_letter_payload_bytes,
-        batch_max_events=job.ingest.batch_max_events,
-        queue_size=job.ingest.batch_max_events,  # unused here: batches come from the parent
-    )
+    loop = committing_loop(store, job.ingest, job.prefix)
     conn.send("ready")
     try:
         while True:

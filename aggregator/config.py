@@ -1,13 +1,14 @@
 """The aggregator's configuration: one pydantic model, loaded from TOML + environment."""
 
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from aggregator.delivery.settings import DeliverySettings
+from aggregator.validate import LiveWindow
 from footfall.connections import BrokerSettings, HealthSettings, ObjectStoreSettings, Section
 from footfall.contract.events import MAX_EVENT_BYTES
 from footfall.ids import SafeId
@@ -78,12 +79,35 @@ class IngestSettings(Section):
         le=86_400,
         description="How often the ingest counters are logged",
     )
+    event_max_age_days: float = Field(
+        default=366.0,
+        gt=0,
+        le=36_500,
+        description="A live event first seen longer ago than this (by the aggregator's clock on "
+        "arrival) goes to the dead letters as out_of_window: a device clock set far back. Keep it "
+        "above the longest outage agents must ride out (they hold events until the broker takes "
+        "them) and the age of recorded clips published through the fleet; older recordings go in "
+        "with `replay`, which has no such limit",
+    )
+    event_max_ahead_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        le=7 * 86_400,
+        description="A live event last seen more than this ahead of the aggregator's clock goes "
+        "to the dead letters as out_of_window: a device clock running ahead",
+    )
     commit_process: bool = Field(
         default=True,
         description="Validate and commit in a child process, so the broker connection and the "
         "commits each get a core (about twice the events/s of one process); false keeps "
         "everything in one process",
     )
+
+    def live_window(self) -> LiveWindow:
+        return LiveWindow(
+            max_age=timedelta(days=self.event_max_age_days),
+            max_ahead=timedelta(seconds=self.event_max_ahead_seconds),
+        )
 
     @model_validator(mode="after")
     def _window_holds_a_batch(self) -> "IngestSettings":
@@ -114,7 +138,10 @@ class StoreSettings(Section):
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("must start with sqlite: or postgresql")
-        if urlsplit(value).password is not None:
+        parts = urlsplit(value)
+        # libpq takes a password in the query too (?password=...).
+        in_query = any(k.lower() == "password" for k, _ in parse_qsl(parts.query))
+        if parts.password is not None or in_query:
             raise ValueError(
                 "must not contain a password; set store.password through the environment or store.password_file"
             )

@@ -75,11 +75,13 @@ class StoreSink:
         classified = classify(
             [message], prefix="", max_payload_bytes=MAX_EVENT_BYTES, keep_bytes=4096
         )
-        self.store.write(classified.batch)
-        if classified.rejected:
-            # The pipeline made an event the contract refuses: it is in the dead letters now.
+        result = self.store.write(classified.batch)
+        if classified.rejected or result.events_conflict:
+            # The pipeline made an event the contract refuses (or, impossibly with random ids,
+            # one under an id already taken): it is in the dead letters now.
             self.rejected += 1
-            log.error("event %s rejected: %s", event.event_id, dict(classified.rejected))
+            reasons = dict(classified.rejected) or {"conflict": result.events_conflict}
+            log.error("event %s rejected: %s", event.event_id, reasons)
         else:
             self.stored += 1
 
@@ -126,6 +128,9 @@ class SurveyResult:
 
     @property
     def ok(self) -> bool:
+        """Every clip was processed to its end. A clip that stopped decoding early still counts
+        in the workbook for the footage before the damage (its coverage is what was decoded),
+        but the survey is not ok."""
         return all(c.ok for c in self.clips)
 
 
@@ -164,7 +169,7 @@ def run_survey(
                 statuses=[
                     record
                     for r in results
-                    if r.ok and r.frames and not r.published
+                    if r.processed and r.frames and not r.published
                     for record in coverage_statuses(
                         r,
                         config_for_clip((spot_configs or {}).get(r.clip.spot, config), r.clip),
@@ -198,7 +203,7 @@ def _days(results: list[ClipResult], site: str, tz: ZoneInfo) -> tuple[date, dat
     spans = [
         (r.clip.start, r.clip.start + timedelta(seconds=r.video_seconds))
         for r in results
-        if r.clip.site == site and r.ok and not r.published
+        if r.clip.site == site and r.processed and not r.published
     ]
     if not spans:
         return None

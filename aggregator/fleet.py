@@ -40,7 +40,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration (use e.g. 90s, 5m, 2h)")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+    except OverflowError:  # more days than timedelta holds
+        raise ValueError(f"{text!r} is longer than any duration that can be used") from None
 
 
 def ago(delta: timedelta) -> str:

@@ -12,6 +12,7 @@ from aggregator.validate import (
     Accepted,
     AcceptedConfigResult,
     AcceptedStatus,
+    LiveWindow,
     Outcome,
     Rejected,
     validate,
@@ -63,9 +64,15 @@ def dead_letter(message: Inbound, rejected: Rejected, keep_bytes: int) -> DeadLe
 
 
 def classify(
-    messages: Sequence[Inbound], *, prefix: str, max_payload_bytes: int, keep_bytes: int
+    messages: Sequence[Inbound],
+    *,
+    prefix: str,
+    max_payload_bytes: int,
+    keep_bytes: int,
+    window: LiveWindow | None = None,
 ) -> Classified:
-    """Validate every message and sort it into the parts of one store batch."""
+    """Validate every message and sort it into the parts of one store batch. With ``window``
+    (live ingest), events are also checked against the time each message was received."""
     events: list[StoredEvent] = []
     letters: list[DeadLetter] = []
     statuses: list[StatusRecord] = []
@@ -74,11 +81,32 @@ def classify(
     for message in messages:
         outcome: Outcome
         if message.topic is None:
-            outcome = validate_event(message.payload, max_bytes=max_payload_bytes)
+            outcome = validate_event(
+                message.payload,
+                max_bytes=max_payload_bytes,
+                window=window,
+                now=message.received_at,
+            )
         else:
-            outcome = validate(prefix, message.topic, message.payload, max_bytes=max_payload_bytes)
+            outcome = validate(
+                prefix,
+                message.topic,
+                message.payload,
+                max_bytes=max_payload_bytes,
+                window=window,
+                now=message.received_at,
+            )
         if isinstance(outcome, Accepted):
-            events.append(StoredEvent(outcome.event, message.received_at, message.source))
+            events.append(
+                StoredEvent(
+                    outcome.event,
+                    message.received_at,
+                    message.source,
+                    payload=message.payload,
+                    topic=message.topic,
+                    where=message.where,
+                )
+            )
         elif isinstance(outcome, AcceptedStatus):
             statuses.append(StatusRecord(outcome.channel, outcome.status, message.received_at))
         elif isinstance(outcome, AcceptedConfigResult):

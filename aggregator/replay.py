@@ -23,7 +23,7 @@ import sqlalchemy.exc as sa_exc
 from aggregator.batching import BatchWriter
 from aggregator.errors import ReplayError, StoreError
 from aggregator.intake import Inbound, classify, dead_letter
-from aggregator.store import DeadLetter
+from aggregator.store import CONFLICT, DeadLetter
 from aggregator.validate import Reason, Rejected
 from footfall.contract import MAX_EVENT_BYTES
 
@@ -211,5 +211,7 @@ class _Pending:
         self.report.stored += result.events_inserted
         self.report.duplicates += result.events_duplicate
         self.report.rejected.update(classified.rejected)
+        if result.events_conflict:
+            self.report.rejected[CONFLICT] += result.events_conflict
         self.messages.clear()
         self.letters.clear()

@@ -4,7 +4,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from aggregator.batching import IngestCounters
+from aggregator.batching import Committer, IngestCounters
 from aggregator.config import AggregatorConfig, FleetSettings, StoreSettings
 from aggregator.errors import IngestError
 from aggregator.store import EventStore
@@ -44,13 +44,19 @@ def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounte
             store.url,
             config.ingest.shared_group,
         )
-        if config.ingest.commit_process:
-            from aggregator.commit_worker import CommitWorker
+        from aggregator.commit_worker import CommitWorker, committing_loop
 
+        committer: Committer
+        if config.ingest.commit_process:
             worker = CommitWorker(
                 config.store, config.fleet, config.ingest, config.mqtt.topic_prefix
             )
-        ingest = MqttIngest(config.mqtt, config.ingest, store, worker)
+            committer = worker
+        else:
+            # The same committing half the child process runs, here in this process, so both
+            # settings apply exactly the same rules (the live time window among them).
+            committer = committing_loop(store, config.ingest, config.mqtt.topic_prefix).commit
+        ingest = MqttIngest(config.mqtt, config.ingest, store, committer)
         deliveries = None
         if config.health.enabled and config.health.port is not None:
             from aggregator.metrics import (

@@ -8,6 +8,7 @@ formula (``=cmd|...``) is valid text; the workbook neutralizes it when it writes
 """
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from footfall.contract import (
@@ -19,6 +20,7 @@ from footfall.contract import (
     ContractError,
     PersonEvent,
     decode,
+    format_utc_ms,
     parse_topic,
 )
 
@@ -31,6 +33,7 @@ class Reason(StrEnum):
     UNEXPECTED_CHANNEL = "unexpected_channel"  # a valid topic the aggregator does not consume
     INVALID = "invalid"  # not a valid record of the contract
     IDENTITY_MISMATCH = "identity_mismatch"  # payload says it is from another agent than the topic
+    OUT_OF_WINDOW = "out_of_window"  # live event too old or ahead of the aggregator's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,53 @@ class AcceptedConfigResult:
 
 
 Outcome = Accepted | AcceptedStatus | AcceptedConfigResult | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class LiveWindow:
+    """How far a live event's times may be from the aggregator's clock when it arrives.
+
+    The contract already bounds every timestamp absolutely (2000-2099); this is the tighter,
+    configurable check for events that come in live, where a time far from now means a wrong
+    clock on the device: ``max_ahead`` catches a clock running ahead (its events would land in
+    days nobody has reported yet), ``max_age`` one set far back. The age limit must exceed the
+    longest outage the fleet is meant to ride out, since an agent keeps its events in its outbox
+    until the broker takes them. Replay and the embedded survey load recorded clips of any date
+    and use no window.
+    """
+
+    max_age: timedelta
+    max_ahead: timedelta
+
+    def check(self, event: PersonEvent, now: datetime) -> tuple[str, str] | None:
+        """``(field, detail)`` of the first time outside the window, or None."""
+        ahead = event.last_seen - now
+        if ahead > self.max_ahead:
+            return "last_seen", (
+                f"{format_utc_ms(event.last_seen)} is {_span(ahead)} ahead of the aggregator's "
+                f"clock (limit ingest.event_max_ahead_seconds = "
+                f"{self.max_ahead.total_seconds():g}): check the agent's clock"
+            )
+        age = now - event.first_seen
+        if age > self.max_age:
+            return "first_seen", (
+                f"{format_utc_ms(event.first_seen)} is {_span(age)} before the aggregator's "
+                f"clock (limit ingest.event_max_age_days = {self.max_age / timedelta(days=1):g}): "
+                "check the agent's clock, or load old recordings with `footfall-aggregator replay`"
+            )
+        return None
+
+
+def _span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
 
 _CONSUMED = (Channel.EVENTS, Channel.STATUS, Channel.HEARTBEAT)
 
@@ -102,9 +152,15 @@ def _identity(
 
 
 def validate_event(
-    payload: bytes, *, address: AgentAddress | None = None, max_bytes: int = MAX_EVENT_BYTES
+    payload: bytes,
+    *,
+    address: AgentAddress | None = None,
+    max_bytes: int = MAX_EVENT_BYTES,
+    window: LiveWindow | None = None,
+    now: datetime | None = None,
 ) -> Accepted | Rejected:
-    """Check one PersonEvent payload; with ``address`` (from its topic) also its identity."""
+    """Check one PersonEvent payload; with ``address`` (from its topic) also its identity, and
+    with ``window`` its times against ``now`` (the aggregator's clock when it arrived)."""
     if (rejected := _too_large(len(payload), max_bytes)) is not None:
         return Rejected(rejected.reason, rejected.field, rejected.detail, address)
     try:
@@ -112,7 +168,13 @@ def validate_event(
     except ContractError as exc:
         return _invalid(exc, address)
     mismatch = _identity(event, address)
-    return mismatch or Accepted(event)
+    if mismatch is not None:
+        return mismatch
+    if window is not None and now is not None:
+        outside = window.check(event, now)
+        if outside is not None:
+            return Rejected(Reason.OUT_OF_WINDOW, *outside, address)
+    return Accepted(event)
 
 
 def validate_status(
@@ -142,16 +204,23 @@ def validate_config_result(
 
 
 def validate(
-    prefix: str, topic: str, payload: bytes, *, max_bytes: int = MAX_EVENT_BYTES
+    prefix: str,
+    topic: str,
+    payload: bytes,
+    *,
+    max_bytes: int = MAX_EVENT_BYTES,
+    window: LiveWindow | None = None,
+    now: datetime | None = None,
 ) -> Outcome:
-    """Classify one MQTT message published on ``topic`` under ``prefix``."""
+    """Classify one MQTT message published on ``topic`` under ``prefix`` (events checked
+    against ``window`` at ``now`` when both are given)."""
     try:
         address, channel = parse_topic(prefix, topic)
     except ValueError as exc:  # ContractError, or a prefix that is not valid at all
         too_large = _too_large(len(payload), max_bytes)
         return too_large or Rejected(Reason.BAD_TOPIC, "topic", str(exc))
     if channel is Channel.EVENTS:
-        return validate_event(payload, address=address, max_bytes=max_bytes)
+        return validate_event(payload, address=address, max_bytes=max_bytes, window=window, now=now)
     if channel in _CONSUMED:
         return validate_status(channel, payload, address=address, max_bytes=max_bytes)
     if channel is Channel.CONFIG_RESULT:

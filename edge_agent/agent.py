@@ -196,8 +196,10 @@ class Delivery:
 
     def attach_pipeline(self, pipeline: Pipeline) -> None:
         """Remote configurations reach ``pipeline`` from now on; the heartbeat's
-        ``config_version`` follows what the pipeline has actually switched to."""
+        ``config_version`` follows what the pipeline has actually switched to, and a counting
+        line that does not fit its frames is rejected."""
         self._pipeline = pipeline
+        self.remote.checks.append(pipeline.check_config)
 
     def _on_config(self, active: AgentConfig) -> None:
         self.config = active

@@ -178,7 +178,8 @@ def process(
     progress: Annotated[bool, typer.Option(help="Show a progress bar per clip")] = True,
 ) -> None:
     """Run the pipeline over recorded clips, writing one event per person (JSON lines) and
-    face crops into --out. A clip that cannot be read is reported and skipped (exit 1)."""
+    face crops into --out. A clip that cannot be read is reported and skipped, one that stops
+    decoding early is reported with what was processed of it (exit 1 for either)."""
     import os
 
     from edge_agent.build import BuildError
@@ -222,6 +223,13 @@ def process(
     def reported(result: ClipResult) -> None:
         if result.error is not None:
             typer.secho(f"error: clip {result.error}", fg=typer.colors.RED, err=True)
+        elif result.incomplete is not None:
+            typer.secho(
+                f"error: clip {result.incomplete}; the {result.people} people seen before "
+                "that are in the output",
+                fg=typer.colors.RED,
+                err=True,
+            )
 
     try:
         results = process_clips(
@@ -273,7 +281,7 @@ def _print_summary(results: list["ClipResult"], out: Path) -> None:
             str(r.directions.get(Direction.OUT, 0)),
             str(r.directions.get(Direction.PASSED, 0)),
             str(r.unknown_gender),
-            "ok" if r.ok else "FAILED",
+            "ok" if r.ok else "INCOMPLETE" if r.processed else "FAILED",
         )
     console = Console(width=160)
     console.print(table)

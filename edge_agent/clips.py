@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS, timestamp_window_text
 from footfall.ids import SafeId
 
 _EXAMPLE = "e.g. 2026-05-01T09:00:00+02:00 or 2026-05-01T07:00:00Z"
@@ -59,6 +60,15 @@ class ClipSpec(BaseModel):
                 raise ValueError(f"{value!r} is not an ISO 8601 time ({_EXAMPLE})") from None
         if isinstance(value, datetime) and value.utcoffset() is None:
             raise ValueError(f"needs a time zone ({_EXAMPLE})")
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _within_event_times(cls, value: datetime) -> datetime:
+        # Every event of the clip is stamped from here on; say so now rather than after the
+        # pipeline has run (the clip's length is checked when it is opened).
+        if not EARLIEST_TIMESTAMP <= value < END_OF_TIMESTAMPS:
+            raise ValueError(f"must be within {timestamp_window_text()}")
         return value
 
 

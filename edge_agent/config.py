@@ -23,6 +23,7 @@ from footfall.connections import (
     Section,
 )
 from footfall.contract.topics import AgentAddress
+from footfall.contract.types import ShortText
 from footfall.ids import SafeId
 from footfall.settings import load_config
 
@@ -136,10 +137,8 @@ class DeliverySettings(Section):
 class AgentConfig(Section):
     """Configuration of one edge agent (one camera at one spot)."""
 
-    config_version: str = Field(
+    config_version: ShortText = Field(
         default="1",
-        min_length=1,
-        max_length=64,
         description="Operator's version label of this configuration; reported in every heartbeat",
     )
     site: SafeId = Field(description="Site id")

@@ -128,7 +128,35 @@ class EdgeCounter:
         return Direction.PASSED
 
 
+class GeometryError(ValueError):
+    """Counting settings that do not fit the frame; the message names the setting and the frame
+    size. Only known once the source delivers its first frame, so ``validate-config`` cannot
+    find it."""
+
+
+def check_geometry(settings: CountingSettings, width: int, height: int) -> None:
+    """Raise :class:`GeometryError` unless the counting line lies within a ``width`` x
+    ``height`` frame. Fractions are checked by the settings themselves (0-1, hysteresis at most
+    half the shorter side); pixels can only be checked here. In edges mode the line is unused."""
+    if settings.mode is CountingMode.EDGES or settings.units is Units.FRACTION:
+        return
+    for x, y in settings.line:
+        if not (0 <= x <= width and 0 <= y <= height):
+            raise GeometryError(
+                f"counting.line: point ({x:g}, {y:g}) is outside the {width}x{height} frame "
+                f"(units = 'pixels': x 0-{width}, y 0-{height})"
+            )
+    if settings.hysteresis > min(width, height) / 2:
+        raise GeometryError(
+            f"counting.hysteresis: {settings.hysteresis:g} px is more than half the shorter "
+            f"side of the {width}x{height} frame, so no crossing could ever be counted"
+        )
+
+
 def build_counter(settings: CountingSettings, width: int, height: int) -> DirectionCounter:
+    """The counter for a ``width`` x ``height`` frame; :class:`GeometryError` if the settings
+    do not fit it."""
+    check_geometry(settings, width, height)
     if settings.mode is CountingMode.EDGES:
         return EdgeCounter(settings.in_from, settings.in_to)
     return CountingLine.from_settings(settings, width, height)

@@ -169,6 +169,7 @@ def run_agent(
 
     from edge_agent.agent import AgentError, run_live
     from edge_agent.config import load_agent_config
+    from edge_agent.counting import GeometryError
     from edge_agent.outbox import OutboxError
 
     with config_errors_exit():
@@ -183,7 +184,7 @@ def run_agent(
             raise fail(f"--start {start!r} needs a time zone, e.g. +02:00 or Z", 2)
     try:
         report = run_live(cfg, models_dir=models_dir, start=first_frame)
-    except (AgentError, OutboxError) as exc:
+    except (AgentError, OutboxError, GeometryError) as exc:
         raise fail(str(exc)) from None
     if not report.stopped_cleanly:
         raise typer.Exit(1)

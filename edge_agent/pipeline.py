@@ -35,7 +35,9 @@ from edge_agent.counting import (
     CountingLine,
     CountState,
     DirectionCounter,
+    GeometryError,
     build_counter,
+    check_geometry,
     side_of_box,
 )
 from edge_agent.crops import encode_jpeg, face_crop
@@ -60,6 +62,7 @@ from footfall.contract import (
 )
 from footfall.contract.keys import crop_key
 from footfall.contract.topics import AgentAddress
+from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS, timestamp_window_text
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,7 @@ class PipelineStats:
     directions: Counter[Direction] = field(default_factory=Counter)
     unknown_gender: int = 0
     scene_cuts: int = 0
+    frames_out_of_time: int = 0  # skipped: stamped outside the times an event can have
 
 
 def _utc_ms(seconds: float) -> datetime:
@@ -209,11 +213,19 @@ class Pipeline:
         """Switch to ``config``'s pipeline settings now (between frames).
 
         A moved counting line makes every person in view start afresh on it: their side of the
-        old line means nothing for the new one; a direction already counted is kept.
+        old line means nothing for the new one; a direction already counted is kept. A line
+        that does not fit the frame (checked by :meth:`check_config` before a remote
+        configuration is accepted) keeps the previous one.
         """
-        self.counting = config.counting
         if self._size is not None:
-            self._counter = build_counter(self.counting, *self._size)
+            try:
+                counter = build_counter(config.counting, *self._size)
+            except GeometryError as exc:
+                log.error("keeping the counting line in effect: %s", exc)
+            else:
+                self.counting, self._counter = config.counting, counter
+        else:
+            self.counting = config.counting
         for person in self._people.values():
             person.count = CountState(crossed=person.count.crossed)
         self.tracker.configure(config.tracker)
@@ -224,6 +236,12 @@ class Pipeline:
         self.max_detection_rate = config.detector.max_detections_per_second
         self.config_version = config.config_version
         log.info("pipeline now runs configuration %s", config.config_version)
+
+    def check_config(self, config: AgentConfig) -> None:
+        """Raise :class:`GeometryError` if ``config``'s counting line does not fit the frames
+        this pipeline is getting (nothing to check before the first frame)."""
+        if self._size is not None:
+            check_geometry(config.counting, *self._size)
 
     def _take_pending(self) -> None:
         with self._pending_lock:
@@ -264,6 +282,19 @@ class Pipeline:
             raise ValueError("timestamp must be time-zone aware (e.g. UTC)")
         if self._pending is not None:  # one attribute read per frame when nothing is pending
             self._take_pending()
+        if not EARLIEST_TIMESTAMP <= timestamp < END_OF_TIMESTAMPS:
+            # A device without a real-time clock says 1970 until NTP sets it. No event may carry
+            # such a time (the aggregator refuses it), so the frame is skipped rather than turned
+            # into people nobody could store; recorded clips are checked when they are opened.
+            self.stats.frames_out_of_time += 1
+            if self.stats.frames_out_of_time % 1000 == 1:
+                log.warning(
+                    "frame stamped %s is outside %s: skipped (%d so far); set the clock",
+                    timestamp.isoformat(),
+                    timestamp_window_text(),
+                    self.stats.frames_out_of_time,
+                )
+            return []
         height, width = frame.shape[:2]
         finished: list[FinishedPerson] = []
         if self._size != (width, height):
@@ -271,8 +302,9 @@ class Pipeline:
                 # A live source reopened at another resolution: positions no longer compare.
                 log.warning("frame size changed from %s to %s", self._size, (width, height))
                 finished = self._end(self.tracker.finish())
-            self._size = (width, height)
+            # GeometryError when the counting line does not fit this frame: the run stops here.
             self._counter = build_counter(self.counting, width, height)
+            self._size = (width, height)
         t = timestamp.timestamp()
         index = self.stats.frames
         detect = self._detector_due(index, t)

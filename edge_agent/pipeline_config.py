@@ -244,7 +244,8 @@ class CountingSettings(Section):
     )
     units: Units = Field(
         default=Units.FRACTION,
-        description="Units of `line` and `hysteresis`: fractions of the frame (0-1) or pixels",
+        description="Units of `line` and `hysteresis`: fractions of the frame (0-1) or pixels "
+        "(checked against the frame size when the first frame arrives)",
     )
     line: tuple[Point, Point] = Field(
         default=((0.5, 0.0), (0.5, 1.0)),

@@ -15,6 +15,7 @@ from edge_agent.build import build_classifier, build_detector, resolver_for
 from edge_agent.classify import FaceClassifier
 from edge_agent.clips import ClipSpec
 from edge_agent.config import AgentConfig, load_agent_config
+from edge_agent.counting import GeometryError
 from edge_agent.detection import FaceDetector
 from edge_agent.pipeline import FinishedPerson, Pipeline
 from edge_agent.runner import run
@@ -32,8 +33,13 @@ DEFAULT_AGENT = "local"
 
 @dataclass
 class ClipResult:
+    """What became of one clip. ``error``: it could not be processed at all; ``incomplete``:
+    decoding stopped early, so only the part before the damage was processed (its people are
+    kept). Either makes the clip not ``ok``."""
+
     clip: ClipSpec
     error: str | None = None
+    incomplete: str | None = None
     frames: int = 0
     video_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -45,6 +51,11 @@ class ClipResult:
 
     @property
     def ok(self) -> bool:
+        return self.error is None and self.incomplete is None
+
+    @property
+    def processed(self) -> bool:
+        """Frames went through the pipeline (all of them, or those before the damage)."""
         return self.error is None
 
     @property
@@ -213,9 +224,14 @@ def process_clip(
             stop=stop,
             on_frame=frame_done,
         )
+    except GeometryError as exc:  # raised at the first frame, before anything was emitted
+        result.error = f"{clip.path}: {exc}"
+        return result
     finally:
         if writer is not None:
             writer.close()
+    if not run_result.stopped:
+        result.incomplete = source.shortfall()
     result.frames = run_result.frames_processed
     result.video_seconds = run_result.frames_processed / source.fps
     result.wall_seconds = run_result.wall_seconds

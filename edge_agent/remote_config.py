@@ -129,7 +129,8 @@ def parse_remote_config(payload: bytes) -> RemoteConfig:
             [f"payload: {len(payload)} bytes exceeds the limit of {MAX_REMOTE_CONFIG_BYTES}"]
         )
     try:
-        return RemoteConfig.model_validate_json(payload)
+        # Strict, like the agent's own file: "12" is not a number, "yes" not a boolean.
+        return RemoteConfig.model_validate_json(payload, strict=True)
     except ValidationError as exc:
         errors = []
         for err in exc.errors(include_url=False):
@@ -213,6 +214,9 @@ class RemoteConfigManager:
         self.active = effective_config(base, remote)
         self.path = base.data_dir / REMOTE_CONFIG_FILE
         self.listeners: list[ConfigListener] = []
+        # Checks that need what only the running agent knows (the frame size): each raises
+        # ValueError to reject a configuration before it is saved or applied.
+        self.checks: list[ConfigListener] = []
         self.outcomes: Counter[str] = Counter()  # answers given, by outcome
         self._clock = clock
         self._lock = threading.Lock()
@@ -265,6 +269,11 @@ class RemoteConfigManager:
 
     def _apply(self, remote: RemoteConfig | None, payload: bytes | None) -> ConfigResult:
         active = effective_config(self.base, remote)
+        for check in self.checks:
+            try:
+                check(active)
+            except ValueError as exc:
+                raise RemoteConfigError([str(exc)]) from None
         if payload is None:
             self.path.unlink(missing_ok=True)
         else:

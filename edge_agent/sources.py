@@ -20,6 +20,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS, timestamp_window_text
+from footfall.redact import redact
+
 log = logging.getLogger(__name__)
 
 U8 = npt.NDArray[np.uint8]
@@ -76,8 +79,22 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+def tolerated_shortfall(expected: int) -> int:
+    """Frames a clip may come up short of its container's frame count and still be complete.
+
+    The count is a header value or an estimate from duration x frame rate, and files straight
+    from cameras and encoders often decode a frame or two fewer (B-frames reordered at the end,
+    an edit list, rounding); the larger of 3 frames and 1 % of the count is that, not damage.
+    """
+    return max(3, math.ceil(expected * 0.01))
+
+
 class VideoFileSource:
-    """A recorded clip; frame ``i`` is stamped ``start + i / fps``."""
+    """A recorded clip; frame ``i`` is stamped ``start + i / fps``.
+
+    After the frames ran out, :meth:`shortfall` says whether decoding stopped early: a file
+    damaged or cut short mid-stream decodes up to the damage and then reads as ended.
+    """
 
     def __init__(
         self, path: Path, start: datetime, *, capture_factory: CaptureFactory = _open_capture
@@ -101,12 +118,20 @@ class VideoFileSource:
         self.fps = fps
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
         self._count = int(count) if math.isfinite(count) and count > 0 else None
+        end = start + timedelta(seconds=(self._count or 0) / fps)
+        if not (start >= EARLIEST_TIMESTAMP and end < END_OF_TIMESTAMPS):
+            self._cap.release()
+            raise SourceError(
+                f"{path}: filmed from {start.isoformat()}, outside the times events can have "
+                f"({timestamp_window_text()})"
+            )
         ok, first = self._cap.read()
         if not ok or first is None:
             self._cap.release()
             raise SourceError(f"{path}: no decodable frames (broken or empty video)")
         self._first: U8 | None = first
         self._index = 0
+        self._exhausted = False  # the decoder ran out, rather than the caller stopping
 
     @property
     def live(self) -> bool:
@@ -127,12 +152,32 @@ class VideoFileSource:
             else:
                 ok, read = self._cap.read()
                 if not ok or read is None:
+                    self._exhausted = True
                     return
                 image = read
             yield TimedFrame(
                 image, self.start + timedelta(seconds=self._index / self.fps), self._index
             )
             self._index += 1
+
+    @property
+    def frames_read(self) -> int:
+        return self._index
+
+    def shortfall(self) -> str | None:
+        """Why the clip ended early (frames read vs the container's count), or None when it was
+        read to its end, was stopped by the caller, or has no frame count to judge by."""
+        expected = self._count
+        if not self._exhausted or expected is None:
+            return None
+        read = self._index
+        if expected - read <= tolerated_shortfall(expected):
+            return None
+        return (
+            f"{self.path}: decoding stopped after {read} of {expected} frames "
+            f"({read / self.fps:.1f} of {expected / self.fps:.1f} s): the file is damaged or "
+            "cut short"
+        )
 
     def close(self) -> None:
         self._cap.release()
@@ -190,7 +235,9 @@ class LiveSource:
     def _wait(self, delays: Iterator[float], stop: threading.Event, why: str) -> None:
         delay = next(delays)
         self._reconnects += 1
-        log.warning("video source %s %s; reopening in %.1f s", self.target, why, delay)
+        # An RTSP URL usually carries the camera's password.
+        where = redact(self.target) if isinstance(self.target, str) else self.target
+        log.warning("video source %s %s; reopening in %.1f s", where, why, delay)
         if self._on_reconnect is not None:
             self._on_reconnect(self._reconnects, delay)
         stop.wait(delay)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from footfall.redact import redact, redact_logs
 from footfall.settings import ConfigError
 
 
@@ -17,11 +18,12 @@ def configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact_logs()
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one clear line to stderr and return the exit to raise."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    """Print one clear line to stderr (secrets masked) and return the exit to raise."""
+    typer.secho(f"error: {redact(message)}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
 
 
@@ -31,7 +33,7 @@ def config_errors_exit() -> Iterator[None]:
     try:
         yield
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(redact(str(exc)), err=True)
         raise typer.Exit(2) from None
 
 

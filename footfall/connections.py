@@ -11,9 +11,10 @@ from footfall.settings import read_secret
 
 
 class Section(BaseModel):
-    """Base of every configuration section: unknown keys are errors, not silently ignored."""
+    """Base of every configuration section: unknown keys are errors, not silently ignored, and
+    numbers are finite (TOML has ``inf`` and ``nan``; no setting means either)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class MqttProtocol(StrEnum):

@@ -8,17 +8,30 @@ Rules:
 - ``PREFIX__SECTION__KEY=value`` in the environment overrides ``[section] key`` of the file.
 - Fields typed ``SecretStr`` are secrets: accepted from the environment only (or through a
   ``*_file`` path field next to them), never from the TOML file, and never printed.
+- Types are strict: ``port = "8883"`` is not a number and ``tls = "yes"`` is not a boolean (no
+  string-to-number or yes/no/on/off coercion). The file and the environment are validated as
+  JSON in pydantic's strict mode, which still reads text as what text stands for (a path, one
+  of an enum's values, an ISO time) and an integer where a number is wanted.
+- An environment value is text. For a key whose type is text (a string, a path, a secret, one
+  of a set of words, a time) it is taken as it is; for any other key (a number, a boolean, a
+  list, a whole section) it must be JSON: ``8883``, ``true``, ``[0.5, 0.0]``, ``{"host": "b"}``.
 """
 
+import enum
+import json
 import os
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from pathlib import Path
+from datetime import date, time
+from pathlib import Path, PurePath
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel, SecretStr, ValidationError
+
+from footfall.redact import is_secret_key, redact, redact_value, remember_secret
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -102,7 +115,67 @@ def _env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[tuple[str, .
     }
 
 
-def _set(data: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+_TEXT_TYPES: tuple[type, ...] = (str, SecretStr, PurePath, date, time, UUID)
+
+
+def _field_annotation(model: type[BaseModel], path: tuple[str, ...]) -> object | None:
+    """The annotation of the field at ``path`` (None for a key the model does not have)."""
+    annotation: object = model
+    for part in path:
+        sub = _submodel(annotation)
+        if sub is None or part not in sub.model_fields:
+            return None
+        annotation = sub.model_fields[part].annotation
+    return annotation
+
+
+def _takes_text(annotation: object) -> bool:
+    """Whether a key of this type is written as plain text (its environment value is used as
+    it is) rather than as JSON."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _takes_text(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_takes_text(a) for a in args)
+    if origin is typing.Literal:
+        return all(isinstance(a, str) for a in typing.get_args(annotation))
+    if isinstance(annotation, type):
+        if issubclass(annotation, enum.Enum):
+            return all(isinstance(m.value, str) for m in annotation)
+        return issubclass(annotation, _TEXT_TYPES)  # a datetime is a date: ISO text too
+    return False
+
+
+def _env_value(
+    model: type[BaseModel], path: tuple[str, ...], raw: str, var: str
+) -> tuple[Any, str | None]:
+    """The value an environment variable stands for, or an error line."""
+    annotation = _field_annotation(model, path)
+    if annotation is None or _takes_text(annotation):
+        return raw, None  # an unknown key is reported as such by validation
+    try:
+        return json.loads(raw), None
+    except ValueError:
+        pass
+    key = ".".join(path)
+    # The value of a whole section may hold a password: only a plain value is echoed.
+    echoed = f", got {raw!r}" if _submodel(annotation) is None else ""
+    return None, redact(
+        f"{key}: not JSON: in the environment, numbers, true/false, lists and sections are "
+        f"written as JSON (e.g. 8883, true, [1, 2]){echoed} (from {var})"
+    )
+
+
+def _json_default(value: object) -> object:
+    # TOML has dates and times of its own; in JSON they are ISO text, which strict validation
+    # reads back as dates and times.
+    if isinstance(value, date | time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a configuration value")
+
+
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = data
     for part in path[:-1]:
         child = node.get(part)
@@ -138,12 +211,16 @@ def load_config(
     ]
     overrides = _env_overrides(env_prefix, environ)
     origin = {p: env_var_name(env_prefix, p) for p in overrides}
-    for p, value in overrides.items():
-        _set(data, p, value)
+    for p, raw in overrides.items():
+        value, problem = _env_value(model, p, raw, origin[p])
+        if problem is not None:
+            errors.append(problem)
+        else:
+            _set(data, p, value)
     if errors:
         raise ConfigError(source, errors)
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(json.dumps(data, default=_json_default), strict=True)
     except ValidationError as exc:
         raise ConfigError(source, _format_errors(exc, origin)) from None
 
@@ -156,23 +233,47 @@ def _format_errors(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) 
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        where = f" (from {origin[loc]})" if loc in origin else ""
-        if err["type"] not in ("missing", "extra_forbidden") and not _is_secret_loc(err):
-            message += f", got {err['input']!r}"
-        out.append(f"{key}: {message}{where}")
+        # A key set inside a JSON environment value came from that variable too.
+        source = next((origin[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origin), None)
+        where = f" (from {source})" if source else ""
+        if (
+            err["type"] not in ("missing", "extra_forbidden")
+            and not _is_secret_loc(err)
+            and _echoable(err["input"])
+        ):
+            # Echoed with the values of secret-named keys masked (a section given as a JSON
+            # environment value may hold a password) and so are passwords in URLs.
+            message += f", got {redact_value(err['input'])!r}"
+        out.append(redact(f"{key}: {message}{where}"))
     return out
+
+
+def _echoable(value: object) -> bool:
+    """Whether an invalid value may be shown back (masked by :func:`redact_value`). A list is
+    shown only when it holds nothing but numbers (a line's points): one given where a section
+    belongs could be a password without its key."""
+    if isinstance(value, list | tuple):
+        return all(_numeric(v) for v in value)
+    return True
+
+
+def _numeric(value: object) -> bool:
+    if isinstance(value, list | tuple):
+        return all(_numeric(v) for v in value)
+    return isinstance(value, int | float) or value is None
 
 
 def _is_secret_loc(err: Any) -> bool:
     # Never echo the input of a field that may hold a secret.
-    return any("password" in str(p) or "secret" in str(p) for p in err["loc"])
+    return any(is_secret_key(str(p)) for p in err["loc"])
 
 
 def read_secret(value: SecretStr | None, file: Path | None, what: str) -> str | None:
     """The secret from the environment (``value``) or from ``file``; the file wins if both."""
+    # Remembered, so that whatever message it may end up in is masked (footfall.redact).
     if file is not None:
         try:
-            return file.read_text(encoding="utf-8").strip()
+            return remember_secret(file.read_text(encoding="utf-8").strip())
         except OSError as exc:
             raise ConfigError(str(file), [f"cannot read {what}: {exc.strerror}"]) from None
-    return value.get_secret_value() if value is not None else None
+    return remember_secret(value.get_secret_value()) if value is not None else None

@@ -13,7 +13,22 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS
+
 _HOUR = timedelta(hours=1)
+
+FIRST_DAY = EARLIEST_TIMESTAMP.date()
+LAST_DAY = (END_OF_TIMESTAMPS - timedelta(days=1)).date()
+
+
+def check_day(day: date) -> date:
+    """``day`` if a report may cover it: within the days the contract allows events on, so the
+    period's bounds in any time zone stay far from what ``datetime`` can hold."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(
+            f"{day:%Y-%m-%d} is outside the days events can have ({FIRST_DAY} to {LAST_DAY})"
+        )
+    return day
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,8 @@ class ReportPeriod:
     def __post_init__(self) -> None:
         if self.last < self.first:
             raise ValueError(f"period ends ({self.last}) before it starts ({self.first})")
+        check_day(self.first)
+        check_day(self.last)
         start = datetime.combine(self.first, datetime.min.time(), self.tz).astimezone(UTC)
         end = datetime.combine(
             self.last + timedelta(days=1), datetime.min.time(), self.tz

@@ -9,9 +9,10 @@ from aggregator.store.rows import (
     StatusRecord,
     StoredEvent,
 )
-from aggregator.store.store import EventStore, WriteBatch, WriteResult
+from aggregator.store.store import CONFLICT, EventStore, WriteBatch, WriteResult
 
 __all__ = [
+    "CONFLICT",
     "AgentRow",
     "DeadLetter",
     "DeadLetterRow",

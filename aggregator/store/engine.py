@@ -9,6 +9,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from aggregator.errors import StoreError
+from footfall.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -16,10 +17,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def redacted(url: str | URL) -> str:
-    """The URL as it may be printed: never with a password."""
+    """The URL as it may be printed: never with a password (in its user part or, as libpq
+    also takes it, in its query)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        return redact(make_url(url).render_as_string(hide_password=True))
+    except (ArgumentError, ValueError):
         return "<unparseable database URL>"
 
 
@@ -42,8 +44,10 @@ def create_engine(url: str, *, password: str | None = None, must_exist: bool = F
     """
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"not a database URL: {exc}") from None
+        parsed.port  # noqa: B018 - parsed lazily; a port that is not a number raises here
+    except (ArgumentError, ValueError) as exc:
+        # Neither message is allowed to echo the URL, which may hold a password.
+        raise StoreError(f"not a database URL: {redact(str(exc))}") from None
     if password is not None:
         parsed = parsed.set(password=password)
     # SQLite creates a missing file on connect; a command that only reads must not leave an empty
@@ -65,7 +69,7 @@ def create_engine(url: str, *, password: str | None = None, must_exist: bool = F
         else:
             raise StoreError(f"unsupported database {backend!r}: use sqlite or postgresql")
     except (NoSuchModuleError, ImportError) as exc:
-        raise StoreError(f"cannot use {redacted(parsed)}: {exc}") from None
+        raise StoreError(f"cannot use {redacted(parsed)}: {redact(str(exc))}") from None
     return engine
 
 

@@ -50,9 +50,21 @@ def _v2_deliveries(conn: sa.Connection) -> None:
     tables.metadata.create_all(conn, tables=[tables.deliveries])
 
 
+def _v3_content_hash(conn: sa.Connection) -> None:
+    # A store created by this version already has the column (version 1 creates the tables as
+    # they are defined now); one created before gets it, null for the events it holds. Adding a
+    # nullable column without a default rewrites no rows on either backend.
+    column = tables.events.c.content_sha256
+    if column.name in {c["name"] for c in sa.inspect(conn).get_columns(tables.events.name)}:
+        return
+    sql_type = column.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE {tables.events.name} ADD COLUMN {column.name} {sql_type}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, dead letters, agents and their status history", _v1_initial),
     Migration(2, "log of nightly workbook deliveries", _v2_deliveries),
+    Migration(3, "content hash of each event, to report conflicting duplicates", _v3_content_hash),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

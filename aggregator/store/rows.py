@@ -178,11 +178,23 @@ def event_values(event: PersonEvent, *, received_at: datetime, source: str) -> d
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An accepted event on its way into the store."""
+    """An accepted event on its way into the store.
+
+    ``payload`` is the event as it was received (its SHA-256 is stored, and it becomes the
+    dead letter's payload should the event conflict with a stored one); without it the event's
+    own JSON stands in. ``topic`` and ``where`` (see :class:`aggregator.intake.Inbound`) only
+    serve such a dead letter.
+    """
 
     event: PersonEvent
     received_at: datetime
     source: str
+    payload: bytes | None = None
+    topic: str | None = None
+    where: str | None = None
+
+    def wire(self) -> bytes:
+        return self.payload if self.payload is not None else self.event.to_json()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ Writes are idempotent where the input can repeat: an event is keyed by its devic
 status message by (agent, channel, sent_at, state), and both are inserted with
 ``INSERT ... ON CONFLICT DO NOTHING``, so redelivery, a second aggregator or a replay of the same
 file are no-ops. :meth:`EventStore.write` puts a whole ingest batch in one transaction, which is
-what lets the ingest loop acknowledge exactly the messages that are committed.
+what lets the ingest loop acknowledge exactly the messages that are committed. A known event id
+with other content is not a copy: it becomes a ``conflict`` dead letter in the same transaction
+and the stored event stays.
 """
 
 import logging
@@ -22,7 +24,7 @@ from aggregator.errors import StoreError
 from aggregator.store import migrations, tables
 from aggregator.store.coverage import Interval, StatusPoint, spot_intervals
 from aggregator.store.engine import create_engine, redacted
-from aggregator.store.fast_insert import fast_event_insert
+from aggregator.store.fast_insert import content_sha256, fast_event_insert
 from aggregator.store.rows import (
     STATS_FIELDS,
     AgentRow,
@@ -33,7 +35,8 @@ from aggregator.store.rows import (
     StoredEvent,
     status_values,
 )
-from footfall.contract import AgentState
+from footfall.contract import AgentState, PersonEvent
+from footfall.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +60,16 @@ class WriteBatch:
 @dataclass
 class WriteResult:
     events_inserted: int = 0
-    events_duplicate: int = 0
-    dead_letters: int = 0
+    events_duplicate: int = 0  # copies of a stored event: same id, same content
+    events_conflict: int = 0  # same id as a stored event, other content: now dead letters
+    dead_letters: int = 0  # the batch's dead letters plus the conflicts
     statuses_inserted: int = 0
     statuses_duplicate: int = 0
+
+
+CONFLICT = "conflict"
+"""Dead-letter reason of an event whose id is stored already with other content."""
+_ID_CHUNK = 500  # ids per IN (...) list: far below SQLite's limit on bound parameters
 
 
 def clean_text(value: str, limit: int) -> str:
@@ -141,13 +150,21 @@ class EventStore:
         """Store a batch in one transaction. Either all of it is committed or none of it."""
         result = WriteResult()
         with self.engine.begin() as conn:
+            letters = list(batch.dead_letters)
             if batch.events:
                 inserted = self._insert_events(conn, batch.events)
                 result.events_inserted = inserted
-                result.events_duplicate = len(batch.events) - inserted
-            if batch.dead_letters:
-                self._insert_dead_letters(conn, batch.dead_letters)
-                result.dead_letters = len(batch.dead_letters)
+                if inserted < len(batch.events):
+                    # Some ids were known. Only such a batch pays for looking at what is stored:
+                    # a plain copy (a redelivery, a replayed file) is ignored as before, another
+                    # event under a known id becomes a dead letter, in this transaction.
+                    conflicts = self._conflicts(conn, batch.events)
+                    result.events_conflict = len(conflicts)
+                    letters += conflicts
+                result.events_duplicate = len(batch.events) - inserted - result.events_conflict
+            if letters:
+                self._insert_dead_letters(conn, letters)
+                result.dead_letters = len(letters)
             for record in batch.statuses:
                 if self._record_status(conn, record):
                     result.statuses_inserted += 1
@@ -176,6 +193,39 @@ class EventStore:
         insert = self._event_insert
         rows = [insert.row(i) for i in items]
         return int(conn.exec_driver_sql(insert.sql, insert.params(rows)).rowcount)
+
+    def _conflicts(self, conn: sa.Connection, items: Sequence[StoredEvent]) -> list[DeadLetter]:
+        """Dead letters for the events of a just-inserted batch whose id is stored with other
+        content. The stored copy (the first to arrive, or the first of this batch) stays.
+
+        Equal content hashes mean a copy. Otherwise the stored event is read back and compared
+        field by field, so a copy that differs only in its bytes (another serializer) is still
+        a copy, and events stored before the hash column existed (no hash) are checked too.
+        """
+        t = tables.events
+        ids = list(dict.fromkeys(i.event.event_id for i in items))
+        hashes: dict[uuid.UUID, bytes | None] = {}
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            select = sa.select(t.c.event_id, t.c.content_sha256).where(t.c.event_id.in_(chunk))
+            hashes.update((row.event_id, row.content_sha256) for row in conn.execute(select))
+        suspects = [i for i in items if hashes.get(i.event.event_id) != content_sha256(i)]
+        if not suspects:
+            return []
+        stored: dict[uuid.UUID, EventRow] = {}
+        suspect_ids = list(dict.fromkeys(i.event.event_id for i in suspects))
+        for start in range(0, len(suspect_ids), _ID_CHUNK):
+            chunk = suspect_ids[start : start + _ID_CHUNK]
+            for row in conn.execute(sa.select(t).where(t.c.event_id.in_(chunk))).mappings():
+                found = EventRow.from_mapping(row)
+                stored[found.event_id] = found
+        letters = []
+        for item in suspects:
+            first = stored[item.event.event_id]
+            differences = _differences(first.to_event(), item.event)
+            if differences:
+                letters.append(_conflict_letter(item, first, differences))
+        return letters
 
     def _insert_dead_letters(self, conn: sa.Connection, items: Sequence[DeadLetter]) -> None:
         rows = []
@@ -449,8 +499,48 @@ class EventStore:
         return spot_intervals(points, gap, start_utc, end_utc)
 
 
+def _differences(stored: PersonEvent, other: PersonEvent) -> list[str]:
+    """Dotted paths of the fields in which two events differ (nested records field by field)."""
+
+    def walk(a: Any, b: Any, path: str) -> list[str]:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return [d for key in a | b for d in walk(a.get(key), b.get(key), f"{path}{key}.")]
+        return [] if a == b else [path.rstrip(".")]
+
+    return walk(stored.model_dump(mode="json"), other.model_dump(mode="json"), "")
+
+
+def _conflict_letter(item: StoredEvent, first: EventRow, differences: list[str]) -> DeadLetter:
+    event = item.event
+    shown = ", ".join(differences[:8]) + (", ..." if len(differences) > 8 else "")
+    detail = (
+        f"event {event.event_id} is stored already with other content ({shown}); the copy "
+        f"stored first stays (received {first.received_at:%Y-%m-%d %H:%M:%S} UTC from "
+        f"{first.source})"
+    )
+    log.warning(
+        "conflicting duplicate from %s/%s/%s: %s", event.site, event.spot, event.agent, detail
+    )
+    payload = item.wire()
+    return DeadLetter(
+        received_at=item.received_at,
+        source=item.where or item.source,
+        topic=item.topic,
+        site=event.site,
+        spot=event.spot,
+        agent=event.agent,
+        reason=CONFLICT,
+        field="event_id",
+        detail=detail,
+        payload=payload,
+        payload_size=len(payload),
+    )
+
+
 def _first_line(exc: DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+    # The driver's message may quote the connection string (and with it a password).
+    line = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+    return redact(line)
 
 
 def schema_status(url: str, *, password: str | None = None) -> migrations.SchemaStatus:

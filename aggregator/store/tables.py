@@ -65,6 +65,14 @@ events = sa.Table(
         nullable=False,
         comment="mqtt:<aggregator client id> or replay:<file name>",
     ),
+    # Last, because schema version 3 added it to existing tables (ALTER TABLE appends).
+    sa.Column(
+        "content_sha256",
+        sa.LargeBinary(32),
+        nullable=True,
+        comment="SHA-256 of the event as received, to tell a copy from a conflicting event "
+        "with the same id; null for events stored before schema version 3",
+    ),
 )
 # The workbook reads one site over a UTC range derived from local days, in first_seen order;
 # event_id is in the index so the keyset pagination of iter_events is served by it alone.

@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from footfall.contract.types import (
+    INT64_MAX,
     Note,
     Probability,
     Record,
@@ -129,7 +130,7 @@ class PersonEvent(Record):
     site: SafeId = Field(description="Site id (a location with candidate spots)")
     spot: SafeId = Field(description="Spot id (one camera position within the site)")
     agent: SafeId = Field(description="Id of the edge agent that saw the person")
-    track_id: int = Field(ge=0, description="Track id, unique per agent run")
+    track_id: int = Field(ge=0, le=INT64_MAX, description="Track id, unique per agent run")
     first_seen: UtcTimestamp = Field(description="First sight of the person")
     last_seen: UtcTimestamp = Field(description="Last sight of the person")
     dwell_seconds: float = Field(ge=0.0, description="Time in view; at most last_seen - first_seen")

@@ -3,7 +3,7 @@
 from pydantic import Field
 
 from footfall.contract.events import ModelRef
-from footfall.contract.types import Note, Record, SchemaVersion1, ShortText, UtcTimestamp
+from footfall.contract.types import Count, Note, Record, SchemaVersion1, ShortText, UtcTimestamp
 from footfall.contract.vocab import AgentState
 from footfall.ids import SafeId
 
@@ -13,16 +13,16 @@ class AgentStats(Record):
 
     started_at: UtcTimestamp = Field(description="When the agent process started")
     uptime_seconds: float = Field(ge=0.0, description="Seconds since start")
-    frames_in: int = Field(ge=0, description="Frames read from the source")
-    frames_processed: int = Field(ge=0, description="Frames that went through the pipeline")
-    frames_dropped: int = Field(ge=0, description="Frames dropped because processing fell behind")
+    frames_in: Count = Field(description="Frames read from the source")
+    frames_processed: Count = Field(description="Frames that went through the pipeline")
+    frames_dropped: Count = Field(description="Frames dropped because processing fell behind")
     fps: float = Field(ge=0.0, description="Processed frames per second, recent average")
-    events_emitted: int = Field(ge=0, description="PersonEvents produced by the pipeline")
-    events_sent: int = Field(ge=0, description="PersonEvents acknowledged by the broker")
-    outbox_depth: int = Field(ge=0, description="Events waiting in the on-device outbox")
-    crops_pending: int = Field(ge=0, description="Face crops waiting for upload")
-    crops_dropped: int = Field(ge=0, description="Face crops dropped to keep the outbox in its cap")
-    source_reconnects: int = Field(ge=0, description="Times the video source was reopened")
+    events_emitted: Count = Field(description="PersonEvents produced by the pipeline")
+    events_sent: Count = Field(description="PersonEvents acknowledged by the broker")
+    outbox_depth: Count = Field(description="Events waiting in the on-device outbox")
+    crops_pending: Count = Field(description="Face crops waiting for upload")
+    crops_dropped: Count = Field(description="Face crops dropped to keep the outbox in its cap")
+    source_reconnects: Count = Field(description="Times the video source was reopened")
 
 
 class AgentStatus(Record):

@@ -1,6 +1,7 @@
 """``footfall-agent process`` end to end on a real clip and a broken one."""
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,46 @@ def test_process_writes_events_and_crops_and_survives_a_broken_clip(
     assert (tmp_path / "annotated" / "Megamind.annotated.mp4").stat().st_size > 10_000
     # The summary names both clips and the failure.
     assert "Megamind.avi" in result.output and "FAILED" in result.output
+
+
+def test_a_real_clip_damaged_mid_stream_is_reported_not_ok(
+    shared_dir: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    # The case that was reported as ok: a real clip whose middle third is overwritten decodes a
+    # fraction of its 179 frames and then reads as ended.
+    data = bytearray((shared_dir / "video" / "tud_stadtmitte.mp4").read_bytes())
+    third = len(data) // 3
+    data[third : 2 * third] = bytes(third)
+    damaged = tmp_path / "tud-damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "process",
+            "--clip",
+            str(damaged),
+            "--site",
+            "demo",
+            "--spot",
+            "street",
+            "--start",
+            "2026-05-01T09:00:00Z",
+            "--out",
+            str(out),
+            "--models-dir",
+            str(models_dir),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    match = re.fullmatch(
+        rf"error: clip {re.escape(str(damaged))}: decoding stopped after (\d+) of 179 frames "
+        r"\([\d.]+ of 7\.2 s\): the file is damaged or cut short; the \d+ people seen before "
+        "that are in the output",
+        error,
+    )
+    assert match is not None, error
+    assert 0 < int(match.group(1)) < 150
+    assert "INCOMPLETE" in result.output and "Traceback" not in result.output

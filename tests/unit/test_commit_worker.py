@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.batching import Delivery, IngestLoop
-from aggregator.commit_worker import CommitWorker
+from aggregator.commit_worker import CommitWorker, committing_loop
 from aggregator.config import FleetSettings, IngestSettings, StoreSettings
 from aggregator.errors import IngestError
 from aggregator.intake import Inbound
@@ -49,7 +49,8 @@ def settings(tmp_path: Path) -> StoreSettings:
 
 @pytest.fixture
 def worker(settings: StoreSettings) -> Iterator[CommitWorker]:
-    w = CommitWorker(settings, FleetSettings(), IngestSettings(), PREFIX)
+    # The test events are dated 2026-05-01 whatever day the suite runs on.
+    w = CommitWorker(settings, FleetSettings(), IngestSettings(event_max_age_days=36500), PREFIX)
     yield w
     w.close()
 
@@ -112,3 +113,33 @@ def test_a_store_the_child_cannot_open_fails_at_start(tmp_path: Path) -> None:
     missing = StoreSettings(url=f"sqlite:///{tmp_path / 'nowhere' / 'events.db'}")
     with pytest.raises(IngestError, match="cannot open the store"):
         CommitWorker(missing, FleetSettings(), IngestSettings(), PREFIX)
+
+
+def test_the_commit_process_holds_live_events_to_the_window(settings: StoreSettings) -> None:
+    # Events dated 2026-05-01, received on 2027-06-01: more than a 30-day window ago.
+    ingest = IngestSettings(event_max_age_days=30)
+    worker = CommitWorker(settings, FleetSettings(), ingest, PREFIX)
+    try:
+        received = datetime(2027, 6, 1, tzinfo=UTC)
+        messages = event_messages(random_events(3, rng=random.Random(4)), PREFIX)
+        batch = [Delivery(Inbound(t, p, received, "mqtt:test"), None) for t, p in messages]
+        counted = worker(batch, threading.Event())
+    finally:
+        worker.close()
+    assert counted is not None
+    assert (counted.events_stored, counted.rejected) == (0, {"out_of_window": 3})
+
+
+def test_the_in_process_committer_applies_the_same_window(settings: StoreSettings) -> None:
+    store = open_store(settings)
+    try:
+        loop = committing_loop(store, IngestSettings(event_max_age_days=30), PREFIX)
+        received = datetime(2027, 6, 1, tzinfo=UTC)
+        messages = event_messages(random_events(2, rng=random.Random(5)), PREFIX)
+        counted = loop.commit(
+            [Delivery(Inbound(t, p, received, "mqtt:test"), None) for t, p in messages],
+            threading.Event(),
+        )
+    finally:
+        store.close()
+    assert counted is not None and counted.rejected == {"out_of_window": 2}

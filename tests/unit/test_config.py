@@ -96,8 +96,9 @@ def test_secret_from_file(tmp_path: Path) -> None:
             'site = "s"\nspot = "p"\nagent = "a"\n',
             {"FOOTFALL_AGENT__MQTT__PORT": "many"},
             [
-                "mqtt.port: Input should be a valid integer, unable to parse string as an integer, "
-                "got 'many' (from FOOTFALL_AGENT__MQTT__PORT)"
+                "mqtt.port: not JSON: in the environment, numbers, true/false, lists and sections "
+                "are written as JSON (e.g. 8883, true, [1, 2]), got 'many' (from "
+                "FOOTFALL_AGENT__MQTT__PORT)"
             ],
         ),
         (
@@ -137,7 +138,7 @@ def test_aggregator_config_errors(tmp_path: Path) -> None:
         )
     assert info.value.errors == [
         "store.url: must not contain a password; set store.password through the environment or "
-        "store.password_file, got 'postgresql://u:pw@db/x'",
+        "store.password_file, got 'postgresql://u:***@db/x'",
         "sites.0.timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin), "
         "got 'Mars/Olympus'",
     ]
@@ -185,3 +186,104 @@ def test_validate_config_cli_accepts_good_files() -> None:
         result = runner.invoke(app, ["validate-config", str(EXAMPLES / name)])
         assert result.exit_code == 0, result.output
         assert result.output == f"{EXAMPLES / name}: ok\n"
+
+
+IDS = 'site = "s"\nspot = "p"\nagent = "a"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ('[mqtt]\nport = "23013"\n', {}, "mqtt.port: Input should be a valid integer, got '23013'"),
+        ('[mqtt]\ntls = "yes"\n', {}, "mqtt.tls: Input should be a valid boolean, got 'yes'"),
+        ('[mqtt]\ntls = "off"\n', {}, "mqtt.tls: Input should be a valid boolean, got 'off'"),
+        ("[mqtt]\ntls = 1\n", {}, "mqtt.tls: Input should be a valid boolean, got 1"),
+        (
+            '[delivery]\nheartbeat_seconds = "60"\n',
+            {},
+            "delivery.heartbeat_seconds: Input should be a valid number, got '60'",
+        ),
+        (
+            "[outbox]\nmax_bytes = 1.5e9\n",
+            {},
+            "outbox.max_bytes: Input should be a valid integer, got 1500000000.0",
+        ),
+        (
+            "[counting]\nhysteresis = inf\n",
+            {},
+            "counting.hysteresis: Input should be a finite number, got inf",
+        ),
+        ("config_version = 2\n", {}, "config_version: Input should be a valid string, got 2"),
+        (
+            "",
+            {"FOOTFALL_AGENT__MQTT__TLS": "yes"},
+            "mqtt.tls: not JSON: in the environment, numbers, true/false, lists and sections are "
+            "written as JSON (e.g. 8883, true, [1, 2]), got 'yes' (from FOOTFALL_AGENT__MQTT__TLS)",
+        ),
+        (
+            "",
+            {"FOOTFALL_AGENT__MQTT__PORT": '"1884"'},
+            "mqtt.port: Input should be a valid integer, got '1884' (from "
+            "FOOTFALL_AGENT__MQTT__PORT)",
+        ),
+        (
+            "",
+            {"FOOTFALL_AGENT__CLASSIFIER__FLIP_AVERAGE": "1"},
+            "classifier.flip_average: Input should be a valid boolean, got 1 (from "
+            "FOOTFALL_AGENT__CLASSIFIER__FLIP_AVERAGE)",
+        ),
+    ],
+    ids=[
+        "port-as-text",
+        "yes",
+        "off",
+        "one-for-true",
+        "number-as-text",
+        "float-for-int",
+        "infinity",
+        "number-for-text",
+        "env-yes",
+        "env-quoted-number",
+        "env-one-for-true",
+    ],
+)
+def test_values_are_never_coerced(
+    tmp_path: Path, text: str, env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            AgentConfig, _write(tmp_path, IDS + text), env_prefix="FOOTFALL_AGENT", environ=env
+        )
+    assert info.value.errors == [expected]
+
+
+def test_environment_values_are_json_unless_the_key_is_text(tmp_path: Path) -> None:
+    env = {
+        "FOOTFALL_AGENT__MQTT__PORT": "1884",
+        "FOOTFALL_AGENT__MQTT__TLS": "false",
+        "FOOTFALL_AGENT__MQTT__HOST": "1234",  # text: a host may well look like a number
+        "FOOTFALL_AGENT__MQTT__PROTOCOL": "3.1.1",
+        "FOOTFALL_AGENT__MQTT__CA_FILE": "/etc/ca.crt",
+        "FOOTFALL_AGENT__CONFIG_VERSION": "7",
+        "FOOTFALL_AGENT__COUNTING__LINE": "[[0.25, 0], [0.25, 1]]",
+        "FOOTFALL_AGENT__HEALTH__PORT": "null",
+        "FOOTFALL_AGENT__DELIVERY__HEARTBEAT_SECONDS": "30",
+        "FOOTFALL_AGENT__S3": '{"bucket": "crops", "region": "eu-west-1"}',
+    }
+    cfg = load_config(AgentConfig, _write(tmp_path, IDS), env_prefix="FOOTFALL_AGENT", environ=env)
+    assert cfg.mqtt is not None and cfg.s3 is not None
+    assert (cfg.mqtt.port, cfg.mqtt.tls, cfg.mqtt.host) == (1884, False, "1234")
+    assert (cfg.mqtt.protocol.value, cfg.mqtt.ca_file) == ("3.1.1", Path("/etc/ca.crt"))
+    assert cfg.config_version == "7" and cfg.counting.line == ((0.25, 0.0), (0.25, 1.0))
+    assert cfg.health.port is None and cfg.delivery.heartbeat_seconds == 30.0
+    assert (cfg.s3.bucket, cfg.s3.region) == ("crops", "eu-west-1")
+
+
+def test_toml_times_and_integers_for_numbers_are_what_they_say(tmp_path: Path) -> None:
+    text = '[[sites]]\nid = "a"\ndeliver_at = 06:30:00\n[[sites]]\nid = "b"\ndeliver_at = "07:15"\n'
+    text += "[fleet]\nheartbeat_interval_seconds = 30\n"
+    cfg = load_config(
+        AggregatorConfig, _write(tmp_path, text), env_prefix="FOOTFALL_AGGREGATOR", environ={}
+    )
+    assert [s.deliver_at.isoformat() for s in cfg.sites] == ["06:30:00", "07:15:00"]
+    assert cfg.fleet.heartbeat_interval_seconds == 30.0

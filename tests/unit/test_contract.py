@@ -15,6 +15,7 @@ from footfall.contract import (
     Channel,
     ContractError,
     Direction,
+    FieldError,
     Gender,
     PersonEvent,
     age_group_for_years,
@@ -24,6 +25,7 @@ from footfall.contract import (
 )
 from footfall.contract.examples import example_event, example_status
 from footfall.contract.topics import shared, subscription
+from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -33,7 +35,7 @@ def _set(path: str, value: Any) -> Mutation:
         *parents, leaf = path.split(".")
         node = doc
         for p in parents:
-            node = node[p]
+            node = node[int(p)] if isinstance(node, list) else node[p]
         node[leaf] = value
 
     return apply
@@ -258,3 +260,112 @@ def test_address_refuses_unsafe_ids(bad: str) -> None:
 def test_format_utc_ms_truncates_to_milliseconds() -> None:
     moment = datetime(2026, 1, 2, 3, 4, 5, 678999, tzinfo=UTC) + timedelta(hours=0)
     assert format_utc_ms(moment) == "2026-01-02T03:04:05.678Z"
+
+
+def _event_with(**changes: Any) -> bytes:
+    doc = _event_doc()
+    doc.update(changes)
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("first_seen", "last_seen"),
+    [
+        ("2000-01-01T00:00:00.000Z", "2000-01-01T00:00:04.200Z"),
+        ("2099-12-31T23:59:50.000Z", "2099-12-31T23:59:59.999Z"),
+        # 2100-01-01 local time in Berlin is still 2099 in UTC: the window is in UTC.
+        ("2100-01-01T00:59:50.000+01:00", "2100-01-01T00:59:59.000+01:00"),
+    ],
+    ids=["first-day", "last-moment", "offset-inside"],
+)
+def test_timestamps_at_the_edges_of_the_window_are_valid(first_seen: str, last_seen: str) -> None:
+    event = decode(
+        PersonEvent, _event_with(first_seen=first_seen, last_seen=last_seen, dwell_seconds=1.0)
+    )
+    assert EARLIEST_TIMESTAMP <= event.first_seen <= event.last_seen < END_OF_TIMESTAMPS
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "1999-12-31T23:59:59.999Z",
+        "1970-01-01T00:00:00.000Z",
+        "2100-01-01T00:00:00.000Z",
+        "9999-12-31T23:59:59.999Z",
+        "9999-12-31T23:00:00.000-05:00",  # after the last datetime once in UTC
+        "0001-01-01T00:30:00.000+01:00",  # before the first one
+    ],
+)
+def test_timestamps_outside_the_window_are_rejected_without_crashing(moment: str) -> None:
+    with pytest.raises(ContractError) as info:
+        decode(PersonEvent, _event_with(first_seen=moment, last_seen=moment, dwell_seconds=0.0))
+    assert info.value.errors[0] == FieldError(
+        "first_seen", "must be within 2000-01-01 to 2099-12-31 (UTC)"
+    )
+
+
+def test_status_timestamps_have_the_same_window() -> None:
+    doc = json.loads(example_status().to_json())
+    doc["sent_at"] = "9999-12-31T00:00:00.000Z"
+    with pytest.raises(ContractError) as info:
+        decode(AgentStatus, json.dumps(doc).encode())
+    assert info.value.fields == ["sent_at"]
+
+
+def test_track_ids_fit_a_signed_64_bit_column() -> None:
+    assert decode(PersonEvent, _event_with(track_id=2**63 - 1)).track_id == 2**63 - 1
+    for too_big in (2**63, 10**30):
+        with pytest.raises(ContractError) as info:
+            decode(PersonEvent, _event_with(track_id=too_big))
+        assert (
+            str(info.value) == "track_id: Input should be less than or equal to 9223372036854775807"
+        )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("frames_in", 10**30, "Input should be less than or equal to 9223372036854775807"),
+        ("events_sent", 2**63, "Input should be less than or equal to 9223372036854775807"),
+        ("fps", "Infinity", "Input should be a finite number"),
+        ("uptime_seconds", "NaN", "Input should be a finite number"),
+    ],
+)
+def test_status_counters_are_finite_and_fit_the_store(
+    field: str, value: int | str, message: str
+) -> None:
+    doc = json.loads(example_status().to_json())
+    doc["stats"][field] = 0
+    # Infinity and NaN are not JSON, but pydantic's reader (and Python's json) take them bare.
+    raw = json.dumps(doc).replace(f'"{field}": 0', f'"{field}": {value}')
+    with pytest.raises(ContractError) as info:
+        decode(AgentStatus, raw.encode())
+    assert str(info.value) == f"stats.{field}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("path", "char"),
+    [
+        ("crop_note", "\u202e"),  # right-to-left override
+        ("crop_note", "\u2066"),  # left-to-right isolate
+        ("crop_note", "\u200f"),  # right-to-left mark
+        ("crop_note", "\u061c"),  # Arabic letter mark
+        ("models.0.name", "\u202a"),  # left-to-right embedding
+        ("models.0.version", "\u2069"),  # pop directional isolate
+    ],
+)
+def test_bidirectional_controls_in_text_are_refused(path: str, char: str) -> None:
+    doc = _event_doc()
+    _set(path, f"crop{char}gnp.exe")(doc)
+    with pytest.raises(ContractError) as info:
+        decode(PersonEvent, json.dumps(doc).encode())
+    assert str(info.value) == (
+        f"{path}: bidirectional control character U+{ord(char):04X} is not allowed"
+    )
+
+
+def test_other_unicode_text_is_stored_as_sent() -> None:
+    # Refusing the bidi controls is all: letters of any script, in any normalisation form, and
+    # the zero-width joiner of emoji sequences stay exactly as the agent sent them.
+    for note in ("Straße, 東京, مرحبا", "cafe\u0301", "👩\u200d👩\u200d👧"):
+        assert decode(PersonEvent, _event_with(crop_note=note)).crop_note == note

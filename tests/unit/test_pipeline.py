@@ -261,6 +261,30 @@ def test_naive_timestamps_are_refused() -> None:
         pipe.step(np.zeros((10, 10, 3), np.uint8), datetime(2026, 5, 1, 12, 0))
 
 
+def test_frames_stamped_before_the_clock_was_set_are_skipped_not_turned_into_events(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A device without a real-time clock says 1970 until NTP sets it: nobody seen then can be
+    # an event the aggregator stores, so the pipeline skips those frames and says so.
+    frames = timeline([_walker_left_to_right()], fps=10, duration=3.0)
+    detector = FakeDetector([f.detections for f in frames])
+    pipe = Pipeline(
+        detector=detector, classifier=FakeClassifier(), address=AgentAddress("s", "p", "a")
+    )
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    out = []
+    for f in frames:
+        image = face_image(W, H, f.detections.boxes, seed=int(f.t * 1000))
+        out += pipe.step(image, epoch + timedelta(seconds=f.t))
+    out += pipe.finish()
+    assert out == [] and pipe.stats.frames == 0
+    assert pipe.stats.frames_out_of_time == len(frames)
+    assert [r.getMessage() for r in caplog.records] == [
+        "frame stamped 1970-01-01T00:00:00+00:00 is outside 2000-01-01 to 2099-12-31 (UTC): "
+        "skipped (1 so far); set the clock"
+    ]
+
+
 def test_scene_cut_ends_every_track() -> None:
     # Scene A (light) with one face, then a cut to scene B (dark) with another face a little to
     # the right: without the cut the motion model would take B's face for A's person.

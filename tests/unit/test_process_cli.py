@@ -42,6 +42,12 @@ def test_bad_values_are_named() -> None:
     ]
 
 
+def test_a_start_no_event_could_carry_is_named() -> None:
+    with pytest.raises(ClipSpecError) as info:
+        clips_from_options([Path("a")], ["s"], ["p"], ["9999-12-31T09:00:00Z"], None)
+    assert str(info.value) == "--clip: clip 1: start: must be within 2000-01-01 to 2099-12-31 (UTC)"
+
+
 def test_toml_clips_file_resolves_relative_paths(tmp_path: Path) -> None:
     path = tmp_path / "clips.toml"
     path.write_text(

@@ -93,6 +93,15 @@ def test_sections_replace_the_files_and_others_stay(tmp_path: Path) -> None:
             {"config_version": "x", "tracker": {"low_score": 0.2, "high_score": 0.7}},
             "tracker: low_score (0.2) is below detector.score_threshold (0.5)",
         ),
+        (
+            {"config_version": "x", "classifier": {"k_best": "5"}},
+            "classifier.k_best: Input should be a valid integer, got '5'",
+        ),
+        (
+            {"config_version": "x", "tracker": {"appearance_reid": "off"}},
+            "tracker.appearance_reid: Input should be a valid boolean, got 'off'",
+        ),
+        ({"config_version": 3}, "config_version: Input should be a valid string, got 3"),
     ],
 )
 def test_invalid_remote_configs_name_the_key(

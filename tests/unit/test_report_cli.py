@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
@@ -75,3 +76,72 @@ def test_deliver_with_delivery_but_no_s3_is_a_config_error(tmp_path: Path) -> No
     result = runner.invoke(app, ["validate-config", str(cfg)])
     assert result.exit_code == 2
     assert "(top level): delivery needs an [s3] section to upload the workbooks to" in result.output
+
+
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        (
+            ["--date", "9999-12-31"],
+            "error: --date: 9999-12-31 is outside the days events can have "
+            "(2000-01-01 to 2099-12-31)\n",
+        ),
+        (
+            ["--date", "1999-12-31"],
+            "error: --date: 1999-12-31 is outside the days events can have "
+            "(2000-01-01 to 2099-12-31)\n",
+        ),
+        (
+            ["--from", "2099-12-30", "--to", "2100-01-01"],
+            "error: --from/--to: 2100-01-01 is outside the days events can have "
+            "(2000-01-01 to 2099-12-31)\n",
+        ),
+    ],
+)
+def test_report_days_outside_the_contract_are_one_line_not_a_crash(
+    tmp_path: Path, days: list[str], message: str
+) -> None:
+    url = _store(tmp_path)
+    out = tmp_path / "x.xlsx"
+    for zone in ("Pacific/Kiritimati", "Etc/GMT+12"):  # the extreme offsets, +14 and -12
+        result = runner.invoke(
+            app,
+            [
+                "report",
+                "--site",
+                "site-a",
+                "--store",
+                url,
+                "--out",
+                str(out),
+                "--timezone",
+                zone,
+                *days,
+            ],
+        )
+        assert (result.exit_code, result.output) == (2, message)
+    assert not out.exists()
+
+
+def test_the_last_day_events_can_have_is_reported_in_every_time_zone(tmp_path: Path) -> None:
+    url = _store(tmp_path)
+    for zone, day in (("Pacific/Kiritimati", "2099-12-31"), ("Etc/GMT+12", "2000-01-01")):
+        out = tmp_path / f"{day}.xlsx"
+        base = ["report", "--site", "site-a", "--store", url, "--out", str(out)]
+        result = runner.invoke(app, [*base, "--timezone", zone, "--date", day])
+        assert result.exit_code == 0, result.output
+        assert f"{out}: 0 people at 0 spots, {day} ({zone})" in result.output
+
+
+def test_deliver_refuses_a_day_outside_the_contract(tmp_path: Path) -> None:
+    cfg = tmp_path / "agg.toml"
+    cfg.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "f.db"}"\n[s3]\nbucket = "reports"\n'
+        "[delivery]\nattempts = 1\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["deliver", "--config", str(cfg), "--date", "9999-12-31"])
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: --date: 9999-12-31 is outside the days events can have (2000-01-01 to 2099-12-31)\n",
+    )

@@ -73,6 +73,29 @@ def test_unreadable_files_are_one_clear_error(
     assert str(info.value) == f"{path}: {message}"
 
 
+@pytest.mark.parametrize(
+    ("start", "when"),
+    [
+        (datetime(1970, 1, 1, tzinfo=UTC), "1970-01-01T00:00:00+00:00"),
+        # Starts inside the window, but its last frame would be stamped in 2100.
+        (
+            datetime(2099, 12, 31, 23, 59, 59, 800000, tzinfo=UTC),
+            "2099-12-31T23:59:59.800000+00:00",
+        ),
+    ],
+)
+def test_a_clip_whose_frames_no_event_could_carry_is_refused_when_opened(
+    tmp_path: Path, start: datetime, when: str
+) -> None:
+    clip = _write_clip(tmp_path / "c.avi", [np.zeros((48, 64, 3), np.uint8)] * 5)
+    with pytest.raises(SourceError) as info:
+        VideoFileSource(clip, start)
+    assert str(info.value) == (
+        f"{clip}: filmed from {when}, outside the times events can have "
+        "(2000-01-01 to 2099-12-31 (UTC))"
+    )
+
+
 def test_directory_is_not_a_clip(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not a file"):
         VideoFileSource(tmp_path, START)

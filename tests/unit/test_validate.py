@@ -1,7 +1,7 @@
 """Validation of incoming messages: what is accepted, and why everything else is rejected."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,6 +9,7 @@ from aggregator.intake import Inbound, classify, dead_letter
 from aggregator.validate import (
     Accepted,
     AcceptedStatus,
+    LiveWindow,
     Reason,
     Rejected,
     validate,
@@ -191,11 +192,73 @@ def test_dead_letter_of_a_bad_topic_has_no_address() -> None:
     assert (letter.site, letter.reason, letter.topic) == (None, "bad_topic", "x/y")
 
 
-def test_the_control_character_check_covers_exactly_unicode_category_cc() -> None:
+def test_the_text_check_covers_exactly_category_cc_and_the_bidi_controls() -> None:
     import sys
     import unicodedata
 
-    from footfall.contract.types import _CONTROL_CHAR
+    from footfall.contract.types import _FORBIDDEN_CHAR
 
-    cc = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cc"}
-    assert {c for c in range(sys.maxunicode + 1) if _CONTROL_CHAR.match(chr(c))} == cc
+    everything = [chr(c) for c in range(sys.maxunicode + 1)]
+    cc = {c for c in everything if unicodedata.category(c) == "Cc"}
+    # Unicode's Bidi_Control property: the explicit embeddings, overrides and isolates, and the
+    # three marks (ALM, LRM, RLM).
+    explicit = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}
+    bidi = {c for c in everything if unicodedata.bidirectional(c) in explicit}
+    bidi |= {"\u061c", "\u200e", "\u200f"}
+    assert len(bidi) == 12
+    assert {c for c in everything if _FORBIDDEN_CHAR.match(c)} == cc | bidi
+
+
+WINDOW = LiveWindow(max_age=timedelta(days=30), max_ahead=timedelta(seconds=600))
+SEEN = datetime(2026, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)  # first_seen of EVENT; last + 4.2 s
+
+
+@pytest.mark.parametrize(
+    ("received", "field", "detail"),
+    [
+        (SEEN + timedelta(seconds=5), None, None),
+        (SEEN - timedelta(seconds=590), None, None),  # last_seen 594.2 s ahead: inside
+        (SEEN + timedelta(days=30), None, None),
+        (
+            SEEN - timedelta(hours=2),
+            "last_seen",
+            "2026-05-01T12:00:04.323Z is 2.0 h ahead of the aggregator's clock (limit "
+            "ingest.event_max_ahead_seconds = 600): check the agent's clock",
+        ),
+        (
+            SEEN + timedelta(days=30, seconds=1),
+            "first_seen",
+            "2026-05-01T12:00:00.123Z is 30 days before the aggregator's clock (limit "
+            "ingest.event_max_age_days = 30): check the agent's clock, or load old recordings "
+            "with `footfall-aggregator replay`",
+        ),
+    ],
+    ids=["just-seen", "clock-slightly-ahead", "a-month-in-the-outbox", "ahead", "too-old"],
+)
+def test_live_events_are_checked_against_the_clock_they_arrive_at(
+    received: datetime, field: str | None, detail: str | None
+) -> None:
+    message = Inbound(TOPIC, EVENT, received, "mqtt:a")
+    got = classify(
+        [message], prefix=PREFIX, max_payload_bytes=16384, keep_bytes=4096, window=WINDOW
+    )
+    if field is None:
+        assert len(got.batch.events) == 1 and not got.batch.dead_letters
+        return
+    (letter,) = got.batch.dead_letters
+    assert (letter.reason, letter.field, letter.detail) == ("out_of_window", field, detail)
+    assert letter.payload == EVENT and got.rejected == {"out_of_window": 1}
+    # Without a window (replay, the embedded survey) the same event is stored whatever its age.
+    got = classify([message], prefix=PREFIX, max_payload_bytes=16384, keep_bytes=100)
+    assert len(got.batch.events) == 1
+
+
+def test_statuses_are_not_held_to_the_live_window() -> None:
+    # An agent's will carries the sent_at of the connection it belongs to, which may be months
+    # old when the agent finally goes: it must still mark the agent offline.
+    status = example_status(state=AgentState.OFFLINE).to_json()
+    message = Inbound(TOPIC.replace("events", "status"), status, SEEN + timedelta(days=90), "m")
+    got = classify(
+        [message], prefix=PREFIX, max_payload_bytes=16384, keep_bytes=4096, window=WINDOW
+    )
+    assert len(got.batch.statuses) == 1
