@@ -127,6 +127,7 @@ def test_the_metrics_render_the_largest_counters(tmp_path: Path) -> None:
         class Ingest:
             counters = loop.counters
             connected = True
+            receipts_sent = 2**63 - 1
 
             class settings:  # noqa: N801 - stands in for IngestSettings
                 client_id = "agg-1"
