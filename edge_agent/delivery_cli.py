@@ -74,6 +74,7 @@ def outbox_status(
         f"crops waiting:  {status.crops_pending:,} (oldest {_age(status.oldest_crop_age_seconds)})",
         f"bytes:          {status.bytes:,}{cap} (file {status.file_bytes:,})",
         f"events:         accepted {c.events_accepted:,}, published {c.events_published:,}, "
+        f"confirmed {c.events_confirmed:,}, published again {c.events_requeued:,}, "
         f"duplicate puts {c.events_duplicate:,}",
         f"crops:          accepted {c.crops_accepted:,}, stored {c.crops_stored:,}, "
         f"dropped {c.crops_dropped:,} (after their event was sent: "

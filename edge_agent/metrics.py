@@ -116,6 +116,17 @@ class AgentCollector(Collector):
                 "Events published again after a reconnect or a denial",
                 s.events_republished,
             )
+            yield _counter("receipts", "Receipts taken from aggregators", s.receipts)
+            yield _counter(
+                "events_confirmed",
+                "Events confirmed as stored (by a receipt, or the PUBACK with confirm = broker)",
+                s.events_confirmed,
+            )
+            yield _counter(
+                "events_requeued",
+                "Events acknowledged by the broker but not confirmed in time: published again",
+                s.events_requeued,
+            )
             yield _counter("heartbeats", "Heartbeats published", s.heartbeats)
         if d.uploader is not None:
             u = d.uploader.stats()

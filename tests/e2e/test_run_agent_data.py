@@ -49,6 +49,7 @@ detect_every_n_frames = 2
 
 [delivery]
 heartbeat_seconds = 0.5
+confirm = "broker"  # a bare subscriber, no aggregator sending receipts
 
 [mqtt]
 host = "{ns.broker.host}"

@@ -55,6 +55,7 @@ synchronous = "normal"
 
 [delivery]
 shutdown_drain_seconds = 5.0
+confirm = "broker"  # a bare subscriber, no aggregator sending receipts
 
 [mqtt]
 host = "{broker.host}"

@@ -135,6 +135,10 @@ spot = "spot-1"
 agent = "agent-1"
 data_dir = "{tmp_path / "data"}"
 
+[delivery]
+# The watcher is a bare subscriber, no aggregator: the PUBACK is the confirmation.
+confirm = "broker"
+
 [mqtt]
 host = "127.0.0.1"
 port = {ns.broker.tls_port}

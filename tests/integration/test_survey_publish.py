@@ -26,6 +26,8 @@ def test_survey_publishes_a_clip_whose_agent_has_a_broker(
     camera = tmp_path / "camera.toml"
     camera.write_text(
         f'agent = "{agent.agent}"\ndata_dir = "{tmp_path / "agent-data"}"\n'
+        # A bare subscriber, no aggregator sending receipts: the PUBACK confirms.
+        '[delivery]\nconfirm = "broker"\n'
         f'[mqtt]\nhost = "{ns.broker.host}"\nport = {ns.broker.tls_port}\n'
         f'ca_file = "{ns.broker.ca_file}"\nusername = "{agent.name}"\ntopic_prefix = "{ns.prefix}"\n',
         encoding="utf-8",
@@ -77,6 +79,8 @@ def test_a_clip_whose_agent_cannot_publish_fails_with_the_file_named(
     camera = tmp_path / "camera.toml"
     camera.write_text(
         f'agent = "{agent.agent}"\ndata_dir = "{tmp_path / "agent-data"}"\n'
+        # A bare subscriber, no aggregator sending receipts: the PUBACK confirms.
+        '[delivery]\nconfirm = "broker"\n'
         f'[mqtt]\nhost = "{ns.broker.host}"\nport = {ns.broker.tls_port}\n'
         f'ca_file = "{ns.broker.ca_file}"\nusername = "{agent.name}"\n'
         f'password_file = "{password}"\ntopic_prefix = "{ns.prefix}"\n',

@@ -287,3 +287,12 @@ def test_toml_times_and_integers_for_numbers_are_what_they_say(tmp_path: Path) -
     )
     assert [s.deliver_at.isoformat() for s in cfg.sites] == ["06:30:00", "07:15:00"]
     assert cfg.fleet.heartbeat_interval_seconds == 30.0
+
+
+def test_mqtt_3_1_1_is_refused_when_only_the_puback_would_confirm() -> None:
+    from edge_agent.config import AgentConfig
+
+    base = {"site": "s", "spot": "p", "agent": "a", "mqtt": {"protocol": "3.1.1", "tls": False}}
+    assert AgentConfig.model_validate(base).delivery.confirm.value == "receipt"
+    with pytest.raises(ValueError, match="protocol '3.1.1' with delivery.confirm = 'broker'"):
+        AgentConfig.model_validate({**base, "delivery": {"confirm": "broker"}})

@@ -31,7 +31,9 @@ def test_outbox_status_reads_a_data_dir(tmp_path: Path) -> None:
     assert lines[0] == f"outbox:         {tmp_path / 'outbox.db'}"
     assert lines[1].startswith("events waiting: 2 (oldest 0m 0")
     assert lines[2].startswith("crops waiting:  2 (oldest 0m 0")
-    assert lines[4] == "events:         accepted 3, published 1, duplicate puts 0"
+    assert lines[4] == (
+        "events:         accepted 3, published 1, confirmed 1, published again 0, duplicate puts 0"
+    )
     assert lines[5] == (
         "crops:          accepted 3, stored 1, dropped 0 (after their event was sent: 0)"
     )
