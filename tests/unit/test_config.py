@@ -1,8 +1,8 @@
 """Configuration loading: TOML + environment, every error with its key path, secrets never in files."""
 
+import re
 from pathlib import Path
 
-import re
 import pytest
 from typer.testing import CliRunner
 
