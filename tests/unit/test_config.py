@@ -295,5 +295,7 @@ def test_mqtt_3_1_1_is_refused_when_only_the_puback_would_confirm() -> None:
 
     base = {"site": "s", "spot": "p", "agent": "a", "mqtt": {"protocol": "3.1.1", "tls": False}}
     assert AgentConfig.model_validate(base).delivery.confirm.value == "receipt"
-    with pytest.raises(ValueError, match=re.escape("protocol '3.1.1' with delivery.confirm = 'broker'")):
+    with pytest.raises(
+        ValueError, match=re.escape("protocol '3.1.1' with delivery.confirm = 'broker'")
+    ):
         AgentConfig.model_validate({**base, "delivery": {"confirm": "broker"}})
