@@ -52,7 +52,7 @@ class SinkError(Exception):
 
 
 class StoreSink:
-    """An :class:`edge_agent.sinks.EventSink` that is an aggregator: each event is validated
+    """An :class:`edge_agent.vision.sinks.EventSink` that is an aggregator: each event is validated
     against the contract and committed to the store, its crop written (and fsynced) under
     ``crops_dir/<crop key>`` first."""
 

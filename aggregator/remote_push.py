@@ -9,10 +9,10 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from edge_agent.mqtt_link import LinkError, PahoLink, Received
 from footfall.connections import BrokerSettings
 from footfall.contract import Channel, ConfigResult, ContractError, decode
 from footfall.contract.topics import AgentAddress
+from footfall.mqtt_link import LinkError, PahoLink, Received
 
 
 class PushError(Exception):

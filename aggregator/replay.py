@@ -1,5 +1,5 @@
 """Replay: import PersonEvents from JSON-lines files (one event per line, as the vision
-pipeline's ``process`` command writes them, see :mod:`edge_agent.jsonl_sink`) through the same
+pipeline's ``process`` command writes them, see :mod:`edge_agent.delivery.jsonl_sink`) through the same
 validation and store as live ingest. Events already stored are counted as duplicates, so
 replaying a file twice is harmless, and so is replaying a folder that is still being written: its
 unterminated last line is skipped.

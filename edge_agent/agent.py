@@ -11,7 +11,7 @@ the people in view go into the outbox, the other loop drains what it can, and
 :func:`run_until_stopped` raises :class:`AgentError` with the one line - the command exits 1 and
 the supervisor (systemd ``Restart=always``) starts the agent again, which then reads the files
 anew. The outbox keeps everything meanwhile. Files are also checked before anything starts
-(:mod:`edge_agent.preflight`), so a broken configuration never opens the camera.
+(:mod:`edge_agent.delivery.preflight`), so a broken configuration never opens the camera.
 """
 
 from __future__ import annotations
@@ -27,31 +27,31 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import AgentConfig
-from edge_agent.crop_uploader import CropUploader, ReopeningStore
-from edge_agent.heartbeat import FrameCounters, FrameMeter, StatusBuilder
-from edge_agent.mqtt_link import BrokerLink, LinkFactory, paho_link_factory
-from edge_agent.outbox import Outbox
-from edge_agent.preflight import (
+from edge_agent.delivery.backoff import Backoff
+from edge_agent.delivery.crop_uploader import CropUploader, ReopeningStore
+from edge_agent.delivery.heartbeat import FrameCounters, FrameMeter, StatusBuilder
+from edge_agent.delivery.outbox import Outbox
+from edge_agent.delivery.preflight import (
     SetupError,
     check_broker_files,
     check_delivery,
     check_store_credentials,
 )
+from edge_agent.delivery.sender import EventSender
 from edge_agent.remote_config import RemoteConfigManager
-from edge_agent.sender import EventSender
-from edge_agent.sinks import EventSink
+from edge_agent.vision.sinks import EventSink
 from footfall.connections import BrokerSettings
 from footfall.contract import ModelRef
+from footfall.mqtt_link import BrokerLink, LinkFactory, paho_link_factory
 from footfall.objectstore import ObjectStore
 
 if TYPE_CHECKING:
-    from edge_agent.classify import FaceClassifier
-    from edge_agent.detection import FaceDetector
-    from edge_agent.pipeline import Pipeline
-    from edge_agent.sources import FrameSource
+    from edge_agent.vision.detection import FaceDetector
+    from edge_agent.vision.pipeline import Pipeline
+    from edge_agent.vision.sources import FrameSource
     from footfall.health import HealthServer
+    from models.runtime.classifier import FaceClassifier
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +386,7 @@ def run_live(
     file played as if live); cameras and streams are stamped with the clock.
     """
     from edge_agent.build import BuildError, build_classifier, build_detector, resolver_for
-    from edge_agent.sources import SourceError, open_source
+    from edge_agent.vision.sources import SourceError, open_source
 
     remote = RemoteConfigManager.load(config)
     config = remote.active
@@ -430,8 +430,8 @@ def run_agent(
     """A running agent from its parts: ``source`` through the pipeline into the outbox, and
     delivery alongside, until the source ends, SIGTERM, or ``stop`` is set (tests; main thread
     not required then). ``on_pipeline`` sees the pipeline and the delivery once both exist."""
-    from edge_agent.pipeline import Pipeline
-    from edge_agent.runner import run
+    from edge_agent.vision.pipeline import Pipeline
+    from edge_agent.vision.runner import run
 
     remote = remote if remote is not None else RemoteConfigManager.load(config)
     config = remote.active

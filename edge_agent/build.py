@@ -5,12 +5,12 @@ files that were loaded."""
 import logging
 from pathlib import Path
 
-from edge_agent.classify import FaceClassifier, OnnxFaceClassifier, OnnxHead
 from edge_agent.config import AgentConfig
-from edge_agent.detection import FaceDetector, SsdDetector, YuNetDetector
-from edge_agent.pipeline_config import ClassifierSettings, DetectorKind, DetectorSettings
+from edge_agent.vision.detection import FaceDetector, SsdDetector, YuNetDetector
+from edge_agent.vision.settings import ClassifierSettings, DetectorKind, DetectorSettings
 from footfall.contract import ModelRef
 from models.assets import AssetError, ModelResolver
+from models.runtime.classifier import FaceClassifier, OnnxFaceClassifier, OnnxHead
 
 log = logging.getLogger(__name__)
 

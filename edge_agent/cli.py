@@ -185,7 +185,7 @@ def process(
     from edge_agent.build import BuildError
     from edge_agent.clips import ClipSpec, ClipSpecError, clips_from_options, load_clips_file
     from edge_agent.config import load_agent_config
-    from edge_agent.jsonl_sink import JsonlFolderSink, SinkError
+    from edge_agent.delivery.jsonl_sink import JsonlFolderSink, SinkError
     from edge_agent.process import ClipResult, process_clips
     from footfall.settings import ConfigError
 

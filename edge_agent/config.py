@@ -7,7 +7,7 @@ from typing import Any, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from edge_agent.pipeline_config import (
+from edge_agent.vision.settings import (
     ClassifierSettings,
     CountingSettings,
     CropSettings,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edge_agent.sinks import EventSink
+from edge_agent.vision.sinks import EventSink
 
 if TYPE_CHECKING:
     from edge_agent.agent import DrainReport
@@ -45,7 +45,7 @@ def outbox_status(
 ) -> None:
     """Depth, oldest entry age, crops pending, bytes and lifetime counters of the outbox."""
     from edge_agent.config import OutboxSettings, load_agent_config
-    from edge_agent.outbox import Outbox, OutboxError, outbox_path
+    from edge_agent.delivery.outbox import Outbox, OutboxError, outbox_path
 
     if (data_dir is None) == (config is None):
         raise fail("give exactly one of --data-dir or --config")
@@ -94,7 +94,7 @@ def deliver(
     runs until SIGTERM, or until the outbox is empty with --until-empty."""
     from edge_agent.agent import AgentError, Delivery, run_until_stopped
     from edge_agent.config import load_agent_config
-    from edge_agent.outbox import OutboxError
+    from edge_agent.delivery.outbox import OutboxError
 
     with config_errors_exit():
         cfg = load_agent_config(config)
@@ -133,9 +133,9 @@ def _nothing_left_in(report: "DrainReport", events: bool, crops: bool) -> bool:
 def check_broker(config: ConfigArg) -> None:
     """Connect to the configured broker once: a line saying it worked, or one clear error."""
     from edge_agent.config import load_agent_config
-    from edge_agent.mqtt_link import LinkError
-    from edge_agent.mqtt_link import check_broker as check
-    from edge_agent.preflight import SetupError, check_broker_files
+    from edge_agent.delivery.preflight import SetupError, check_broker_files
+    from footfall.mqtt_link import LinkError
+    from footfall.mqtt_link import check_broker as check
 
     with config_errors_exit():
         cfg = load_agent_config(config)
@@ -170,8 +170,8 @@ def run_agent(
 
     from edge_agent.agent import AgentError, run_live
     from edge_agent.config import load_agent_config
-    from edge_agent.counting import GeometryError
-    from edge_agent.outbox import OutboxError
+    from edge_agent.delivery.outbox import OutboxError
+    from edge_agent.vision.counting import GeometryError
 
     with config_errors_exit():
         cfg = load_agent_config(config)

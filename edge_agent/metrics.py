@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from edge_agent.sender import LinkState
+from edge_agent.delivery.sender import LinkState
 from footfall import __version__
 
 if TYPE_CHECKING:

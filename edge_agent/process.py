@@ -10,18 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_agent.annotate import AnnotatedVideoWriter, FrameAnnotator
 from edge_agent.build import build_classifier, build_detector, resolver_for
-from edge_agent.classify import FaceClassifier
 from edge_agent.clips import ClipSpec
 from edge_agent.config import AgentConfig, load_agent_config
-from edge_agent.counting import GeometryError
-from edge_agent.detection import FaceDetector
-from edge_agent.pipeline import FinishedPerson, Pipeline
-from edge_agent.runner import run
-from edge_agent.sinks import EventSink
-from edge_agent.sources import SourceError, TimedFrame, VideoFileSource
+from edge_agent.vision.annotate import AnnotatedVideoWriter, FrameAnnotator
+from edge_agent.vision.counting import GeometryError
+from edge_agent.vision.detection import FaceDetector
+from edge_agent.vision.pipeline import FinishedPerson, Pipeline
+from edge_agent.vision.runner import run
+from edge_agent.vision.sinks import EventSink
+from edge_agent.vision.sources import SourceError, TimedFrame, VideoFileSource
 from footfall.contract import Direction
+from models.runtime.classifier import FaceClassifier
 
 if TYPE_CHECKING:
     from edge_agent.agent import Delivery

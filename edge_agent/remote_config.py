@@ -34,7 +34,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 
 from edge_agent.config import AgentConfig
-from edge_agent.pipeline_config import (
+from edge_agent.vision.settings import (
     CountingSettings,
     CropSettings,
     DetectorCadence,

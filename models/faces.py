@@ -1,9 +1,9 @@
 """Face landmarks, 5-point alignment and ONNX age/gender inference, the way the edge does them.
 
 Training, evaluation and fine-tuning all go through this one module so that they see faces exactly
-as the agent does: YuNet landmarks -> the edge's own alignment (:func:`edge_agent.alignment.
+as the agent does: YuNet landmarks -> the edge's own alignment (:func:`models.runtime.alignment.
 align_face`: closed-form similarity transform onto the MODELS.md template, border replicated,
-oversampled and area-downscaled) -> the edge's classifier (:class:`edge_agent.classify.
+oversampled and area-downscaled) -> the edge's classifier (:class:`models.runtime.classifier.
 OnnxFaceClassifier`: one chip at the largest size the heads need, shrunk with area interpolation
 for a smaller head, ``(rgb - mean) / 256``, flip averaging on the mirrored chip).
 
@@ -26,8 +26,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "models.faces needs OpenCV and numpy: install the 'edge' extra (pip install -e '.[edge]')"
     ) from exc
 
-from edge_agent.alignment import ALIGNMENT_TEMPLATE, align_face
-from edge_agent.classify import OnnxFaceClassifier, OnnxHead
+from models.runtime.alignment import ALIGNMENT_TEMPLATE, align_face
+from models.runtime.classifier import OnnxFaceClassifier, OnnxHead
 
 FloatArray = npt.NDArray[np.float32]
 Image = npt.NDArray[np.uint8]

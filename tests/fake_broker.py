@@ -1,4 +1,4 @@
-"""A tiny in-memory stand-in for the broker behind :class:`edge_agent.mqtt_link.BrokerLink`, for
+"""A tiny in-memory stand-in for the broker behind :class:`footfall.mqtt_link.BrokerLink`, for
 unit tests of the sender: it records what was published, acknowledges (or denies, or does not
 answer), refuses connections and cuts them on request."""
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge_agent.mqtt_link import (
+from footfall.mqtt_link import (
     NO_MATCHING_SUBSCRIBERS,
     Ack,
     BrokerLink,

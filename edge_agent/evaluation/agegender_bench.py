@@ -1,6 +1,6 @@
 """Age/gender benchmark on UTKFace through the edge's own path: YuNet landmarks on the photo,
-:func:`edge_agent.alignment.align_face`, the face-quality score and
-:func:`edge_agent.classify.cydral_classifier` + :func:`edge_agent.classify.combine`.
+:func:`models.runtime.alignment.align_face`, the face-quality score and
+:func:`models.runtime.classifier.cydral_classifier` + :func:`models.runtime.classifier.combine`.
 
 UTKFace has one photo per person, so the K observations a person gives the pipeline are built
 as K views of that photo, the way a face varies while someone walks past a camera: the photo as
@@ -28,12 +28,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.alignment import align_face
-from edge_agent.classify import FaceEstimates, OnnxFaceClassifier, combine
-from edge_agent.detection import YuNetDetector
-from edge_agent.face_quality import QualityParams, geometry_quality, pixel_quality
+from edge_agent.vision.classification import combine
+from edge_agent.vision.detection import YuNetDetector
+from edge_agent.vision.quality import QualityParams, geometry_quality, pixel_quality
 from footfall.contract import AGE_GROUPS, Gender, age_group_for_years
 from footfall.contract.vocab import age_group_index
+from models.runtime.alignment import align_face
+from models.runtime.classifier import FaceEstimates, OnnxFaceClassifier
 
 U8 = npt.NDArray[np.uint8]
 F64 = npt.NDArray[np.float64]

@@ -294,9 +294,9 @@ def agegender(
     """Gender and age group on UTKFace through the edge's detector, alignment and classifier."""
     import cv2
 
-    from edge_agent.classify import cydral_classifier
-    from edge_agent.detection import YuNetDetector
     from edge_agent.evaluation.agegender_bench import markdown, prepare, score, to_json
+    from edge_agent.vision.detection import YuNetDetector
+    from models.runtime.classifier import cydral_classifier
 
     folder = _shared(shared)
     if split not in ("train", "val", "test"):

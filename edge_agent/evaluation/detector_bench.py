@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.detection import Detections, SsdDetector, YuNetDetector
-from edge_agent.tracking import iou_matrix
+from edge_agent.vision.detection import Detections, SsdDetector, YuNetDetector
+from edge_agent.vision.tracking import iou_matrix
 
 U8 = npt.NDArray[np.uint8]
 F64 = npt.NDArray[np.float64]

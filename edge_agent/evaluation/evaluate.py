@@ -27,7 +27,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.evaluation.scenario import GroundTruth, ScenarioSpec, build_renderer
 from edge_agent.evaluation.score import FrameTracks, RunRecord, ScenarioScore, score_run
 from edge_agent.evaluation.seed import seed_config, seed_pipeline
-from edge_agent.pipeline import Pipeline
+from edge_agent.vision.pipeline import Pipeline
 from models.assets import ModelResolver
 
 log = logging.getLogger(__name__)

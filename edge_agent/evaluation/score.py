@@ -30,7 +30,7 @@ import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 from edge_agent.evaluation.scenario import GroundTruth
-from edge_agent.tracking import iou_matrix
+from edge_agent.vision.tracking import iou_matrix
 from footfall.contract import AgeGroup, Direction, Gender, PersonEvent
 from footfall.contract.vocab import age_group_index
 

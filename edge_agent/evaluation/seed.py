@@ -5,7 +5,7 @@ What "seed-style" means here, exactly:
 
 - detector: the ResNet-10 SSD (8-bit TensorFlow weights) on a 300x300 blob of every frame,
   detections kept at score >= 0.8; no landmarks, so chips are aligned from fixed positions in
-  the box (:func:`edge_agent.alignment.landmarks_from_box`);
+  the box (:func:`models.runtime.alignment.landmarks_from_box`);
 - tracker: a centroid tracker (:class:`CentroidTracker`). Every detector frame, existing objects
   take the nearest detection centres greedily with no distance limit; an object unmatched for
   more than 40 frames is dropped. Without a distance limit an object that vanished is still
@@ -26,14 +26,14 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.appearance import Descriptors
-from edge_agent.best_faces import FirstFaces
-from edge_agent.classify import FaceClassifier
 from edge_agent.config import AgentConfig
-from edge_agent.detection import Detections, FaceDetector
-from edge_agent.pipeline import Pipeline
-from edge_agent.pipeline_config import DetectorKind, TrackerSettings
-from edge_agent.tracking import EndedTrack, MatchedTracks, TrackerStep, TrackSnapshot
+from edge_agent.vision.appearance import Descriptors
+from edge_agent.vision.best_faces import FirstFaces
+from edge_agent.vision.detection import Detections, FaceDetector
+from edge_agent.vision.pipeline import Pipeline
+from edge_agent.vision.settings import DetectorKind, TrackerSettings
+from edge_agent.vision.tracking import EndedTrack, MatchedTracks, TrackerStep, TrackSnapshot
+from models.runtime.classifier import FaceClassifier
 
 F32 = npt.NDArray[np.float32]
 

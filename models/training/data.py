@@ -203,7 +203,7 @@ def _cache_key(images: Path, files: Iterable[str]) -> str:
     digest = hashlib.sha256(str(images.resolve()).encode())
     for name in files:
         digest.update(name.encode() + b"\0")
-    # v2: chips come from the edge's own alignment (edge_agent.alignment.align_face).
+    # v2: chips come from the edge's own alignment (models.runtime.alignment.align_face).
     digest.update(f"{CONTEXT_SIZE}/{CONTEXT_MARGIN}/v2".encode())
     return digest.hexdigest()[:16]
 

@@ -23,10 +23,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge_agent.classify import OnnxHead
 from models.assets import ModelResolver
 from models.faces import DnnAgeGender, EdgeClassifierModel, Ensemble, FaceModel, read_image
 from models.manifest import ModelSpec
+from models.runtime.classifier import OnnxHead
 from models.training import TrainingError
 from models.training.data import PreparedFaces
 from models.training.metrics import full_report

@@ -30,14 +30,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import Synchronous
-from edge_agent.mqtt_link import PahoLink, paho_link_factory
-from edge_agent.outbox import Outbox
-from edge_agent.sender import EventSender
+from edge_agent.delivery.backoff import Backoff
+from edge_agent.delivery.outbox import Outbox
+from edge_agent.delivery.sender import EventSender
 from footfall.connections import BrokerSettings
 from footfall.contract import PersonEvent
 from footfall.contract.topics import AgentAddress, Channel
+from footfall.mqtt_link import PahoLink, paho_link_factory
 from infra import devservices as ds
 from tests.delivery_support import synthetic_events
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from edge_agent.build import build_classifier, build_detector
 from edge_agent.config import AgentConfig
-from edge_agent.pipeline import Pipeline
+from edge_agent.vision.pipeline import Pipeline
 from models.assets import ModelResolver
 from tests.bench.timed_stages import TimedClassifier, TimedDetector
 

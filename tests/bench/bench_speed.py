@@ -42,7 +42,7 @@ from edge_agent.evaluation.evaluate import eval_config
 from edge_agent.evaluation.scenario import build_renderer, write_scenario
 from edge_agent.evaluation.seed import seed_config, seed_pipeline
 from edge_agent.evaluation.suite import suite_specs
-from edge_agent.pipeline import Pipeline
+from edge_agent.vision.pipeline import Pipeline
 from models.assets import ModelResolver
 from tests.bench.timed_stages import TimedClassifier, TimedDetector
 

@@ -5,9 +5,9 @@ import time
 
 import numpy as np
 
-from edge_agent.classify import FaceClassifier, FaceEstimates
-from edge_agent.detection import Detections, FaceDetector
+from edge_agent.vision.detection import Detections, FaceDetector
 from footfall.contract import ModelRef
+from models.runtime.classifier import FaceClassifier, FaceEstimates
 
 U8 = np.ndarray
 

@@ -26,12 +26,12 @@ import cv2
 import numpy as np
 
 from edge_agent.build import build_classifier, build_detector
-from edge_agent.detection import Detections, FaceDetector
 from edge_agent.evaluation.evaluate import eval_config, record_runs
 from edge_agent.evaluation.scenario import ScenarioRenderer, build_renderer
 from edge_agent.evaluation.score import ScenarioScore, score_run
 from edge_agent.evaluation.suite import suite_specs, totals
-from edge_agent.pipeline import Pipeline
+from edge_agent.vision.detection import Detections, FaceDetector
+from edge_agent.vision.pipeline import Pipeline
 from footfall.contract import ModelRef
 from models.assets import ModelResolver
 

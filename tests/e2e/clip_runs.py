@@ -13,8 +13,8 @@ import numpy.typing as npt
 
 from edge_agent.build import build_classifier, build_detector
 from edge_agent.config import AgentConfig
-from edge_agent.pipeline import FinishedPerson, Pipeline
-from edge_agent.sources import VideoFileSource
+from edge_agent.vision.pipeline import FinishedPerson, Pipeline
+from edge_agent.vision.sources import VideoFileSource
 from models.assets import ModelResolver
 
 START = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)

@@ -6,13 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.alignment import align_face
 from edge_agent.build import build_classifier, build_detector
-from edge_agent.classify import combine
-from edge_agent.detection import FaceDetector
-from edge_agent.pipeline_config import ClassifierSettings, DetectorSettings
+from edge_agent.vision.classification import combine
+from edge_agent.vision.detection import FaceDetector
+from edge_agent.vision.settings import ClassifierSettings, DetectorSettings
 from footfall.contract import AgeGroup, Gender
 from models.assets import ModelResolver
+from models.runtime.alignment import align_face
 
 pytestmark = pytest.mark.data
 

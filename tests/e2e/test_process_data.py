@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent.cli import app
-from edge_agent.jsonl_sink import read_events
+from edge_agent.delivery.jsonl_sink import read_events
 from footfall.contract import Direction
 
 pytestmark = pytest.mark.data

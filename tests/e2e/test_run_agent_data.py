@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.outbox import Outbox, outbox_path
+from edge_agent.delivery.outbox import Outbox, outbox_path
 from footfall.contract import AgentStatus, PersonEvent, decode
 from tests.services import MqttNamespace, MqttTestClient, S3Bucket
 

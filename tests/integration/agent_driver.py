@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge_agent.agent import AgentError, Delivery, run_until_stopped
 from edge_agent.config import load_agent_config
-from edge_agent.sinks import EventSink
+from edge_agent.vision.sinks import EventSink
 from footfall.cli_support import configure_logging
 from tests.delivery_support import synthetic_events
 

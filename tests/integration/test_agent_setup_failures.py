@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.outbox import Outbox, outbox_path
+from edge_agent.delivery.outbox import Outbox, outbox_path
 from footfall.contract.topics import AgentAddress
 from infra import devservices as ds
 from tests.delivery_support import synthetic_events

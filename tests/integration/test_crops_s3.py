@@ -14,7 +14,7 @@ import pytest
 
 from edge_agent.agent import Delivery
 from edge_agent.config import AgentConfig
-from edge_agent.outbox import NOTE_OVER_CAP
+from edge_agent.delivery.outbox import NOTE_OVER_CAP
 from footfall.contract import PersonEvent
 from infra import devservices as ds
 from tests.delivery_support import synthetic_events
@@ -126,7 +126,7 @@ def test_crops_wait_out_an_s3_outage_and_all_arrive_intact(
 
 
 def outbox_empty(data_dir: Path) -> bool:
-    from edge_agent.outbox import Outbox, outbox_path
+    from edge_agent.delivery.outbox import Outbox, outbox_path
 
     with Outbox(outbox_path(data_dir)) as box:
         return box.status().entries == 0

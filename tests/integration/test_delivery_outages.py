@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent.outbox import Outbox, outbox_path
+from edge_agent.delivery.outbox import Outbox, outbox_path
 from footfall.contract import AgentStatus, decode
 from footfall.contract.topics import AgentAddress
 from infra import devservices as ds

@@ -11,10 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.agent import Delivery
 from edge_agent.config import AgentConfig
-from edge_agent.mqtt_link import BrokerRefusedError
 from edge_agent.remote_config import RemoteConfigManager
 from footfall.connections import BrokerSettings
 from footfall.contract.examples import random_events
+from footfall.mqtt_link import BrokerRefusedError
 from infra import devservices as ds
 from tests.fake_broker import FakeBroker
 from tests.ingest_support import (

@@ -14,22 +14,22 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent.agent import Delivery
-from edge_agent.backoff import Backoff
 from edge_agent.cli import app
 from edge_agent.config import AgentConfig
-from edge_agent.heartbeat import StatusBuilder
-from edge_agent.mqtt_link import (
+from edge_agent.delivery.backoff import Backoff
+from edge_agent.delivery.heartbeat import StatusBuilder
+from edge_agent.delivery.outbox import Outbox
+from edge_agent.delivery.sender import EventSender, LinkState
+from footfall.connections import BrokerSettings, MqttProtocol
+from footfall.contract import AgentState
+from footfall.contract.topics import AgentAddress
+from footfall.mqtt_link import (
     BrokerRefusedError,
     BrokerUnreachableError,
     TlsError,
     check_broker,
     paho_link_factory,
 )
-from edge_agent.outbox import Outbox
-from edge_agent.sender import EventSender, LinkState
-from footfall.connections import BrokerSettings, MqttProtocol
-from footfall.contract import AgentState
-from footfall.contract.topics import AgentAddress
 from infra import devservices as ds
 from tests.delivery_support import synthetic_events
 from tests.services import MqttNamespace

@@ -14,15 +14,15 @@ from typer.testing import CliRunner
 
 from aggregator.cli import app
 from edge_agent.agent import Delivery, run_agent
-from edge_agent.classify import FakeClassifier
 from edge_agent.config import AgentConfig
-from edge_agent.detection import FakeDetector
-from edge_agent.pipeline import Pipeline
 from edge_agent.remote_config import RemoteConfigManager
-from edge_agent.sources import TimedFrame
+from edge_agent.vision.detection import FakeDetector
+from edge_agent.vision.pipeline import Pipeline
+from edge_agent.vision.sources import TimedFrame
 from footfall.connections import BrokerSettings
 from footfall.contract import AgentStatus, decode
 from infra import devservices as ds
+from models.runtime.classifier import FakeClassifier
 from tests.services import MqttNamespace
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent.cli import app
-from edge_agent.pipeline_config import ClassifierSettings
+from edge_agent.vision.settings import ClassifierSettings
 from models.assets import ModelResolver
 from models.training.data import FaceFolder, PreparedFaces, Split, prepare, subsample
 

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import cv2
 
-from edge_agent.classify import cydral_classifier
-from edge_agent.detection import YuNetDetector
 from edge_agent.evaluation.agegender_bench import prepare
 from edge_agent.evaluation.agegender_bench import score as score_agegender
 from edge_agent.evaluation.detector_bench import bench_detectors, yunet_at
 from edge_agent.evaluation.evaluate import Config, eval_config, evaluate_spec
 from edge_agent.evaluation.scenario import ScenarioSpec
+from edge_agent.vision.detection import YuNetDetector
 from models.assets import ModelResolver
+from models.runtime.classifier import cydral_classifier
 
 BASELINE = Path(__file__).resolve().parent / "baseline.json"
 WRITE_COMMAND = "FOOTFALL_SHARED_DIR=../shared .venv/bin/python -m tests.quality.gate --write"

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.detection import Detections
-from edge_agent.tracking import ByteTracker
+from edge_agent.vision.detection import Detections
+from edge_agent.vision.tracking import ByteTracker
 
 # A frontal face's landmarks as fractions of its box (the layout a detector reports).
 FACE_LANDMARKS = np.array(

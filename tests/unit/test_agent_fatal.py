@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 
 from edge_agent.agent import AgentError, Delivery, run_agent, run_until_stopped
-from edge_agent.classify import FakeClassifier
 from edge_agent.config import AgentConfig
-from edge_agent.detection import FakeDetector
-from edge_agent.mqtt_link import BrokerLink
-from edge_agent.outbox import Outbox, outbox_path
-from edge_agent.preflight import SetupError
-from edge_agent.sender import LinkState
-from edge_agent.sinks import EventSink
-from edge_agent.sources import TimedFrame
+from edge_agent.delivery.outbox import Outbox, outbox_path
+from edge_agent.delivery.preflight import SetupError
+from edge_agent.delivery.sender import LinkState
+from edge_agent.vision.detection import FakeDetector
+from edge_agent.vision.sinks import EventSink
+from edge_agent.vision.sources import TimedFrame
 from footfall.connections import BrokerSettings, ObjectStoreSettings
+from footfall.mqtt_link import BrokerLink
 from footfall.objectstore import MemoryObjectStore
+from models.runtime.classifier import FakeClassifier
 from tests.delivery_support import synthetic_events
 from tests.fake_broker import FakeBroker
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_agent.alignment import (
+from models.runtime.alignment import (
     ALIGNMENT_TEMPLATE,
     align_face,
     landmarks_from_box,

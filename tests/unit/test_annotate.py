@@ -6,11 +6,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.annotate import AnnotatedVideoWriter, FrameAnnotator
-from edge_agent.classify import FakeClassifier
-from edge_agent.detection import FakeDetector
-from edge_agent.pipeline import Pipeline
+from edge_agent.vision.annotate import AnnotatedVideoWriter, FrameAnnotator
+from edge_agent.vision.detection import FakeDetector
+from edge_agent.vision.pipeline import Pipeline
 from footfall.contract.topics import AgentAddress
+from models.runtime.classifier import FakeClassifier
 from tests.unit.synthetic_faces import Walker, face_image, timeline
 
 START = datetime(2026, 5, 1, tzinfo=UTC)

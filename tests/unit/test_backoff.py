@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from edge_agent.backoff import Backoff
+from edge_agent.delivery.backoff import Backoff
 
 
 def test_delays_double_up_to_the_cap_and_stay_in_the_upper_half_of_each_step() -> None:

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from edge_agent.classify import (
+from edge_agent.vision.classification import combine
+from footfall.contract import AGE_GROUPS, AgeGroup, Gender
+from models.runtime.classifier import (
     _BIN_TO_GROUP,
     AGE_BIN_YEARS,
     FaceEstimates,
     FakeClassifier,
     _cydral_blob,
-    combine,
 )
-from footfall.contract import AGE_GROUPS, AgeGroup, Gender
 
 
 def _estimates(p_male: list[float], years: list[float]) -> FaceEstimates:

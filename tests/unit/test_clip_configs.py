@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.clips import load_clips_file
-from edge_agent.pipeline_config import DetectorSettings
 from edge_agent.process import config_for_clip
+from edge_agent.vision.settings import DetectorSettings
 from footfall.settings import ConfigError
 
 

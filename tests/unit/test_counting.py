@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from edge_agent.counting import (
+from edge_agent.vision.counting import (
     CountingLine,
     CountState,
     EdgeCounter,
     build_counter,
     side_of_box,
 )
-from edge_agent.pipeline_config import CountingSettings
+from edge_agent.vision.settings import CountingSettings
 from footfall.contract import Direction, Side
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import Synchronous
-from edge_agent.crop_uploader import CropUploader, ReopeningStore
-from edge_agent.outbox import NOTE_CORRUPT, NOTE_OVER_CAP, Outbox, PendingCrop
+from edge_agent.delivery.backoff import Backoff
+from edge_agent.delivery.crop_uploader import CropUploader, ReopeningStore
+from edge_agent.delivery.outbox import NOTE_CORRUPT, NOTE_OVER_CAP, Outbox, PendingCrop
 from footfall.connections import ObjectStoreSettings
 from footfall.contract import PersonEvent
 from footfall.contract.topics import AgentAddress
@@ -72,7 +72,7 @@ def test_store_down_crops_wait_and_all_arrive_after_recovery(
     store = MemoryObjectStore()
     store.fail_with = "put s3://b/k: Could not connect to the endpoint URL"
     up = uploader(outbox, store)
-    caplog.set_level(logging.DEBUG, logger="edge_agent.crop_uploader")
+    caplog.set_level(logging.DEBUG, logger="edge_agent.delivery.crop_uploader")
     up.start()
     items = list(synthetic_events(8, seed=2, address=ADDRESS, crop_bytes=2000))
     outbox.put_many(items[:4])

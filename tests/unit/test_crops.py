@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.crops import encode_jpeg, face_crop, padded_bounds
+from edge_agent.vision.crops import encode_jpeg, face_crop, padded_bounds
 
 
 @pytest.mark.parametrize(

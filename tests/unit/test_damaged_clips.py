@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 import edge_agent.process as process_module
 from aggregator.cli import app as aggregator_app
-from edge_agent.classify import FakeClassifier
 from edge_agent.cli import app as agent_app
-from edge_agent.detection import FakeDetector
-from edge_agent.sources import VideoFileSource, tolerated_shortfall
+from edge_agent.vision.detection import FakeDetector
+from edge_agent.vision.sources import VideoFileSource, tolerated_shortfall
+from models.runtime.classifier import FakeClassifier
 from tests.unit.test_sources import START
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from edge_agent.cli import app
-from edge_agent.outbox import Outbox, outbox_path
+from edge_agent.delivery.outbox import Outbox, outbox_path
 from footfall.contract.topics import AgentAddress
 from tests.delivery_support import synthetic_events
 

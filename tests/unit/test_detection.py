@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_agent.detection import Detections, FakeDetector, downscale, parse_ssd, parse_yunet
+from edge_agent.vision.detection import Detections, FakeDetector, downscale, parse_ssd, parse_yunet
 
 
 def test_detections_validate_shapes_and_dtypes() -> None:

@@ -7,20 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.best_faces import FirstFaces
-from edge_agent.classify import FakeClassifier
-from edge_agent.detection import Detections, FakeDetector
 from edge_agent.evaluation.detector_bench import WiderImage, _match, _Matches, average_precision
 from edge_agent.evaluation.evaluate import score_clip
 from edge_agent.evaluation.scenario import GroundTruth, GtPerson, ScenarioSpec
 from edge_agent.evaluation.score import FrameTracks, RunRecord, score_run
 from edge_agent.evaluation.seed import CentroidTracker
-from edge_agent.pipeline import Pipeline
-from edge_agent.pipeline_config import ClassifierSettings
-from edge_agent.tracking import EndedTrack
+from edge_agent.vision.best_faces import FirstFaces
+from edge_agent.vision.detection import Detections, FakeDetector
+from edge_agent.vision.pipeline import Pipeline
+from edge_agent.vision.settings import ClassifierSettings
+from edge_agent.vision.tracking import EndedTrack
 from footfall.contract import AgeGroup, Direction, Gender, PersonEvent
 from footfall.contract.examples import example_event
 from footfall.contract.topics import AgentAddress
+from models.runtime.classifier import FakeClassifier
 from tests.unit.synthetic_faces import Walker, face_image, timeline
 
 START = datetime(2026, 5, 1, tzinfo=UTC)

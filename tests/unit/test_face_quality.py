@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.face_quality import (
+from edge_agent.vision.quality import (
     QualityParams,
     frontalness,
     geometry_quality,

@@ -13,15 +13,15 @@ from typer.testing import CliRunner
 
 import edge_agent.agent as agent_module
 import edge_agent.process as process_module
-from edge_agent.classify import FakeClassifier
 from edge_agent.cli import app as agent_app
 from edge_agent.config import AgentConfig
-from edge_agent.counting import GeometryError, build_counter, check_geometry
-from edge_agent.detection import FakeDetector
-from edge_agent.pipeline import Pipeline
-from edge_agent.pipeline_config import CountingSettings
 from edge_agent.remote_config import REMOTE_CONFIG_FILE, RemoteConfigManager
+from edge_agent.vision.counting import GeometryError, build_counter, check_geometry
+from edge_agent.vision.detection import FakeDetector
+from edge_agent.vision.pipeline import Pipeline
+from edge_agent.vision.settings import CountingSettings
 from footfall.contract import ConfigOutcome
+from models.runtime.classifier import FakeClassifier
 from tests.unit.test_damaged_clips import _clip
 
 runner = CliRunner()

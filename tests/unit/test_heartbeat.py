@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from edge_agent.heartbeat import FrameCounters, FrameMeter, StatusBuilder
-from edge_agent.outbox import OutboxCounters
+from edge_agent.delivery.heartbeat import FrameCounters, FrameMeter, StatusBuilder
+from edge_agent.delivery.outbox import OutboxCounters
 from footfall import __version__
 from footfall.contract import AgentState, AgentStatus, ModelRef, ModelRole, decode
 from footfall.contract.topics import AgentAddress

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.jsonl_sink import EVENTS_FILE, JsonlFolderSink, SinkError, read_events
+from edge_agent.delivery.jsonl_sink import EVENTS_FILE, JsonlFolderSink, SinkError, read_events
 from footfall.contract import ContractError, CropRef, PersonEvent, decode
 from footfall.contract.examples import example_event
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import Synchronous
-from edge_agent.outbox import (
+from edge_agent.delivery.outbox import (
     NOTE_DISK_LOW,
     NOTE_OVER_CAP,
     Outbox,
@@ -321,7 +321,7 @@ def test_accepted_events_survive_kill_9(tmp_path: Path) -> None:
         f"""
         import sys
         from pathlib import Path
-        from edge_agent.outbox import Outbox
+        from edge_agent.delivery.outbox import Outbox
         from footfall.contract.topics import AgentAddress
         from tests.delivery_support import synthetic_events
         box = Outbox(Path({str(path)!r}))

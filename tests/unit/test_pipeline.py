@@ -7,13 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.classify import FakeClassifier
 from edge_agent.config import AgentConfig
-from edge_agent.detection import Detections, FakeDetector
-from edge_agent.pipeline import FinishedPerson, Pipeline
-from edge_agent.pipeline_config import ClassifierSettings, CropSettings, TrackerSettings
+from edge_agent.vision.detection import Detections, FakeDetector
+from edge_agent.vision.pipeline import FinishedPerson, Pipeline
+from edge_agent.vision.settings import ClassifierSettings, CropSettings, TrackerSettings
 from footfall.contract import AgeGroup, Direction, Gender, ModelRef, PersonEvent, Side, decode
 from footfall.contract.topics import AgentAddress
+from models.runtime.classifier import FakeClassifier
 from tests.unit.synthetic_faces import SyntheticFrame, Walker, face_image, timeline
 
 START = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)

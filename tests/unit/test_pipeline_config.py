@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import AgentConfig
-from edge_agent.pipeline_config import CropPolicy, DetectorKind, Units
+from edge_agent.vision.settings import CropPolicy, DetectorKind, Units
 from footfall.settings import ConfigError, load_config
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.preflight import SetupError, check_broker_files, check_store_credentials
+from edge_agent.delivery.preflight import SetupError, check_broker_files, check_store_credentials
 from footfall.connections import BrokerSettings, ObjectStoreSettings
 from infra.devservices.mosquitto import make_test_ca
 

@@ -14,7 +14,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.errors import StoreError
 from aggregator.store import EventStore
 from edge_agent.cli import app as agent_app
-from edge_agent.sources import LiveSource
+from edge_agent.vision.sources import LiveSource
 from footfall.redact import RedactingFilter, forget_secrets, redact, remember_secret
 from footfall.settings import ConfigError, load_config, read_secret
 from tests.unit.test_sources import FakeCapture

@@ -11,11 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.agent import Delivery
-from edge_agent.classify import FakeClassifier
 from edge_agent.config import AgentConfig
-from edge_agent.detection import FakeDetector
-from edge_agent.pipeline import Pipeline
-from edge_agent.pipeline_config import CountingSettings
 from edge_agent.remote_config import (
     REMOTE_CONFIG_FILE,
     RemoteConfig,
@@ -25,8 +21,12 @@ from edge_agent.remote_config import (
     load_remote_config,
     parse_remote_config,
 )
+from edge_agent.vision.detection import FakeDetector
+from edge_agent.vision.pipeline import Pipeline
+from edge_agent.vision.settings import CountingSettings
 from footfall.connections import BrokerSettings
 from footfall.contract import AgentStatus, ConfigOutcome, ConfigResult, Direction, decode
+from models.runtime.classifier import FakeClassifier
 from tests.fake_broker import FakeBroker
 from tests.unit.synthetic_faces import Walker, face_image, timeline
 

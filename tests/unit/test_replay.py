@@ -11,7 +11,7 @@ import pytest
 from aggregator.errors import ReplayError
 from aggregator.replay import read_lines, replay_files
 from aggregator.store import EventStore
-from edge_agent.jsonl_sink import JsonlFolderSink
+from edge_agent.delivery.jsonl_sink import JsonlFolderSink
 from footfall.contract.examples import example_event, random_events
 
 EVERYTHING = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_agent.scene_cuts import SceneCutDetector
+from edge_agent.vision.scene_cuts import SceneCutDetector
 
 
 def test_cut_only_on_a_wholesale_change() -> None:

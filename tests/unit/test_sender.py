@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import Confirmation, Synchronous
-from edge_agent.heartbeat import StatusBuilder
-from edge_agent.mqtt_link import BrokerLink, BrokerRefusedError
-from edge_agent.outbox import Outbox
-from edge_agent.preflight import SetupError
-from edge_agent.sender import EventSender, LinkState
+from edge_agent.delivery.backoff import Backoff
+from edge_agent.delivery.heartbeat import StatusBuilder
+from edge_agent.delivery.outbox import Outbox
+from edge_agent.delivery.preflight import SetupError
+from edge_agent.delivery.sender import EventSender, LinkState
 from footfall.contract import AgentStatus, PersonEvent, decode
 from footfall.contract.topics import AgentAddress, Channel
+from footfall.mqtt_link import BrokerLink, BrokerRefusedError
 from tests.delivery_support import synthetic_events
 from tests.fake_broker import FakeBroker
 
@@ -139,7 +139,7 @@ def test_a_denied_publish_is_reported_kept_and_retried(
     denying = {"on": True}
     broker = FakeBroker(deny=lambda topic: denying["on"] and topic == EVENTS)
     sender = make_sender(outbox, broker, window=4, heartbeat=0.01)
-    caplog.set_level(logging.INFO, logger="edge_agent.sender")
+    caplog.set_level(logging.INFO, logger="edge_agent.delivery.sender")
     sender.start()
     try:
         wait_for(lambda: sender.stats().publish_denied >= 4, "denials")
@@ -172,7 +172,7 @@ def test_no_matching_subscribers_keeps_the_events_and_probes_until_an_aggregator
     nobody = {"on": True}
     broker = FakeBroker(unrouted=lambda topic: nobody["on"] and topic == EVENTS)
     sender = make_sender(outbox, broker, window=8, heartbeat=0.01)
-    caplog.set_level(logging.INFO, logger="edge_agent.sender")
+    caplog.set_level(logging.INFO, logger="edge_agent.delivery.sender")
     sender.start()
     try:
         wait_for(lambda: sender.stats().publish_unrouted >= 12, "unrouted publishes")
@@ -205,7 +205,7 @@ def test_a_refused_connection_is_never_connected_and_reported_once(
     message = "the broker at h:1 refused the connection: Not authorized (reason code 135)"
     broker = FakeBroker(refuse=BrokerRefusedError(message, 135, "Not authorized"))
     sender = make_sender(outbox, broker)
-    caplog.set_level(logging.DEBUG, logger="edge_agent.sender")
+    caplog.set_level(logging.DEBUG, logger="edge_agent.delivery.sender")
     sender.start()
     wait_for(lambda: broker.connect_attempts >= 4, "retries")
     stats = sender.stats()
@@ -301,7 +301,7 @@ def test_acknowledged_events_wait_for_a_receipt_and_are_sent_again_without_one(
     produced = fill(outbox, 6)
     broker = FakeBroker(receipts=False)
     sender = make_sender(outbox, broker, window=8, status=False, receipt_timeout=0.3)
-    caplog.set_level(logging.WARNING, logger="edge_agent.sender")
+    caplog.set_level(logging.WARNING, logger="edge_agent.delivery.sender")
     sender.start()
     try:
         wait_for(lambda: sender.stats().events_sent == 6, "six PUBACKs")
@@ -324,7 +324,7 @@ def test_a_receipt_for_another_agent_confirms_nothing(
     produced = fill(outbox, 2)
     broker = FakeBroker(receipts=False)
     sender = make_sender(outbox, broker, status=False)
-    caplog.set_level(logging.ERROR, logger="edge_agent.sender")
+    caplog.set_level(logging.ERROR, logger="edge_agent.delivery.sender")
     sender.start()
     try:
         wait_for(lambda: sender.stats().events_sent == 2, "two PUBACKs")
@@ -388,7 +388,7 @@ def test_a_link_that_cannot_be_built_ends_the_sender_with_one_line(
         backoff=Backoff(0.005, 0.02),
         on_fatal=fatal.append,
     )
-    caplog.set_level(logging.INFO, logger="edge_agent.sender")
+    caplog.set_level(logging.INFO, logger="edge_agent.delivery.sender")
     sender.start()
     assert sender.join(5.0)
     stats = sender.stats()

@@ -8,12 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.classify import FakeClassifier
-from edge_agent.detection import FakeDetector
-from edge_agent.pipeline import Pipeline
-from edge_agent.runner import run
-from edge_agent.sinks import ListSink
-from edge_agent.sources import (
+from edge_agent.vision.detection import FakeDetector
+from edge_agent.vision.pipeline import Pipeline
+from edge_agent.vision.runner import run
+from edge_agent.vision.sinks import ListSink
+from edge_agent.vision.sources import (
     BoundedFrameQueue,
     LiveSource,
     QueueClosedError,
@@ -25,6 +24,7 @@ from edge_agent.sources import (
 )
 from footfall.contract import Direction
 from footfall.contract.topics import AgentAddress
+from models.runtime.classifier import FakeClassifier
 from tests.unit.synthetic_faces import Walker, face_image, timeline
 
 START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from edge_agent.detection import Detections
-from edge_agent.pipeline_config import TrackerSettings
-from edge_agent.tracking import ByteTracker, EndedTrack, iou_matrix
+from edge_agent.vision.detection import Detections
+from edge_agent.vision.settings import TrackerSettings
+from edge_agent.vision.tracking import ByteTracker, EndedTrack, iou_matrix
 from tests.unit.synthetic_faces import Walker, face_detections, run_tracker, timeline
 
 FPS = 25.0

@@ -7,12 +7,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from edge_agent.alignment import align_face
 from edge_agent.config import AgentConfig
-from edge_agent.pipeline_config import ClassifierSettings
+from edge_agent.vision.settings import ClassifierSettings
 from footfall.contract.vocab import AGE_GROUPS
 from models.faces import AGE_BIN_YEARS, TEMPLATE, align
 from models.manifest import load_manifest
+from models.runtime.alignment import align_face
 from models.selection import LicenceError, check_selection
 from models.training import TrainingError
 from models.training.cards import card, comparison, write_cards

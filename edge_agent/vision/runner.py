@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge_agent.pipeline import FinishedPerson, Pipeline
-from edge_agent.sinks import EventSink
-from edge_agent.sources import BoundedFrameQueue, FrameSource, QueueClosedError, TimedFrame
+from edge_agent.vision.pipeline import FinishedPerson, Pipeline
+from edge_agent.vision.sinks import EventSink
+from edge_agent.vision.sources import BoundedFrameQueue, FrameSource, QueueClosedError, TimedFrame
 
 log = logging.getLogger(__name__)
 

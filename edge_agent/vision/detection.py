@@ -15,17 +15,12 @@ import numpy as np
 import numpy.typing as npt
 
 from footfall.contract import ModelRef, ModelRole
+from models.runtime.opencv import quiet_opencv
 
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
-
-
-def quiet_opencv() -> None:
-    """OpenCV 5's new DNN engine warns on every model load that it ignores target selection, an
-    option we never set; keep its log to errors."""
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Drawing only: boxes, track ids, directions and the counting line onto frames, and writing
-them to a video. Reads a :class:`~edge_agent.pipeline.PipelineView`; decides nothing."""
+them to a video. Reads a :class:`~edge_agent.vision.pipeline.PipelineView`; decides nothing."""
 
 import logging
 from pathlib import Path
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.pipeline import PipelineView
+from edge_agent.vision.pipeline import PipelineView
 
 log = logging.getLogger(__name__)
 

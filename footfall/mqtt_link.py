@@ -2,7 +2,7 @@
 paho implementation and the errors that say why a connection failed.
 
 A link is one connection and nothing more: no automatic reconnect, no session carried over, no
-message queued behind the caller's back. :mod:`edge_agent.sender` makes a new link for every
+message queued behind the caller's back. :mod:`edge_agent.delivery.sender` makes a new link for every
 attempt and re-publishes from the outbox whatever the old one did not get acknowledged; the
 outbox, not the broker session, is what guarantees nothing is lost (MQTT 5 sessions did not
 survive a broker restart on Mosquitto 2.0.11 anyway).

@@ -231,7 +231,7 @@ def _free_disk(path: Path) -> int:
 
 
 class Outbox:
-    """The outbox of one agent; also its :class:`~edge_agent.sinks.EventSink`."""
+    """The outbox of one agent; also its :class:`~edge_agent.vision.sinks.EventSink`."""
 
     def __init__(
         self,
@@ -380,7 +380,7 @@ class Outbox:
     # -- the producer side ----------------------------------------------------------------------
 
     def emit(self, event: PersonEvent, crop_jpeg: bytes | None) -> None:
-        """:class:`~edge_agent.sinks.EventSink`: returns once the event is committed."""
+        """:class:`~edge_agent.vision.sinks.EventSink`: returns once the event is committed."""
         self.put(event, crop_jpeg)
 
     def put(self, event: PersonEvent, crop_jpeg: bytes | None) -> int:

@@ -53,21 +53,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import Confirmation
-from edge_agent.drain import DrainClock
-from edge_agent.heartbeat import StatusSource
-from edge_agent.mqtt_link import (
-    Ack,
-    BrokerLink,
-    BrokerRefusedError,
-    LastWill,
-    LinkError,
-    LinkFactory,
-    TlsError,
-)
-from edge_agent.outbox import Outbox
-from edge_agent.preflight import SetupError
+from edge_agent.delivery.backoff import Backoff
+from edge_agent.delivery.drain import DrainClock
+from edge_agent.delivery.heartbeat import StatusSource
+from edge_agent.delivery.outbox import Outbox
+from edge_agent.delivery.preflight import SetupError
 from footfall.contract import (
     MAX_RECEIPT_BYTES,
     AgentState,
@@ -78,6 +69,15 @@ from footfall.contract import (
     decode,
 )
 from footfall.contract.topics import AgentAddress, Channel
+from footfall.mqtt_link import (
+    Ack,
+    BrokerLink,
+    BrokerRefusedError,
+    LastWill,
+    LinkError,
+    LinkFactory,
+    TlsError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ ConfigHandler = Callable[[bytes], ConfigResult]
 
 class LinkSetupError(Exception):
     """No link can be built from the settings; the message is one line saying why (naming the
-    setting and the file when the factory raised :class:`~edge_agent.preflight.SetupError`)."""
+    setting and the file when the factory raised :class:`~edge_agent.delivery.preflight.SetupError`)."""
 
 
 class EventSender:

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.pipeline_config import CountingMode, CountingSettings, Edge, Units
+from edge_agent.vision.settings import CountingMode, CountingSettings, Edge, Units
 from footfall.contract import Direction, Side
 
 F32 = npt.NDArray[np.float32]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from edge_agent.outbox import OutboxCounters
+from edge_agent.delivery.outbox import OutboxCounters
 from footfall import __version__
 from footfall.contract import SCHEMA_VERSION, AgentState, AgentStats, AgentStatus, ModelRef
 from footfall.contract.topics import AgentAddress

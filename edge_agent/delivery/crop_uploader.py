@@ -14,12 +14,12 @@ No orphans: every object this loop puts is named by the event that leaves the de
 outbox's cap drops the oldest pending crops - the very ones this loop is uploading - and rewrites
 an unpublished event whose crop went to ``crop: null``; a crop dropped mid-upload used to stay in
 the store with nothing pointing to it. So before each PUT the crop is *claimed* in the outbox
-(:meth:`~edge_agent.outbox.Outbox.claim_crop`, committed first), and the cap never drops a
+(:meth:`~edge_agent.delivery.outbox.Outbox.claim_crop`, committed first), and the cap never drops a
 claimed crop. A crop the cap took between being read and being claimed is skipped, never
 uploaded. The claim lasts until the crop is marked stored: a failed PUT keeps it (a PUT that timed
 out may have reached the store), and the retry starts from that crop. Why this rather than
 deleting a dropped crop from the store afterwards, or uploading only once the event was published,
-is in :mod:`edge_agent.outbox` ("Crops and the object store").
+is in :mod:`edge_agent.delivery.outbox` ("Crops and the object store").
 
 What is retried and what ends the uploader: whatever the store answers (unreachable, refused,
 a wrong key) is retried for ever with backoff, oldest crop first. A :class:`ReopeningStore`
@@ -48,10 +48,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edge_agent.backoff import Backoff
-from edge_agent.drain import DrainClock
-from edge_agent.outbox import NOTE_CORRUPT, Outbox, PendingCrop
-from edge_agent.preflight import SetupError, read_secret_file
+from edge_agent.delivery.backoff import Backoff
+from edge_agent.delivery.drain import DrainClock
+from edge_agent.delivery.outbox import NOTE_CORRUPT, Outbox, PendingCrop
+from edge_agent.delivery.preflight import SetupError, read_secret_file
 from footfall.connections import ObjectStoreSettings
 from footfall.contract.topics import AgentAddress
 from footfall.objectstore import ObjectStore, ObjectStoreError, StoredObject

@@ -19,7 +19,7 @@ A region that is mostly outside the frame, too small, or overlapped by another d
 regions is marked invalid for that observation and ignored.
 
 Everything is pure (frame and boxes in, arrays out); the tracker keeps a running average per
-track (:mod:`edge_agent.tracking`).
+track (:mod:`edge_agent.vision.tracking`).
 """
 
 from dataclasses import dataclass

@@ -5,7 +5,7 @@ second of stream time, and on at most every n-th frame), tracks them, updates
 each person's direction and best faces, and returns a :class:`FinishedPerson` (the contract's
 ``PersonEvent`` plus the face crop's JPEG) for every person whose track ended at this instant:
 unseen for longer than the absence window. ``finish()`` ends everyone at the end of the stream.
-There is no I/O and no clock here; the loop around it lives in :mod:`edge_agent.runner`.
+There is no I/O and no clock here; the loop around it lives in :mod:`edge_agent.vision.runner`.
 
 Per person the pipeline keeps a counting state, the K best aligned chips (small, bounded) and
 one crop; that state is dropped when the track ends, so memory follows the number of people in
@@ -26,12 +26,11 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.alignment import align_face, landmarks_from_box
-from edge_agent.appearance import describe
-from edge_agent.best_faces import BestFaces, FaceKeeper
-from edge_agent.classify import UNKNOWN_AGE, UNKNOWN_GENDER, FaceClassifier, combine
 from edge_agent.config import AgentConfig
-from edge_agent.counting import (
+from edge_agent.vision.appearance import describe
+from edge_agent.vision.best_faces import BestFaces, FaceKeeper
+from edge_agent.vision.classification import UNKNOWN_AGE, UNKNOWN_GENDER, combine
+from edge_agent.vision.counting import (
     CountingLine,
     CountState,
     DirectionCounter,
@@ -40,18 +39,24 @@ from edge_agent.counting import (
     check_geometry,
     side_of_box,
 )
-from edge_agent.crops import encode_jpeg, face_crop
-from edge_agent.detection import Detections, FaceDetector
-from edge_agent.face_quality import QualityParams, geometry_quality, pixel_quality
-from edge_agent.pipeline_config import (
+from edge_agent.vision.crops import encode_jpeg, face_crop
+from edge_agent.vision.detection import Detections, FaceDetector
+from edge_agent.vision.quality import QualityParams, geometry_quality, pixel_quality
+from edge_agent.vision.scene_cuts import SceneCutDetector
+from edge_agent.vision.settings import (
     ClassifierSettings,
     CountingSettings,
     CropPolicy,
     CropSettings,
     TrackerSettings,
 )
-from edge_agent.scene_cuts import SceneCutDetector
-from edge_agent.tracking import ByteTracker, EndedTrack, MatchedTracks, Tracker, TrackSnapshot
+from edge_agent.vision.tracking import (
+    ByteTracker,
+    EndedTrack,
+    MatchedTracks,
+    Tracker,
+    TrackSnapshot,
+)
 from footfall.contract import (
     SCHEMA_VERSION,
     CropRef,
@@ -63,6 +68,8 @@ from footfall.contract import (
 from footfall.contract.keys import crop_key
 from footfall.contract.topics import AgentAddress
 from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS, timestamp_window_text
+from models.runtime.alignment import align_face, landmarks_from_box
+from models.runtime.classifier import FaceClassifier
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +83,7 @@ CADENCE_TOLERANCE = 0.1
 
 @dataclass(frozen=True)
 class FinishedPerson:
-    """What the pipeline hands to an :class:`~edge_agent.sinks.EventSink`."""
+    """What the pipeline hands to an :class:`~edge_agent.vision.sinks.EventSink`."""
 
     event: PersonEvent
     crop_jpeg: bytes | None
@@ -93,7 +100,7 @@ class _Person:
 
 @dataclass(frozen=True)
 class PipelineView:
-    """The state after the latest step, for drawing (see :mod:`edge_agent.annotate`)."""
+    """The state after the latest step, for drawing (see :mod:`edge_agent.vision.annotate`)."""
 
     tracks: TrackSnapshot
     detections: Detections

@@ -78,7 +78,7 @@ def _cut_torn_tail(fh: BinaryIO, path: Path) -> None:
 
 
 class JsonlFolderSink:
-    """An :class:`~edge_agent.sinks.EventSink` writing the folder format above."""
+    """An :class:`~edge_agent.vision.sinks.EventSink` writing the folder format above."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

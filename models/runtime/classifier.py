@@ -1,9 +1,12 @@
-"""Gender and age from aligned face chips: the :class:`FaceClassifier` protocol, the Cydral
-models through ``cv2.dnn``, and combining a person's K best observations into one estimate.
+"""Gender and age from aligned face chips: the :class:`FaceClassifier` protocol, its ONNX
+runtime (the Cydral models and every model exported by the training code, through ``cv2.dnn``)
+and a fake for tests.
 
-A classifier takes a batch of aligned chips (see :mod:`edge_agent.alignment`) and returns, per
-chip, gender probabilities, an age in years and the probabilities of the 8 age groups. Models
-exported by the training code plug in by implementing the same protocol.
+A classifier takes a batch of aligned chips (see :mod:`models.runtime.alignment`) and returns,
+per chip, gender probabilities, an age in years and the probabilities of the 8 age groups.
+
+It lives under ``models/`` so that the edge, the training and the evaluation all run exactly this
+code: ``edge_agent`` imports it, and nothing here imports ``edge_agent``.
 """
 
 import logging
@@ -15,26 +18,19 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.detection import quiet_opencv
 from footfall.contract import (
     AGE_GROUPS,
-    AgeEstimate,
-    AgeGroup,
-    Gender,
-    GenderEstimate,
     ModelRef,
     ModelRole,
     age_group_for_years,
 )
+from models.runtime.opencv import quiet_opencv
 
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
-
-UNKNOWN_GENDER = GenderEstimate(label=Gender.UNKNOWN, confidence=None)
-UNKNOWN_AGE = AgeEstimate(group=AgeGroup.UNKNOWN, years=None, group_probabilities=None)
 
 
 @dataclass(frozen=True)
@@ -232,36 +228,3 @@ class FakeClassifier:
             years=np.full(n, self.years),
             groups=groups,
         )
-
-
-def combine(
-    estimates: FaceEstimates, weights: npt.ArrayLike, *, min_gender_confidence: float
-) -> tuple[GenderEstimate, AgeEstimate]:
-    """One person's gender and age from several observations: probabilities and years averaged
-    with ``weights`` (the observations' quality). A gender whose averaged probability stays under
-    ``min_gender_confidence`` is reported as unknown rather than guessed."""
-    w = np.asarray(weights, np.float64).reshape(-1)
-    if len(estimates) == 0 or len(w) != len(estimates):
-        raise ValueError(f"need one weight per estimate, got {len(w)} for {len(estimates)}")
-    if (w < 0).any() or w.sum() <= 0:
-        raise ValueError("weights must be >= 0 and not all zero")
-    w = w / w.sum()
-    p_gender = w @ estimates.gender
-    p_gender = p_gender / p_gender.sum()
-    best = int(np.argmax(p_gender))
-    confidence = float(p_gender[best])
-    if confidence < min_gender_confidence:
-        gender = UNKNOWN_GENDER
-    else:
-        gender = GenderEstimate(
-            label=Gender.MALE if best == 1 else Gender.FEMALE, confidence=min(confidence, 1.0)
-        )
-    groups = w @ estimates.groups
-    groups = groups / groups.sum()
-    years = float(np.clip(w @ estimates.years, 0.0, 120.0))
-    age = AgeEstimate(
-        group=age_group_for_years(years),
-        years=round(years, 1),
-        group_probabilities={g: float(p) for g, p in zip(AGE_GROUPS, groups, strict=True)},
-    )
-    return gender, age

@@ -10,7 +10,7 @@ after it. A reappearance after a gap is matched by the motion model's prediction
 uncertainty, capped at ``reid_max_distance`` face heights.
 
 Appearance (optional: ``update`` takes per-detection descriptors from
-:mod:`edge_agent.appearance`) covers what motion cannot. Each track keeps a running average of
+:mod:`edge_agent.vision.appearance`) covers what motion cannot. Each track keeps a running average of
 its descriptor from clean, confident observations. A track that was lost (not seen at the
 previous detector run) may take a detection by overlap or motion only if they do not look
 clearly different (``appearance_veto_distance``): two people who swapped places while hidden
@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from edge_agent.appearance import (
+from edge_agent.vision.appearance import (
     DIM,
     MIN_WEIGHT,
     PARTS,
@@ -44,8 +44,8 @@ from edge_agent.appearance import (
     blend,
     distance_matrix,
 )
-from edge_agent.detection import Detections
-from edge_agent.pipeline_config import TrackerSettings
+from edge_agent.vision.detection import Detections
+from edge_agent.vision.settings import TrackerSettings
 
 log = logging.getLogger(__name__)
 
