@@ -7,9 +7,10 @@ ACL ties each agent's credentials to its own topics). Text that merely looks lik
 formula (``=cmd|...``) is valid text; the workbook neutralizes it when it writes cells.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from footfall.contract import (
     MAX_EVENT_BYTES,
@@ -125,10 +126,6 @@ def _too_large(size: int, max_bytes: int) -> Rejected | None:
     return None
 
 
-def _invalid(exc: ContractError, address: AgentAddress | None) -> Rejected:
-    return Rejected(Reason.INVALID, exc.errors[0].field if exc.errors else None, str(exc), address)
-
-
 def _identity(
     claimed: PersonEvent | AgentStatus | ConfigResult, address: AgentAddress | None
 ) -> Rejected | None:
@@ -151,6 +148,29 @@ def _identity(
     return Rejected(Reason.IDENTITY_MISMATCH, wrong[0], detail, address)
 
 
+Claimed = TypeVar("Claimed", PersonEvent, AgentStatus, ConfigResult)
+"""A record that says which agent it is from."""
+
+
+def validate_record(
+    kind: type[Claimed],
+    payload: bytes,
+    *,
+    address: AgentAddress | None,
+    max_bytes: int = MAX_EVENT_BYTES,
+) -> Claimed | Rejected:
+    """Check one payload that should be a ``kind`` record: its size, the contract's own checks
+    and, with ``address`` (from its topic), that it is from the agent of that topic."""
+    if (too_large := _too_large(len(payload), max_bytes)) is not None:
+        return replace(too_large, address=address)
+    try:
+        record = decode(kind, payload, max_bytes=max_bytes)
+    except ContractError as exc:
+        field = exc.errors[0].field if exc.errors else None
+        return Rejected(Reason.INVALID, field, str(exc), address)
+    return _identity(record, address) or record
+
+
 def validate_event(
     payload: bytes,
     *,
@@ -159,48 +179,16 @@ def validate_event(
     window: LiveWindow | None = None,
     now: datetime | None = None,
 ) -> Accepted | Rejected:
-    """Check one PersonEvent payload; with ``address`` (from its topic) also its identity, and
-    with ``window`` its times against ``now`` (the aggregator's clock when it arrived)."""
-    if (rejected := _too_large(len(payload), max_bytes)) is not None:
-        return Rejected(rejected.reason, rejected.field, rejected.detail, address)
-    try:
-        event = decode(PersonEvent, payload, max_bytes=max_bytes)
-    except ContractError as exc:
-        return _invalid(exc, address)
-    mismatch = _identity(event, address)
-    if mismatch is not None:
-        return mismatch
+    """Check one PersonEvent payload (see :func:`validate_record`), and with ``window`` its
+    times against ``now`` (the aggregator's clock when it arrived)."""
+    event = validate_record(PersonEvent, payload, address=address, max_bytes=max_bytes)
+    if isinstance(event, Rejected):
+        return event
     if window is not None and now is not None:
         outside = window.check(event, now)
         if outside is not None:
             return Rejected(Reason.OUT_OF_WINDOW, *outside, address)
     return Accepted(event)
-
-
-def validate_status(
-    channel: Channel, payload: bytes, *, address: AgentAddress, max_bytes: int = MAX_EVENT_BYTES
-) -> AcceptedStatus | Rejected:
-    if (rejected := _too_large(len(payload), max_bytes)) is not None:
-        return Rejected(rejected.reason, rejected.field, rejected.detail, address)
-    try:
-        status = decode(AgentStatus, payload, max_bytes=max_bytes)
-    except ContractError as exc:
-        return _invalid(exc, address)
-    mismatch = _identity(status, address)
-    return mismatch or AcceptedStatus(channel, status)
-
-
-def validate_config_result(
-    payload: bytes, *, address: AgentAddress, max_bytes: int = MAX_EVENT_BYTES
-) -> AcceptedConfigResult | Rejected:
-    if (rejected := _too_large(len(payload), max_bytes)) is not None:
-        return Rejected(rejected.reason, rejected.field, rejected.detail, address)
-    try:
-        result = decode(ConfigResult, payload, max_bytes=max_bytes)
-    except ContractError as exc:
-        return _invalid(exc, address)
-    mismatch = _identity(result, address)
-    return mismatch or AcceptedConfigResult(result)
 
 
 def validate(
@@ -222,9 +210,11 @@ def validate(
     if channel is Channel.EVENTS:
         return validate_event(payload, address=address, max_bytes=max_bytes, window=window, now=now)
     if channel in _CONSUMED:
-        return validate_status(channel, payload, address=address, max_bytes=max_bytes)
+        status = validate_record(AgentStatus, payload, address=address, max_bytes=max_bytes)
+        return status if isinstance(status, Rejected) else AcceptedStatus(channel, status)
     if channel is Channel.CONFIG_RESULT:
-        return validate_config_result(payload, address=address, max_bytes=max_bytes)
+        result = validate_record(ConfigResult, payload, address=address, max_bytes=max_bytes)
+        return result if isinstance(result, Rejected) else AcceptedConfigResult(result)
     return Rejected(
         Reason.UNEXPECTED_CHANNEL, "topic", f"channel {channel.value!r} is not consumed", address
     )

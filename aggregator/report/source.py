@@ -4,16 +4,19 @@ The store implements it; tests use :class:`EventListSource`. Events arrive as pa
 batches, ordered by ``first_seen``, so a site-day of a million events never sits in memory at once.
 """
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
+from aggregator.event_columns import event_columns, row_function
 from footfall.contract import PersonEvent
 
-# Columns of every event frame, in this order. Times are tz-aware UTC; missing numbers are NaN.
+# Columns of every event frame, in this order; what each holds is declared in
+# aggregator.event_columns. Times are tz-aware UTC; missing numbers are NaN; enums are their text
+# and models JSON text ([{"role", "name", "version"}, ...]).
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
     "spot",
@@ -32,8 +35,25 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "face_quality",
     "crop_key",
     "crop_note",
-    "models",  # JSON text: [{"role", "name", "version"}, ...]
+    "models",
 )
+_COLUMNS = event_columns(EVENT_COLUMNS)
+_TIMES = tuple(c.name for c in _COLUMNS if c.type.kind == "timestamp")
+_FLOATS = tuple(c.name for c in _COLUMNS if c.type.kind == "float")
+_event_values = row_function(_COLUMNS, stored=False, convert={"uuid": str})
+
+
+def event_frame(columns: Mapping[str, list[Any]] | list[tuple[Any, ...]]) -> pd.DataFrame:
+    """An event frame from the values of :data:`EVENT_COLUMNS`, by column or by row."""
+    if isinstance(columns, list):
+        frame = pd.DataFrame.from_records(columns, columns=list(EVENT_COLUMNS))
+    else:
+        frame = pd.DataFrame(columns, columns=list(EVENT_COLUMNS))
+    for name in _TIMES:
+        frame[name] = pd.to_datetime(frame[name], utc=True)
+    for name in _FLOATS:
+        frame[name] = frame[name].astype("float64")
+    return frame
 
 
 @dataclass(frozen=True)
@@ -75,35 +95,7 @@ class ReportSource:
 
 def events_to_frame(events: Iterable[PersonEvent]) -> pd.DataFrame:
     """Flatten contract events into an event frame (used by tests and the embedded mode)."""
-    rows = [
-        (
-            str(e.event_id),
-            e.spot,
-            e.agent,
-            e.track_id,
-            e.first_seen,
-            e.last_seen,
-            e.dwell_seconds,
-            e.direction.value,
-            e.entry_side.value,
-            e.exit_side.value,
-            e.gender.label.value,
-            e.gender.confidence,
-            e.age.group.value,
-            e.age.years,
-            e.face.quality,
-            e.crop.key if e.crop else None,
-            e.crop_note,
-            json.dumps([m.model_dump(mode="json") for m in e.models]),
-        )
-        for e in events
-    ]
-    frame = pd.DataFrame.from_records(rows, columns=list(EVENT_COLUMNS))
-    for col in ("first_seen", "last_seen"):
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    for col in ("gender_confidence", "age_years", "face_quality", "dwell_seconds"):
-        frame[col] = frame[col].astype("float64")
-    return frame
+    return event_frame([_event_values(e) for e in events])
 
 
 @dataclass

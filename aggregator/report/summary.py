@@ -6,9 +6,11 @@ from datetime import datetime
 import numpy as np
 
 from aggregator.report.stats import wilson_interval
-from aggregator.report.tally import AGE_BANDS, GENDERS, SiteTally, SpotTally
+from aggregator.report.tally import DIRECTIONS, GENDERS, SiteTally, SpotTally
+from footfall.contract import AGE_GROUPS, Direction, Gender
 
-_FEMALE, _MALE, _UNKNOWN = (GENDERS.index(g) for g in ("female", "male", "unknown"))
+_FEMALE, _MALE, _UNKNOWN = (GENDERS.index(g) for g in (Gender.FEMALE, Gender.MALE, Gender.UNKNOWN))
+_IN, _OUT, _PASSED = (DIRECTIONS.index(d) for d in (Direction.IN, Direction.OUT, Direction.PASSED))
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,9 @@ def summarize_spot(
         spot=name,
         agents=tuple(sorted(tally.agents)),
         people=people,
-        entered=int(tally.directions[0]),
-        left=int(tally.directions[1]),
-        passing=int(tally.directions[2]),
+        entered=int(tally.directions[_IN]),
+        left=int(tally.directions[_OUT]),
+        passing=int(tally.directions[_PASSED]),
         women=women,
         men=men,
         gender_unknown=unknown,
@@ -119,4 +121,5 @@ def summarize(
     return [replace(s, rank=i + 1) for i, s in enumerate(ordered)]
 
 
-AGE_GROUP_LABELS = AGE_BANDS[:-1]
+AGE_GROUP_LABELS: tuple[str, ...] = tuple(g.value for g in AGE_GROUPS)
+"""The 8 age groups as the workbook's headers show them."""

@@ -5,21 +5,23 @@ a few arrays of counts plus one float per person for the median dwell.
 """
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
 from aggregator.report.period import ReportPeriod
-from footfall.contract import AGE_GROUPS
+from footfall.contract import AGE_GROUPS, AgeGroup, Direction, Gender
 
-GENDERS: tuple[str, ...] = ("female", "male", "unknown")
-AGE_BANDS: tuple[str, ...] = (*(g.value for g in AGE_GROUPS), "unknown")
-DIRECTIONS: tuple[str, ...] = ("in", "out", "passed")
+# The axes of the counts, in the contract's words; the frames hold their text.
+GENDERS: tuple[Gender, ...] = (Gender.FEMALE, Gender.MALE, Gender.UNKNOWN)
+AGE_BANDS: tuple[AgeGroup, ...] = (*AGE_GROUPS, AgeGroup.UNKNOWN)
+DIRECTIONS: tuple[Direction, ...] = (Direction.IN, Direction.OUT, Direction.PASSED)
 
 
-def codes(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
+def codes(values: pd.Series, categories: tuple[StrEnum, ...]) -> np.ndarray:
     """Index of each value in ``categories``; anything unexpected counts as the last (unknown)."""
-    c = pd.Categorical(values, categories=list(categories)).codes.astype(np.int64)
+    c = pd.Categorical(values, categories=[v.value for v in categories]).codes.astype(np.int64)
     result: np.ndarray = np.where(c < 0, len(categories) - 1, c)
     return result
 

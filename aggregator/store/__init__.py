@@ -1,5 +1,6 @@
 """The aggregator's store: events, dead letters, agent status; SQLite or PostgreSQL."""
 
+from aggregator.store.conflicts import CONFLICT
 from aggregator.store.coverage import Interval
 from aggregator.store.rows import (
     AgentRow,
@@ -9,7 +10,7 @@ from aggregator.store.rows import (
     StatusRecord,
     StoredEvent,
 )
-from aggregator.store.store import CONFLICT, EventStore, WriteBatch, WriteResult
+from aggregator.store.store import EventStore, WriteBatch, WriteResult
 
 __all__ = [
     "CONFLICT",

@@ -6,12 +6,9 @@ from datetime import datetime
 
 import pandas as pd
 
-from aggregator.report.source import EVENT_COLUMNS, AgentInfo, ReportSource
+from aggregator.report.source import EVENT_COLUMNS, AgentInfo, ReportSource, event_frame
 from aggregator.store.coverage import Interval
 from aggregator.store.store import EventStore
-
-_TIMES = ("first_seen", "last_seen")
-_FLOATS = ("dwell_seconds", "gender_confidence", "age_years", "face_quality")
 
 
 class StoreReportSource(ReportSource):
@@ -24,12 +21,7 @@ class StoreReportSource(ReportSource):
         for columns in self.store.iter_event_columns(
             site, start_utc, end_utc, batch_size, columns=EVENT_COLUMNS
         ):
-            frame = pd.DataFrame(columns, columns=list(EVENT_COLUMNS))
-            for name in _TIMES:
-                frame[name] = pd.to_datetime(frame[name], utc=True)
-            for name in _FLOATS:
-                frame[name] = frame[name].astype("float64")
-            yield frame
+            yield event_frame(columns)
 
     def coverage_intervals(
         self, site: str, start_utc: datetime, end_utc: datetime

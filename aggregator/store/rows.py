@@ -1,5 +1,6 @@
-"""Typed records going into and coming out of the store, and their mapping to columns."""
+"""Typed records going into and coming out of the store."""
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -7,23 +8,16 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from aggregator.store.tables import AGE_PROBABILITY_COLUMNS
+from aggregator.event_columns import event_of
 from footfall.contract import (
-    SCHEMA_VERSION,
-    AgeEstimate,
     AgeGroup,
     AgentState,
     AgentStats,
     AgentStatus,
     Channel,
-    CropRef,
-    Direction,
-    FaceInfo,
     Gender,
-    GenderEstimate,
     ModelRef,
     PersonEvent,
-    Side,
 )
 
 
@@ -40,140 +34,42 @@ def _model_refs(key: tuple[tuple[str, str, str], ...]) -> tuple[ModelRef, ...]:
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
-    """One stored event: every field of the PersonEvent, flattened, plus when and how it arrived.
+    """One stored event as read back: the PersonEvent and how it arrived.
 
-    Timestamps are aware UTC datetimes. ``age_probabilities`` is None exactly when the age group is
-    unknown. ``to_event()`` gives the original PersonEvent back.
+    The event is rebuilt from its columns (:func:`aggregator.event_columns.event_of`); times are
+    aware UTC datetimes. The properties name the event's fields as the columns do.
     """
 
-    event_id: UUID
-    schema_version: int
-    site: str
-    spot: str
-    agent: str
-    track_id: int
-    first_seen: datetime
-    last_seen: datetime
-    dwell_seconds: float
-    direction: Direction
-    entry_side: Side
-    exit_side: Side
-    gender: Gender
-    gender_confidence: float | None
-    age_group: AgeGroup
-    age_years: float | None
-    age_probabilities: dict[AgeGroup, float] | None
-    face_quality: float | None
-    face_samples: int
-    crop_key: str | None
-    crop_sha256: str | None
-    crop_size_bytes: int | None
-    crop_note: str | None
-    models: tuple[ModelRef, ...]
+    event: PersonEvent
     received_at: datetime
     source: str
 
     @classmethod
     def from_mapping(cls, row: Mapping[Any, Any]) -> "EventRow":
-        probs: dict[AgeGroup, float] | None = None
-        if row["age_group"] != AgeGroup.UNKNOWN.value:
-            probs = {g: float(row[col]) for g, col in AGE_PROBABILITY_COLUMNS.items()}
-        return cls(
-            event_id=row["event_id"],
-            schema_version=row["schema_version"],
-            site=row["site"],
-            spot=row["spot"],
-            agent=row["agent"],
-            track_id=row["track_id"],
-            first_seen=row["first_seen"],
-            last_seen=row["last_seen"],
-            dwell_seconds=row["dwell_seconds"],
-            direction=Direction(row["direction"]),
-            entry_side=Side(row["entry_side"]),
-            exit_side=Side(row["exit_side"]),
-            gender=Gender(row["gender"]),
-            gender_confidence=row["gender_confidence"],
-            age_group=AgeGroup(row["age_group"]),
-            age_years=row["age_years"],
-            age_probabilities=probs,
-            face_quality=row["face_quality"],
-            face_samples=row["face_samples"],
-            crop_key=row["crop_key"],
-            crop_sha256=row["crop_sha256"],
-            crop_size_bytes=row["crop_size_bytes"],
-            crop_note=row["crop_note"],
-            models=model_refs(row["models"]),
-            received_at=row["received_at"],
-            source=row["source"],
-        )
+        return cls(event_of(row), row["received_at"], row["source"])
 
     def to_event(self) -> PersonEvent:
-        crop = None
-        if self.crop_key is not None:
-            assert self.crop_sha256 is not None and self.crop_size_bytes is not None
-            crop = CropRef(
-                key=self.crop_key, sha256=self.crop_sha256, size_bytes=self.crop_size_bytes
-            )
-        return PersonEvent(
-            schema_version=SCHEMA_VERSION,
-            event_id=self.event_id,
-            site=self.site,
-            spot=self.spot,
-            agent=self.agent,
-            track_id=self.track_id,
-            first_seen=self.first_seen,
-            last_seen=self.last_seen,
-            dwell_seconds=self.dwell_seconds,
-            direction=self.direction,
-            entry_side=self.entry_side,
-            exit_side=self.exit_side,
-            gender=GenderEstimate(label=self.gender, confidence=self.gender_confidence),
-            age=AgeEstimate(
-                group=self.age_group,
-                years=self.age_years,
-                group_probabilities=self.age_probabilities,
-            ),
-            face=FaceInfo(quality=self.face_quality, samples=self.face_samples),
-            crop=crop,
-            crop_note=self.crop_note,
-            models=list(self.models),
-        )
+        return self.event
 
+    @property
+    def event_id(self) -> UUID:
+        return self.event.event_id
 
-def event_values(event: PersonEvent, *, received_at: datetime, source: str) -> dict[str, Any]:
-    """The column values of one event."""
-    probs = event.age.group_probabilities or {}
-    crop = event.crop
-    values: dict[str, Any] = {
-        "event_id": event.event_id,
-        "schema_version": event.schema_version,
-        "site": event.site,
-        "spot": event.spot,
-        "agent": event.agent,
-        "track_id": event.track_id,
-        "first_seen": event.first_seen,
-        "last_seen": event.last_seen,
-        "dwell_seconds": event.dwell_seconds,
-        "direction": event.direction.value,
-        "entry_side": event.entry_side.value,
-        "exit_side": event.exit_side.value,
-        "gender": event.gender.label.value,
-        "gender_confidence": event.gender.confidence,
-        "age_group": event.age.group.value,
-        "age_years": event.age.years,
-        "face_quality": event.face.quality,
-        "face_samples": event.face.samples,
-        "crop_key": crop.key if crop else None,
-        "crop_sha256": crop.sha256 if crop else None,
-        "crop_size_bytes": crop.size_bytes if crop else None,
-        "crop_note": event.crop_note,
-        "models": [m.model_dump(mode="json") for m in event.models],
-        "received_at": received_at,
-        "source": source,
-    }
-    for group, column in AGE_PROBABILITY_COLUMNS.items():
-        values[column] = probs.get(group)
-    return values
+    @property
+    def first_seen(self) -> datetime:
+        return self.event.first_seen
+
+    @property
+    def gender(self) -> Gender:
+        return self.event.gender.label
+
+    @property
+    def age_probabilities(self) -> dict[AgeGroup, float] | None:
+        return self.event.age.group_probabilities
+
+    @property
+    def models(self) -> list[ModelRef]:
+        return self.event.models
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +91,15 @@ class StoredEvent:
 
     def wire(self) -> bytes:
         return self.payload if self.payload is not None else self.event.to_json()
+
+    @property
+    def content_sha256(self) -> bytes:
+        """The stored content hash: SHA-256 of the event as received. Hashing the received
+        bytes costs about 2 us an event; re-serialising it to hash a canonical form
+        (``to_json``) cost about 40, as much as decoding it. Agents send that canonical form
+        anyway, and a copy that differs in bytes only is told apart by comparing content
+        (:meth:`aggregator.store.EventStore.write`)."""
+        return hashlib.sha256(self.wire()).digest()
 
 
 @dataclass(frozen=True, slots=True)

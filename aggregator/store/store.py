@@ -9,40 +9,37 @@ with other content is not a copy: it becomes a ``conflict`` dead letter in the s
 and the stored event stays.
 """
 
-import logging
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from aggregator.errors import StoreError
+from aggregator.event_columns import event_columns
 from aggregator.store import migrations, tables
+from aggregator.store.column_reader import ColumnReader
+from aggregator.store.conflicts import conflicts
 from aggregator.store.coverage import Interval, StatusPoint, spot_intervals
+from aggregator.store.dead_letters import insert_dead_letters
 from aggregator.store.engine import create_engine, redacted
-from aggregator.store.fast_insert import content_sha256, fast_event_insert
+from aggregator.store.fast_insert import fast_event_insert
 from aggregator.store.rows import (
-    STATS_FIELDS,
     AgentRow,
     DeadLetter,
     DeadLetterRow,
     EventRow,
     StatusRecord,
     StoredEvent,
-    status_values,
 )
-from footfall.contract import AgentState, PersonEvent
+from aggregator.store.status import record_status
+from footfall.contract import AgentState
 from footfall.redact import redact
-
-log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=30)
 DEFAULT_GAP_MULTIPLE = 3.0
-_TEXT_LIMITS = {"source": 200, "topic": 1024, "reason": 32, "field": 200, "detail": 2000}
 
 
 @dataclass(frozen=True)
@@ -65,24 +62,6 @@ class WriteResult:
     dead_letters: int = 0  # the batch's dead letters plus the conflicts
     statuses_inserted: int = 0
     statuses_duplicate: int = 0
-
-
-CONFLICT = "conflict"
-"""Dead-letter reason of an event whose id is stored already with other content."""
-_ID_CHUNK = 500  # ids per IN (...) list: far below SQLite's limit on bound parameters
-
-
-def clean_text(value: str, limit: int) -> str:
-    """Text that any backend accepts: no NUL (PostgreSQL refuses it), no lone surrogates, and at
-    most ``limit`` characters."""
-    value = value.replace("\x00", "\\x00")
-    return value.encode("utf-8", "replace").decode("utf-8")[:limit]
-
-
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 class EventStore:
@@ -158,15 +137,15 @@ class EventStore:
                     # Some ids were known. Only such a batch pays for looking at what is stored:
                     # a plain copy (a redelivery, a replayed file) is ignored as before, another
                     # event under a known id becomes a dead letter, in this transaction.
-                    conflicts = self._conflicts(conn, batch.events)
-                    result.events_conflict = len(conflicts)
-                    letters += conflicts
+                    found = conflicts(conn, batch.events)
+                    result.events_conflict = len(found)
+                    letters += found
                 result.events_duplicate = len(batch.events) - inserted - result.events_conflict
             if letters:
-                self._insert_dead_letters(conn, letters)
+                insert_dead_letters(conn, letters)
                 result.dead_letters = len(letters)
             for record in batch.statuses:
-                if self._record_status(conn, record):
+                if record_status(conn, record):
                     result.statuses_inserted += 1
                 else:
                     result.statuses_duplicate += 1
@@ -194,114 +173,6 @@ class EventStore:
         rows = [insert.row(i) for i in items]
         return int(conn.exec_driver_sql(insert.sql, insert.params(rows)).rowcount)
 
-    def _conflicts(self, conn: sa.Connection, items: Sequence[StoredEvent]) -> list[DeadLetter]:
-        """Dead letters for the events of a just-inserted batch whose id is stored with other
-        content. The stored copy (the first to arrive, or the first of this batch) stays.
-
-        Equal content hashes mean a copy. Otherwise the stored event is read back and compared
-        field by field, so a copy that differs only in its bytes (another serializer) is still
-        a copy, and events stored before the hash column existed (no hash) are checked too.
-        """
-        t = tables.events
-        ids = list(dict.fromkeys(i.event.event_id for i in items))
-        hashes: dict[uuid.UUID, bytes | None] = {}
-        for start in range(0, len(ids), _ID_CHUNK):
-            chunk = ids[start : start + _ID_CHUNK]
-            select = sa.select(t.c.event_id, t.c.content_sha256).where(t.c.event_id.in_(chunk))
-            hashes.update((row.event_id, row.content_sha256) for row in conn.execute(select))
-        suspects = [i for i in items if hashes.get(i.event.event_id) != content_sha256(i)]
-        if not suspects:
-            return []
-        stored: dict[uuid.UUID, EventRow] = {}
-        suspect_ids = list(dict.fromkeys(i.event.event_id for i in suspects))
-        for start in range(0, len(suspect_ids), _ID_CHUNK):
-            chunk = suspect_ids[start : start + _ID_CHUNK]
-            for row in conn.execute(sa.select(t).where(t.c.event_id.in_(chunk))).mappings():
-                found = EventRow.from_mapping(row)
-                stored[found.event_id] = found
-        letters = []
-        for item in suspects:
-            first = stored[item.event.event_id]
-            differences = _differences(first.to_event(), item.event)
-            if differences:
-                letters.append(_conflict_letter(item, first, differences))
-        return letters
-
-    def _insert_dead_letters(self, conn: sa.Connection, items: Sequence[DeadLetter]) -> None:
-        rows = []
-        for item in items:
-            row = {
-                "received_at": item.received_at,
-                "site": item.site,
-                "spot": item.spot,
-                "agent": item.agent,
-                "payload": item.payload,
-                "payload_size": item.payload_size,
-            }
-            for name, limit in _TEXT_LIMITS.items():
-                value = getattr(item, name)
-                row[name] = None if value is None else clean_text(value, limit)
-            rows.append(row)
-        conn.execute(sa.insert(tables.dead_letters), rows)
-
-    def _record_status(self, conn: sa.Connection, record: StatusRecord) -> bool:
-        status = record.status
-        values = status_values(status)
-        key = {"site": status.site, "spot": status.spot, "agent": status.agent}
-        history = (
-            _insert(conn, tables.agent_status_history)
-            .values(
-                **key,
-                channel=record.channel.value,
-                sent_at=status.sent_at,
-                received_at=record.received_at,
-                **values,
-            )
-            .on_conflict_do_nothing()
-            .returning(tables.agent_status_history.c.id)
-        )
-        if conn.execute(history).first() is None:
-            return False
-        first = (
-            _insert(conn, tables.agents)
-            .values(
-                **key,
-                first_seen_at=record.received_at,
-                last_seen_at=record.received_at,
-                last_sent_at=status.sent_at,
-                last_channel=record.channel.value,
-                state_since=record.received_at,
-                **values,
-            )
-            .on_conflict_do_nothing()
-            .returning(tables.agents.c.agent)
-        )
-        if conn.execute(first).first() is not None:
-            return True
-        t = tables.agents
-        where = sa.and_(t.c.site == status.site, t.c.spot == status.spot, t.c.agent == status.agent)
-        select = sa.select(t).where(where)
-        if conn.dialect.name == "postgresql":
-            select = select.with_for_update()
-        current = conn.execute(select).mappings().one()
-        changes: dict[str, Any] = {"last_seen_at": max(current["last_seen_at"], record.received_at)}
-        newer = status.sent_at > current["last_sent_at"]
-        # An online message older than what we have is a late copy and must not undo a later
-        # offline. An offline message is always news: the broker's will carries the sent_at of
-        # the connection it belongs to, so its time says nothing about its order.
-        if status.state is AgentState.OFFLINE or newer:
-            if status.state.value != current["state"]:
-                changes["state_since"] = record.received_at
-            if newer:
-                changes["last_sent_at"] = status.sent_at
-            changes["last_channel"] = record.channel.value
-            for name, value in values.items():
-                if name in STATS_FIELDS and status.stats is None:
-                    continue
-                changes[name] = value
-        conn.execute(sa.update(t).where(where).values(**changes))
-        return True
-
     # -- reading -----------------------------------------------------------------------------
 
     def iter_events(
@@ -314,30 +185,10 @@ class EventStore:
         that continues after the last row of the previous one (keyset pagination), so no
         transaction or server cursor stays open while the caller works.
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        t = tables.events
-        base = sa.select(t).where(
-            t.c.site == site, t.c.first_seen >= start_utc, t.c.first_seen < end_utc
-        )
-        after: tuple[datetime, Any] | None = None
-        while True:
-            stmt = base
-            if after is not None:
-                seen, eid = after
-                stmt = stmt.where(
-                    t.c.first_seen >= seen,
-                    sa.or_(t.c.first_seen > seen, t.c.event_id > eid),
-                )
-            stmt = stmt.order_by(t.c.first_seen, t.c.event_id).limit(batch_size)
-            with self.engine.connect() as conn:
-                rows = [EventRow.from_mapping(r) for r in conn.execute(stmt).mappings().all()]
-            if not rows:
-                return
-            yield rows
-            if len(rows) < batch_size:
-                return
-            after = (rows[-1].first_seen, rows[-1].event_id)
+        select = sa.select(tables.events)
+        key = lambda row: (row.first_seen, row.event_id)  # noqa: E731
+        for page in self._pages(select, key, site, start_utc, end_utc, batch_size):
+            yield [EventRow.from_mapping(row._mapping) for row in page]
 
     def iter_event_columns(
         self,
@@ -354,17 +205,28 @@ class EventStore:
         UTC datetimes, ``models`` JSON text, enums their string values, missing values None.
         ``columns`` picks a subset (default: every column of the events table).
         """
+        reader = ColumnReader(self.engine.dialect.name, event_columns(columns))
+        select = sa.select(*reader.select(tables.events))
+        key = lambda row: (row[-2], row[-1])  # noqa: E731  (the key columns come last)
+        for page in self._pages(select, key, site, start_utc, end_utc, batch_size):
+            yield reader.values(page)
+
+    def _pages(
+        self,
+        select: "sa.Select[Any]",
+        key: Callable[["sa.Row[Any]"], tuple[Any, Any]],
+        site: str,
+        start_utc: datetime,
+        end_utc: datetime,
+        batch_size: int,
+    ) -> Iterator[Sequence["sa.Row[Any]"]]:
+        """The rows of ``select`` for ``site`` and ``start_utc <= first_seen < end_utc``,
+        ``batch_size`` at a time, by keyset pagination on (first_seen, event_id): ``key`` reads
+        those two from a row."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        names = list(columns) if columns is not None else list(tables.events.c.keys())
-        unknown = sorted(set(names) - set(tables.events.c.keys()))
-        if unknown:
-            raise ValueError(f"not columns of the events table: {', '.join(unknown)}")
-        reader = _ColumnReader(self.engine.dialect.name, names)
         t = tables.events
-        base = sa.select(*reader.select(t)).where(
-            t.c.site == site, t.c.first_seen >= start_utc, t.c.first_seen < end_utc
-        )
+        base = select.where(t.c.site == site, t.c.first_seen >= start_utc, t.c.first_seen < end_utc)
         after: tuple[Any, Any] | None = None
         while True:
             stmt = base
@@ -375,14 +237,13 @@ class EventStore:
                 )
             stmt = stmt.order_by(t.c.first_seen, t.c.event_id).limit(batch_size)
             with self.engine.connect() as conn:
-                raw = conn.execute(stmt).all()
-            if not raw:
+                rows = conn.execute(stmt).all()
+            if not rows:
                 return
-            yield reader.columns(raw)
-            if len(raw) < batch_size:
+            yield rows
+            if len(rows) < batch_size:
                 return
-            last = raw[-1]
-            after = (last[-2], last[-1])
+            after = key(rows[-1])
 
     def count_events(
         self,
@@ -499,44 +360,6 @@ class EventStore:
         return spot_intervals(points, gap, start_utc, end_utc)
 
 
-def _differences(stored: PersonEvent, other: PersonEvent) -> list[str]:
-    """Dotted paths of the fields in which two events differ (nested records field by field)."""
-
-    def walk(a: Any, b: Any, path: str) -> list[str]:
-        if isinstance(a, dict) and isinstance(b, dict):
-            return [d for key in a | b for d in walk(a.get(key), b.get(key), f"{path}{key}.")]
-        return [] if a == b else [path.rstrip(".")]
-
-    return walk(stored.model_dump(mode="json"), other.model_dump(mode="json"), "")
-
-
-def _conflict_letter(item: StoredEvent, first: EventRow, differences: list[str]) -> DeadLetter:
-    event = item.event
-    shown = ", ".join(differences[:8]) + (", ..." if len(differences) > 8 else "")
-    detail = (
-        f"event {event.event_id} is stored already with other content ({shown}); the copy "
-        f"stored first stays (received {first.received_at:%Y-%m-%d %H:%M:%S} UTC from "
-        f"{first.source})"
-    )
-    log.warning(
-        "conflicting duplicate from %s/%s/%s: %s", event.site, event.spot, event.agent, detail
-    )
-    payload = item.wire()
-    return DeadLetter(
-        received_at=item.received_at,
-        source=item.where or item.source,
-        topic=item.topic,
-        site=event.site,
-        spot=event.spot,
-        agent=event.agent,
-        reason=CONFLICT,
-        field="event_id",
-        detail=detail,
-        payload=payload,
-        payload_size=len(payload),
-    )
-
-
 def _first_line(exc: DBAPIError) -> str:
     # The driver's message may quote the connection string (and with it a password).
     line = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
@@ -563,47 +386,3 @@ def upgrade_schema(url: str, *, password: str | None = None) -> list[migrations.
         raise StoreError(f"cannot open {redacted(url)}: {_first_line(exc)}") from None
     finally:
         engine.dispose()
-
-
-class _ColumnReader:
-    """Selects event columns with as little per-value work as the backend allows and turns the
-    raw rows into the documented column types."""
-
-    _TIMES = ("first_seen", "last_seen", "received_at")
-
-    def __init__(self, dialect: str, names: list[str]) -> None:
-        self.dialect = dialect
-        self.names = names
-
-    def select(self, t: sa.Table) -> list[Any]:
-        # type_coerce to a plain type skips the per-value result processing of UtcDateTime, Uuid
-        # and JSON; the conversion below is done column-wise instead. The key columns come last
-        # in their stored form, for the keyset pagination.
-        out: list[Any] = []
-        for name in self.names:
-            col = t.c[name]
-            if name == "models" or (name == "event_id" and self.dialect == "postgresql"):
-                out.append(sa.cast(col, sa.Text()))
-            elif name in self._TIMES and self.dialect == "sqlite":
-                out.append(sa.type_coerce(col, sa.Text()))
-            else:
-                out.append(sa.type_coerce(col, sa.types.NullType()))
-        out += [t.c.first_seen, t.c.event_id]
-        return out
-
-    def columns(self, rows: Sequence[Any]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
-        for i, name in enumerate(self.names):
-            values = [r[i] for r in rows]
-            if name in self._TIMES:
-                if self.dialect == "sqlite":
-                    values = [
-                        None if v is None else datetime.fromisoformat(v).replace(tzinfo=UTC)
-                        for v in values
-                    ]
-                else:
-                    values = [None if v is None else v.astimezone(UTC) for v in values]
-            elif name == "event_id" and self.dialect == "sqlite":
-                values = [str(uuid.UUID(hex=v)) for v in values]
-            out[name] = values
-        return out

@@ -1,79 +1,38 @@
 """The store's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
 
-Every field of a ``PersonEvent`` is its own column so reports can filter and aggregate in SQL; the
-8 age-group probabilities are columns too (``age_p_0_2`` ... ``age_p_60_100``) rather than JSON,
-because averaging them per spot is the workbook's main query. Only the short list of models is
-JSON. The schema is created and changed by :mod:`aggregator.store.migrations` only; a test checks
-that a migrated database matches these definitions.
+The events table is built from its declaration in :mod:`aggregator.event_columns`. The schema is
+created and changed by :mod:`aggregator.store.migrations` only; a test checks that a migrated
+database matches these definitions.
 """
 
 from typing import Any
 
 import sqlalchemy as sa
 
-from aggregator.store.types import UtcDateTime
-from footfall.contract import AGE_GROUPS, AgeGroup
-from footfall.ids import ID_MAX_LENGTH
+from aggregator import event_columns as declared
+from aggregator.event_columns import EVENT_COLUMNS, EventColumn
+from aggregator.store.types import UtcDateTime, sa_type
 
 metadata = sa.MetaData()
 
-ID = sa.String(ID_MAX_LENGTH)
-ENUM_TEXT = sa.String(16)
+ID = sa_type(declared.ID_TEXT)
+ENUM_TEXT = sa_type(declared.ENUM_TEXT)
 SHORT_TEXT = sa.String(64)
-NOTE_TEXT = sa.String(300)
-SOURCE_TEXT = sa.String(200)
+NOTE_TEXT = sa_type(declared.NOTE_TEXT)
+SOURCE_TEXT = sa_type(declared.SOURCE_TEXT)
 
 
-def age_probability_column(group: AgeGroup) -> str:
-    """Column name of one group's probability: ``25-32`` -> ``age_p_25_32``."""
-    return "age_p_" + group.value.replace("-", "_")
+def _column(column: EventColumn) -> "sa.Column[Any]":
+    return sa.Column(
+        column.name,
+        sa_type(column.type),
+        primary_key=column.primary_key,
+        nullable=column.may_be_null,
+        comment=column.comment,
+    )
 
 
-AGE_PROBABILITY_COLUMNS: dict[AgeGroup, str] = {g: age_probability_column(g) for g in AGE_GROUPS}
-
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("event_id", sa.Uuid(), primary_key=True, comment="Made on the device; unique"),
-    sa.Column("schema_version", sa.SmallInteger(), nullable=False),
-    sa.Column("site", ID, nullable=False),
-    sa.Column("spot", ID, nullable=False),
-    sa.Column("agent", ID, nullable=False),
-    sa.Column("track_id", sa.BigInteger(), nullable=False),
-    sa.Column("first_seen", UtcDateTime(), nullable=False),
-    sa.Column("last_seen", UtcDateTime(), nullable=False),
-    sa.Column("dwell_seconds", sa.Float(), nullable=False),
-    sa.Column("direction", ENUM_TEXT, nullable=False),
-    sa.Column("entry_side", ENUM_TEXT, nullable=False),
-    sa.Column("exit_side", ENUM_TEXT, nullable=False),
-    sa.Column("gender", ENUM_TEXT, nullable=False),
-    sa.Column("gender_confidence", sa.Float(), nullable=True),
-    sa.Column("age_group", ENUM_TEXT, nullable=False),
-    sa.Column("age_years", sa.Float(), nullable=True),
-    *(sa.Column(name, sa.Float(), nullable=True) for name in AGE_PROBABILITY_COLUMNS.values()),
-    sa.Column("face_quality", sa.Float(), nullable=True),
-    sa.Column("face_samples", sa.Integer(), nullable=False),
-    sa.Column("crop_key", sa.String(512), nullable=True),
-    sa.Column("crop_sha256", sa.String(64), nullable=True),
-    sa.Column("crop_size_bytes", sa.Integer(), nullable=True),
-    sa.Column("crop_note", NOTE_TEXT, nullable=True),
-    sa.Column("models", sa.JSON(), nullable=False),
-    sa.Column("received_at", UtcDateTime(), nullable=False, comment="When the aggregator got it"),
-    sa.Column(
-        "source",
-        SOURCE_TEXT,
-        nullable=False,
-        comment="mqtt:<aggregator client id> or replay:<file name>",
-    ),
-    # Last, because schema version 3 added it to existing tables (ALTER TABLE appends).
-    sa.Column(
-        "content_sha256",
-        sa.LargeBinary(32),
-        nullable=True,
-        comment="SHA-256 of the event as received, to tell a copy from a conflicting event "
-        "with the same id; null for events stored before schema version 3",
-    ),
-)
+events = sa.Table("events", metadata, *(_column(c) for c in EVENT_COLUMNS))
 # The workbook reads one site over a UTC range derived from local days, in first_seen order;
 # event_id is in the index so the keyset pagination of iter_events is served by it alone.
 sa.Index("ix_events_site_first_seen", events.c.site, events.c.first_seen, events.c.event_id)

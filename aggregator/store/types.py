@@ -6,6 +6,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from aggregator.event_columns import SqlType
+
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
     """A timestamp that goes in and comes out as an aware UTC ``datetime``.
@@ -33,3 +35,23 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+_PLAIN: dict[str, type[sa.types.TypeEngine[Any]]] = {
+    "uuid": sa.Uuid,
+    "smallint": sa.SmallInteger,
+    "integer": sa.Integer,
+    "bigint": sa.BigInteger,
+    "float": sa.Float,
+    "timestamp": UtcDateTime,
+    "json": sa.JSON,
+}
+
+
+def sa_type(declared: SqlType) -> sa.types.TypeEngine[Any]:
+    """The SQLAlchemy type of a column type declared in :mod:`aggregator.event_columns`."""
+    if declared.kind == "text":
+        return sa.String(declared.length)
+    if declared.kind == "bytes":
+        return sa.LargeBinary(declared.length)
+    return _PLAIN[declared.kind]()

@@ -32,6 +32,3 @@ class ConfigResult(Record):
         description="Version of the configuration in effect after this answer"
     )
     sent_at: UtcTimestamp = Field(description="When the agent made this answer")
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json().encode("utf-8")

@@ -163,7 +163,3 @@ class PersonEvent(Record):
             if value > span + 0.001:
                 raise ValueError(f"{value:.3f} exceeds last_seen - first_seen ({span:.3f})")
         return value
-
-    def to_json(self) -> bytes:
-        """The wire form: compact UTF-8 JSON."""
-        return self.model_dump_json().encode("utf-8")

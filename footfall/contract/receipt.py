@@ -35,6 +35,3 @@ class Receipt(Record):
     )
     aggregator: ShortText = Field(description="Client id of the aggregator that stored them")
     sent_at: UtcTimestamp = Field(description="When the aggregator made this receipt")
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json().encode("utf-8")

@@ -42,6 +42,3 @@ class AgentStatus(Record):
     models: list[ModelRef] = Field(max_length=8, description="Models loaded by the agent")
     stats: AgentStats | None = Field(description="Counters; null in the will message")
     last_error: Note | None = Field(default=None, description="Last error the agent reported")
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json().encode("utf-8")

@@ -117,3 +117,7 @@ class Record(BaseModel):
     itself does not have and which no counter or duration can be."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    def to_json(self) -> bytes:
+        """The wire form: compact UTF-8 JSON."""
+        return self.model_dump_json().encode("utf-8")

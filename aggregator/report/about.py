@@ -1,0 +1,84 @@
+"""The About sheet: site, period, time zone, software and model versions, agents, counts."""
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from openpyxl.worksheet.worksheet import Worksheet
+
+from aggregator.report.cells import DATETIME_FORMAT, HEADER_FONT, header, put
+from aggregator.report.period import ReportPeriod
+from aggregator.report.summary import SpotSummary
+from aggregator.report.tally import SiteTally
+from footfall import __version__
+
+
+def write_about(
+    ws: Worksheet,
+    site_id: str,
+    site_name: str | None,
+    period: ReportPeriod,
+    generated: datetime,
+    tally: SiteTally,
+    summaries: list[SpotSummary],
+    agents: Sequence[Any],
+    dead_letters: int,
+    empty_reason: str | None,
+) -> None:
+    rows: list[tuple[str, object, str | None]] = [
+        ("Site", site_id, None),
+        ("Site name", site_name or site_id, None),
+        ("Period", period.describe(), None),
+        (
+            "Period start (local)",
+            period.start_utc.astimezone(period.tz).replace(tzinfo=None),
+            DATETIME_FORMAT,
+        ),
+        (
+            "Period end (local)",
+            period.end_utc.astimezone(period.tz).replace(tzinfo=None),
+            DATETIME_FORMAT,
+        ),
+        ("Time zone", period.tz.key, None),
+        ("Times in this workbook", f"local time of the site ({period.tz.key})", None),
+        ("Generated at (UTC)", generated.astimezone(UTC).replace(tzinfo=None), DATETIME_FORMAT),
+        ("Software version", __version__, None),
+        ("Spots", len(summaries), None),
+        ("Events (people)", tally.events, None),
+        ("Dead letters in period", dead_letters, None),
+    ]
+    if empty_reason:
+        rows.append(("No data", empty_reason, None))
+    for text in sorted(tally.models):
+        rows.append(("Models seen in events", _models_text(text), None))
+    header(ws, ["Item", "Value"], [26, 90])
+    r = 2
+    for key, value, fmt in rows:
+        put(ws, r, 1, key)
+        put(ws, r, 2, value, fmt)
+        r += 1
+    r += 1
+    agent_headers = ["Agent", "Spot", "Last seen (UTC)", "State", "Software", "Config", "Models"]
+    for c, h in enumerate(agent_headers, start=1):
+        put(ws, r, c, h)
+        ws.cell(r, c).font = HEADER_FONT
+    for a in agents:
+        r += 1
+        last_seen = a.last_seen.astimezone(UTC).replace(tzinfo=None) if a.last_seen else None
+        for c, value in enumerate(
+            [a.agent, a.spot, last_seen, a.state, a.software_version, a.config_version, a.models],
+            start=1,
+        ):
+            put(ws, r, c, value, DATETIME_FORMAT if c == 3 else None)
+    for col, width in zip("CDEFG", (20, 10, 12, 14, 50), strict=True):
+        ws.column_dimensions[col].width = width
+    ws.freeze_panes = "A2"
+
+
+def _models_text(models_json: str) -> str:
+    try:
+        items = json.loads(models_json)
+        return ", ".join(f"{m['role']}: {m['name']} {m['version']}" for m in items)
+    except (ValueError, TypeError, KeyError):
+        return models_json

@@ -1,0 +1,66 @@
+"""The workbook's cell formats and styles, and writing the cells of the sheets openpyxl makes
+(Summary, Charts, About); the person lists are streamed (:mod:`aggregator.report.bulk_sheet`)."""
+
+from collections.abc import Sequence
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.worksheet.worksheet import Worksheet
+
+from aggregator.report.bulk_sheet import Styles, column_letter
+from aggregator.report.excel_text import is_formula_like
+
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+PERCENT_FORMAT = "0.0%"
+DECIMAL_FORMAT = "0.0"
+QUALITY_FORMAT = "0.00"
+HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
+HEADER_FONT = Font(bold=True)
+
+
+def register_styles(wb: Workbook) -> Styles:
+    """Register the styles the streamed sheets use and learn their ids.
+
+    The probe cells live on a scratch sheet that is removed again; openpyxl keeps every style it
+    has seen, so the ids stay valid in the saved styles part.
+    """
+    probe = wb.create_sheet("_styles")
+    heading = probe.cell(1, 1, "h")
+    heading.font = HEADER_FONT
+    heading.fill = HEADER_FILL
+    quoted = probe.cell(1, 2, "q")
+    quoted.quotePrefix = True
+    by_format = {}
+    for i, fmt in enumerate(
+        (DATETIME_FORMAT, PERCENT_FORMAT, DECIMAL_FORMAT, QUALITY_FORMAT), start=3
+    ):
+        cell = probe.cell(1, i, 0)
+        cell.number_format = fmt
+        by_format[fmt] = cell.style_id
+    styles = Styles(header=heading.style_id, quote_prefix=quoted.style_id, by_format=by_format)
+    wb.remove(probe)
+    return styles
+
+
+def put(ws: Worksheet, row: int, col: int, value: object, number_format: str | None = None) -> None:
+    """Write a cell; text always stays text (never a formula), formula-looking text is quoted."""
+    cell = ws.cell(row, col)
+    if isinstance(value, str):
+        cell.value = value
+        cell.data_type = "s"
+        if is_formula_like(value):
+            cell.quotePrefix = True
+    else:
+        cell.value = value
+    if number_format:
+        cell.number_format = number_format
+
+
+def header(ws: Worksheet, headers: Sequence[str], widths: Sequence[float], row: int = 1) -> None:
+    for i, (text, width) in enumerate(zip(headers, widths, strict=True), start=1):
+        put(ws, row, i, text)
+        cell = ws.cell(row, i)
+        cell.font = HEADER_FONT
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        ws.column_dimensions[column_letter(i)].width = width
