@@ -28,7 +28,7 @@ schemas: setup
 	$(PY) -m footfall.contract.schema
 
 docs: setup
-	$(PY) -m footfall.config_docs
+	$(PY) -m infra.config_docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
