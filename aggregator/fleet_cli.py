@@ -378,9 +378,9 @@ def push_config(
     from aggregator.cli import _load
     from aggregator.remote_push import PushError
     from aggregator.remote_push import push_config as push
-    from edge_agent.remote_config import load_remote_config
     from footfall.contract import ConfigOutcome
     from footfall.contract.topics import AgentAddress
+    from footfall.remote_config import load_remote_config
 
     if (file is None) == (not clear):
         raise fail("give a configuration FILE, or --clear", 2)
