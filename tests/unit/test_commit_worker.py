@@ -16,7 +16,7 @@ from aggregator.commit_worker import CommitWorker, committing_loop
 from aggregator.config import FleetSettings, IngestSettings, StoreSettings
 from aggregator.errors import IngestError
 from aggregator.intake import Inbound
-from aggregator.service import open_store
+from aggregator.store.open import open_store
 from aggregator.store import WriteBatch, WriteResult
 from footfall.contract.examples import random_events
 from tests.ingest_support import event_messages
