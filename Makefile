@@ -23,6 +23,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy footfall edge_agent aggregator models tests $(wildcard infra/*.py infra/*/*.py)
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 schemas: setup
 	$(PY) -m footfall.contract.schema
