@@ -18,7 +18,8 @@ from aggregator.cli_common import domain_errors, load_config, opened_store
 from footfall.cli_support import config_errors_exit, fail
 
 if TYPE_CHECKING:
-    from aggregator.provisioning import BrokerEndpoint, Registry
+    from aggregator.bundles import BrokerEndpoint
+    from aggregator.provisioning import Registry
 
 EXIT_SILENT_AGENTS = 3
 EXIT_CONFIG_REJECTED = 3
@@ -125,7 +126,7 @@ def _registry(path: Path, broker_user: str | None = None) -> "Registry":
 
 
 def _endpoint(host: str, port: int, ca: Path | None) -> "BrokerEndpoint":
-    from aggregator.provisioning import BrokerEndpoint
+    from aggregator.bundles import BrokerEndpoint
 
     if ca is not None and not ca.is_file():
         raise fail(f"--ca {ca}: file not found", 2)
@@ -170,7 +171,7 @@ def provision(
     reload_pid_file: ReloadOpt = None,
 ) -> None:
     """Create an agent's broker account and its bundle (agent.toml, mqtt.password, ca.crt)."""
-    from aggregator.provisioning import write_agent_bundle
+    from aggregator.bundles import write_agent_bundle
 
     endpoint = _endpoint(broker_host, broker_port, ca)
     target = out or Path(f"bundle-{agent}")
@@ -198,7 +199,7 @@ def add_user(
 ) -> None:
     """Create an aggregator account (reads everything) or an operator account (publishes
     agents' configs); writes mqtt.toml, mqtt.password and ca.crt."""
-    from aggregator.provisioning import write_service_bundle
+    from aggregator.bundles import write_service_bundle
     from footfall.broker_auth import Role
 
     try:
@@ -231,7 +232,7 @@ def rotate(
 ) -> None:
     """New password for an account, in a new bundle; the old password stops working when the
     broker reloads."""
-    from aggregator.provisioning import write_agent_bundle, write_service_bundle
+    from aggregator.bundles import write_agent_bundle, write_service_bundle
     from footfall.broker_auth import Role
 
     endpoint = _endpoint(broker_host, broker_port, ca)
