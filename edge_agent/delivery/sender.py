@@ -1,6 +1,13 @@
 """Moving events from the outbox to the broker: connect, publish in seq order with a bounded
 in-flight window, mark each event published on its PUBACK, reconnect with backoff.
 
+Why this module stays whole (about 570 lines): the per-connection session (:class:`_Session`)
+is the sender's loop seen from one connection. At every step it reads and updates the sender's
+settings, counters, backoffs and high-water mark - two dozen of them - so a module boundary
+between the two would need a protocol as wide as the sender itself. What the sender shares with
+the crop uploader (its thread, the stop and drain, the fatal-error rule) is
+:mod:`edge_agent.delivery.worker`.
+
 What is guaranteed, precisely:
 
 - **No loss**: an event leaves the outbox only after an aggregator's receipt says it is committed
