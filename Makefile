@@ -23,12 +23,13 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy footfall edge_agent aggregator models tests $(wildcard infra/*.py infra/*/*.py)
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 schemas: setup
 	$(PY) -m footfall.contract.schema
 
 docs: setup
-	$(PY) -m footfall.config_docs
+	$(PY) -m infra.config_docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,7 @@ from aggregator.batching import BatchWriter, Delivery, IngestCounters, IngestLoo
 from aggregator.config import FleetSettings, IngestSettings, StoreSettings
 from aggregator.errors import IngestError
 from aggregator.intake import Inbound
+from aggregator.store.open import open_store
 from footfall.redact import redact_logs
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,12 @@ def committing_loop(writer: BatchWriter, ingest: IngestSettings, prefix: str) ->
 
 
 def _child(job: _Job, conn: Connection, stop: MpEvent) -> None:
-    from aggregator.service import open_store  # the parent upgraded the schema already
-
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     redact_logs()  # a spawned child starts without the parent's log setup
     try:
-        store = open_store(job.store, job.fleet, upgrade=False)
+        store = open_store(job.store, job.fleet, upgrade=False)  # the parent upgraded it
     except Exception as exc:  # reported to the parent, which stops the service
         conn.send(f"the commit process cannot open the store: {exc}")
         return

@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from aggregator.cli_common import domain_errors, load_config, opened_store
 from footfall.cli_support import config_errors_exit, fail
 
 if TYPE_CHECKING:
-    from aggregator.provisioning import BrokerEndpoint, Registry
+    from aggregator.bundles import BrokerEndpoint
+    from aggregator.provisioning import Registry
 
 EXIT_SILENT_AGENTS = 3
 EXIT_CONFIG_REJECTED = 3
@@ -91,12 +93,10 @@ def fleet(
         return
     from datetime import timedelta
 
-    from aggregator.cli import _domain_errors, _load
     from aggregator.fleet import fleet_table, parse_duration
     from aggregator.fleet import silent as silent_agents
-    from aggregator.service import open_store
 
-    cfg = _load(config, store)
+    cfg = load_config(config, store)
     if silent_after is None:
         threshold = timedelta(seconds=cfg.fleet.silent_after_seconds)
     else:
@@ -104,12 +104,8 @@ def fleet(
             threshold = parse_duration(silent_after)
         except ValueError as exc:
             raise fail(f"--silent-after: {exc}", code=2) from None
-    with _domain_errors(), config_errors_exit():
-        event_store = open_store(cfg.store, cfg.fleet, upgrade=False)
-        try:
-            agents = event_store.agents(site)
-        finally:
-            event_store.close()
+    with opened_store(cfg, upgrade=False) as event_store:
+        agents = event_store.agents(site)
     if not agents:
         typer.echo("no agent has reported yet" + (f" for site {site}" if site else ""))
         return
@@ -123,16 +119,14 @@ def fleet(
 
 
 def _registry(path: Path, broker_user: str | None = None) -> "Registry":
-    from aggregator.provisioning import Registry, RegistryError
+    from aggregator.provisioning import Registry
 
-    try:
+    with domain_errors():
         return Registry(path, broker_user=broker_user)
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
 
 
 def _endpoint(host: str, port: int, ca: Path | None) -> "BrokerEndpoint":
-    from aggregator.provisioning import BrokerEndpoint
+    from aggregator.bundles import BrokerEndpoint
 
     if ca is not None and not ca.is_file():
         raise fail(f"--ca {ca}: file not found", 2)
@@ -177,16 +171,14 @@ def provision(
     reload_pid_file: ReloadOpt = None,
 ) -> None:
     """Create an agent's broker account and its bundle (agent.toml, mqtt.password, ca.crt)."""
-    from aggregator.provisioning import RegistryError, write_agent_bundle
+    from aggregator.bundles import write_agent_bundle
 
     endpoint = _endpoint(broker_host, broker_port, ca)
     target = out or Path(f"bundle-{agent}")
     reg = _registry(registry, broker_user)
-    try:
+    with domain_errors():
         issued = reg.provision_agent(site, spot, agent, topic_prefix=topic_prefix)
         paths = write_agent_bundle(target, issued, endpoint, source_url=source_url)
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
     typer.echo(f"provisioned agent {agent} at {site}/{spot}")
     _report_bundle(paths)
     _reload(reload_pid_file)
@@ -207,7 +199,7 @@ def add_user(
 ) -> None:
     """Create an aggregator account (reads everything) or an operator account (publishes
     agents' configs); writes mqtt.toml, mqtt.password and ca.crt."""
-    from aggregator.provisioning import RegistryError, write_service_bundle
+    from aggregator.bundles import write_service_bundle
     from footfall.broker_auth import Role
 
     try:
@@ -216,11 +208,9 @@ def add_user(
         raise fail(f"--role must be aggregator or operator, not {role!r}", 2) from None
     endpoint = _endpoint(broker_host, broker_port, ca)
     reg = _registry(registry, broker_user)
-    try:
+    with domain_errors():
         issued = reg.add_service(parsed, name, topic_prefix=topic_prefix)
         paths = write_service_bundle(out or Path(f"bundle-{name}"), issued, endpoint)
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
     typer.echo(f"provisioned {parsed.value} {name}")
     _report_bundle(paths)
     _reload(reload_pid_file)
@@ -242,20 +232,18 @@ def rotate(
 ) -> None:
     """New password for an account, in a new bundle; the old password stops working when the
     broker reloads."""
-    from aggregator.provisioning import RegistryError, write_agent_bundle, write_service_bundle
+    from aggregator.bundles import write_agent_bundle, write_service_bundle
     from footfall.broker_auth import Role
 
     endpoint = _endpoint(broker_host, broker_port, ca)
     reg = _registry(registry, broker_user)
     target = out or Path(f"bundle-{name}")
-    try:
+    with domain_errors():
         issued = reg.rotate(name)
         if issued.account.role is Role.AGENT:
             paths = write_agent_bundle(target, issued, endpoint, source_url=source_url)
         else:
             paths = write_service_bundle(target, issued, endpoint)
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
     typer.echo(f"new password for {name}")
     _report_bundle(paths)
     _reload(reload_pid_file)
@@ -269,13 +257,9 @@ def revoke(
     reload_pid_file: ReloadOpt = None,
 ) -> None:
     """Remove an account from the broker's files (its record stays, marked revoked)."""
-    from aggregator.provisioning import RegistryError
-
     reg = _registry(registry, broker_user)
-    try:
+    with domain_errors():
         reg.revoke(name)
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
     typer.echo(f"revoked {name}")
     _reload(reload_pid_file)
 
@@ -287,13 +271,9 @@ def render(
     reload_pid_file: ReloadOpt = None,
 ) -> None:
     """Regenerate mosquitto/passwd and mosquitto/acl from the account records."""
-    from aggregator.provisioning import RegistryError
-
     reg = _registry(registry, broker_user)
-    try:
+    with domain_errors():
         reg.render()
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
     typer.echo(f"wrote {reg.passwd_file} and {reg.acl_file}")
     _reload(reload_pid_file)
 
@@ -304,13 +284,9 @@ def list_provisioned(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Every account in the registry, revoked ones included."""
-    from aggregator.provisioning import RegistryError
-
     reg = _registry(registry)
-    try:
+    with domain_errors():
         accounts = reg.accounts()
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
     if as_json:
         rows = [a.model_dump(mode="json", exclude={"password_hash"}) for a in accounts]
         typer.echo(json.dumps(rows, indent=2))
@@ -375,22 +351,17 @@ def push_config(
 
     Exit 0 applied, 3 rejected by the agent (the reason is printed), 4 no answer yet (an
     offline agent takes the retained config when it next connects)."""
-    from aggregator.cli import _load
     from aggregator.remote_push import PushError
     from aggregator.remote_push import push_config as push
-    from edge_agent.remote_config import load_remote_config
     from footfall.contract import ConfigOutcome
     from footfall.contract.topics import AgentAddress
+    from footfall.remote_config import load_remote_config
 
     if (file is None) == (not clear):
         raise fail("give a configuration FILE, or --clear", 2)
     if registry is not None:
-        from aggregator.provisioning import RegistryError
-
-        try:
+        with domain_errors(code=2):
             account = _registry(registry).find_agent(agent)
-        except RegistryError as exc:
-            raise fail(str(exc), 2) from None
         site, spot = account.site, account.spot
     if site is None or spot is None:
         raise fail("give --registry, or --site and --spot", 2)
@@ -398,7 +369,7 @@ def push_config(
         address = AgentAddress(site, spot, agent)
     except ValueError as exc:
         raise fail(str(exc), 2) from None
-    cfg = _load(config)
+    cfg = load_config(config)
     if cfg.mqtt is None:
         raise fail(f"{config}: no [mqtt] section", 2)
     version = None

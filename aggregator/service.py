@@ -5,25 +5,11 @@ import threading
 from datetime import timedelta
 
 from aggregator.batching import Committer, IngestCounters
-from aggregator.config import AggregatorConfig, FleetSettings, StoreSettings
+from aggregator.config import AggregatorConfig
 from aggregator.errors import IngestError
-from aggregator.store import EventStore
+from aggregator.store.open import open_store
 
 log = logging.getLogger(__name__)
-
-
-def open_store(
-    settings: StoreSettings, fleet: FleetSettings | None = None, *, upgrade: bool | None = None
-) -> EventStore:
-    """Open the configured store. ``upgrade`` defaults to ``settings.auto_upgrade``."""
-    fleet = fleet or FleetSettings()
-    return EventStore.open(
-        settings.url,
-        password=settings.password_value(),
-        upgrade=settings.auto_upgrade if upgrade is None else upgrade,
-        heartbeat_interval=timedelta(seconds=fleet.heartbeat_interval_seconds),
-        gap_multiple=fleet.coverage_gap_multiple,
-    )
 
 
 def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounters:

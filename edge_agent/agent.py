@@ -1,6 +1,6 @@
 """Wiring of a running agent's delivery side: the outbox, the MQTT sender, the crop uploader and
-the status/heartbeat, started together and stopped together; and the signal handling that turns
-SIGTERM into "stop producing, drain what can be sent, exit".
+the status/heartbeat, started together and stopped together. Running it with a producer, the
+signals and the drain is :mod:`edge_agent.running`.
 
 The producer (the vision pipeline for ``run``, nothing for ``deliver``) writes into
 :attr:`Delivery.sink`, the outbox; everything after that is here.
@@ -8,7 +8,8 @@ The producer (the vision pipeline for ``run``, nothing for ``deliver``) writes i
 A sender or uploader that cannot go on (a file it needs is missing, or its thread died) reports
 it to :class:`Delivery`, which sets the producer's stop event: the pipeline stops as on SIGTERM,
 the people in view go into the outbox, the other loop drains what it can, and
-:func:`run_until_stopped` raises :class:`AgentError` with the one line - the command exits 1 and
+:func:`edge_agent.running.run_until_stopped` raises :class:`AgentError` with the one line - the
+command exits 1 and
 the supervisor (systemd ``Restart=always``) starts the agent again, which then reads the files
 anew. The outbox keeps everything meanwhile. Files are also checked before anything starts
 (:mod:`edge_agent.delivery.preflight`), so a broken configuration never opens the camera.
@@ -17,25 +18,19 @@ anew. The outbox keeps everything meanwhile. Files are also checked before anyth
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from edge_agent.config import AgentConfig
 from edge_agent.delivery.backoff import Backoff
 from edge_agent.delivery.crop_uploader import CropUploader, ReopeningStore
-from edge_agent.delivery.heartbeat import FrameCounters, FrameMeter, StatusBuilder
+from edge_agent.delivery.heartbeat import FrameCounters, StatusBuilder
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.preflight import (
     SetupError,
     check_broker_files,
-    check_delivery,
     check_store_credentials,
 )
 from edge_agent.delivery.sender import EventSender
@@ -47,11 +42,8 @@ from footfall.mqtt_link import BrokerLink, LinkFactory, paho_link_factory
 from footfall.objectstore import ObjectStore
 
 if TYPE_CHECKING:
-    from edge_agent.vision.detection import FaceDetector
     from edge_agent.vision.pipeline import Pipeline
-    from edge_agent.vision.sources import FrameSource
     from footfall.health import HealthServer
-    from models.runtime.classifier import FaceClassifier
 
 log = logging.getLogger(__name__)
 
@@ -287,61 +279,6 @@ class Delivery:
             self.stop()
 
 
-@contextmanager
-def stop_on_signals(
-    on_second: Callable[[], None] | None = None,
-) -> Iterator[threading.Event]:
-    """An event set by the first SIGTERM or SIGINT; a second one calls ``on_second`` (e.g. give
-    up draining). The previous handlers come back afterwards. Main thread only."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if not stop.is_set():
-            log.info("%s: stopping; what is accepted is kept in the outbox", name)
-            stop.set()
-        elif on_second is not None:
-            log.warning("%s again: not waiting for the drain any longer", name)
-            on_second()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def run_until_stopped(
-    delivery: Delivery,
-    produce: Callable[[EventSink, threading.Event], None],
-    *,
-    drain_seconds: float | None = None,
-) -> DrainReport:
-    """Start ``delivery``, run ``produce(sink, stop)`` in this thread until it returns, then
-    drain and stop. SIGTERM/SIGINT set ``stop``: the producer should then finish what it holds
-    (write it to the sink) and return. A second signal cuts the drain short."""
-    drain = (
-        delivery.config.delivery.shutdown_drain_seconds if drain_seconds is None else drain_seconds
-    )
-    with stop_on_signals(on_second=lambda: delivery.request_stop(0.0)) as stop:
-        delivery.stop_on_failure(stop)
-        delivery.start()
-        try:
-            produce(delivery.sink, stop)
-        finally:
-            report = delivery.stop(drain)
-    _raise_failure(delivery)
-    return report
-
-
-def _raise_failure(delivery: Delivery) -> None:
-    """After the drain, so that the outbox holds everything the producer had."""
-    failure = delivery.failure
-    if failure is not None:
-        raise AgentError(failure)
-
-
 class AgentError(Exception):
     """The agent cannot start (no source, a model that does not load, a file its delivery needs)
     or its delivery cannot go on; one line, why."""
@@ -371,111 +308,3 @@ def _s3_store(config: AgentConfig) -> ObjectStore:
         raise AgentError(
             f"s3: cannot set up the object store: {type(exc).__name__}: {exc}"
         ) from None
-
-
-def run_live(
-    config: AgentConfig,
-    *,
-    models_dir: Path | None = None,
-    start: datetime | None = None,
-) -> DrainReport:
-    """The ``run`` command: the configured source through the vision pipeline into the outbox,
-    events to MQTT and crops to S3, until the source ends or SIGTERM; then drain and stop.
-
-    ``start`` is the wall-clock time of the first frame when the source is a video file (for a
-    file played as if live); cameras and streams are stamped with the clock.
-    """
-    from edge_agent.build import BuildError, build_classifier, build_detector, resolver_for
-    from edge_agent.vision.sources import SourceError, open_source
-
-    remote = RemoteConfigManager.load(config)
-    config = remote.active
-    if config.source.url is None:
-        raise AgentError("source.url is not set: give the camera's RTSP/HTTP URL or index")
-    try:
-        # Before the models load and the camera opens: fail in a second, not after them.
-        check_delivery(config)
-    except SetupError as exc:
-        raise AgentError(str(exc)) from None
-    resolver = resolver_for(config, models_dir)
-    try:
-        detector = build_detector(config.detector, resolver)
-        classifier = build_classifier(config.classifier, resolver)
-    except BuildError as exc:
-        raise AgentError(str(exc)) from None
-    try:
-        source = open_source(
-            config.source.url,
-            start=start or datetime.now(UTC),
-            reconnect_min_seconds=config.source.reconnect_min_seconds,
-            reconnect_max_seconds=config.source.reconnect_max_seconds,
-        )
-    except (SourceError, ValueError) as exc:
-        raise AgentError(str(exc)) from None
-    return run_agent(config, source, detector, classifier, remote=remote)
-
-
-def run_agent(
-    config: AgentConfig,
-    source: FrameSource,
-    detector: FaceDetector,
-    classifier: FaceClassifier,
-    *,
-    remote: RemoteConfigManager | None = None,
-    links: LinkFactory | None = None,
-    store: ObjectStore | None = None,
-    stop: threading.Event | None = None,
-    on_pipeline: Callable[[Pipeline, Delivery], None] | None = None,
-) -> DrainReport:
-    """A running agent from its parts: ``source`` through the pipeline into the outbox, and
-    delivery alongside, until the source ends, SIGTERM, or ``stop`` is set (tests; main thread
-    not required then). ``on_pipeline`` sees the pipeline and the delivery once both exist."""
-    from edge_agent.vision.pipeline import Pipeline
-    from edge_agent.vision.runner import run
-
-    remote = remote if remote is not None else RemoteConfigManager.load(config)
-    config = remote.active
-    pipeline = Pipeline.from_config(config, detector=detector, classifier=classifier)
-    meter = FrameMeter(source_reconnects=lambda: source.reconnects)
-    delivery = Delivery(
-        config,
-        models=[detector.model, *classifier.models],
-        frames=meter.snapshot,
-        links=links,
-        store=store,
-        remote=remote,
-    )
-    delivery.attach_pipeline(pipeline)
-    if on_pipeline is not None:
-        on_pipeline(pipeline, delivery)
-
-    def produce(sink: EventSink, signalled: threading.Event) -> None:
-        halt = stop if stop is not None else signalled
-        delivery.stop_on_failure(halt)
-        result = run(
-            source,
-            pipeline,
-            sink,
-            queue_frames=config.source.queue_frames,
-            stop=halt,
-            on_frame=meter.on_frame,
-        )
-        log.info(
-            "pipeline %s after %d frames (%d dropped): %d people",
-            "stopped" if result.stopped else "reached the end of the source",
-            result.frames_processed,
-            result.frames_dropped,
-            result.events,
-        )
-
-    if stop is not None:
-        # Outside the main thread no signal handler can be installed: the test's event is
-        # the only way to stop.
-        delivery.start()
-        try:
-            produce(delivery.sink, threading.Event())
-        finally:
-            report = delivery.stop()
-        _raise_failure(delivery)
-        return report
-    return run_until_stopped(delivery, produce)

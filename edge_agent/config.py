@@ -25,6 +25,7 @@ from footfall.connections import (
 from footfall.contract.topics import AgentAddress
 from footfall.contract.types import ShortText
 from footfall.ids import SafeId
+from footfall.remote_settings import RemoteDeliverySettings
 from footfall.settings import load_config
 
 ENV_PREFIX = "FOOTFALL_AGENT"
@@ -85,12 +86,10 @@ class Confirmation(StrEnum):
     BROKER = "broker"
 
 
-class DeliverySettings(Section):
-    """Moving events and crops out of the outbox: MQTT publishing, crop uploads, heartbeat."""
+class DeliverySettings(RemoteDeliverySettings):
+    """Moving events and crops out of the outbox: MQTT publishing, crop uploads, heartbeat (the
+    interval, which may also change remotely, is declared in the base)."""
 
-    heartbeat_seconds: float = Field(
-        default=60.0, ge=0.5, le=3600.0, description="Interval of the heartbeat (AgentStatus)"
-    )
     inflight_window: int = Field(
         default=100,
         ge=1,

@@ -92,9 +92,10 @@ def deliver(
 ) -> None:
     """Send what is in the outbox (events to MQTT, crops to S3) without running the pipeline;
     runs until SIGTERM, or until the outbox is empty with --until-empty."""
-    from edge_agent.agent import AgentError, Delivery, run_until_stopped
+    from edge_agent.agent import AgentError, Delivery
     from edge_agent.config import load_agent_config
     from edge_agent.delivery.outbox import OutboxError
+    from edge_agent.running import run_until_stopped
 
     with config_errors_exit():
         cfg = load_agent_config(config)
@@ -168,9 +169,10 @@ def run_agent(
     and exits; whatever is left stays in the outbox for the next start."""
     from datetime import datetime
 
-    from edge_agent.agent import AgentError, run_live
+    from edge_agent.agent import AgentError
     from edge_agent.config import load_agent_config
     from edge_agent.delivery.outbox import OutboxError
+    from edge_agent.running import run_live
     from edge_agent.vision.counting import GeometryError
 
     with config_errors_exit():

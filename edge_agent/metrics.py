@@ -10,34 +10,51 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from edge_agent.delivery.sender import LinkState
 from footfall import __version__
+from footfall.metrics import Families, registry_of
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from edge_agent.agent import Delivery
+    from edge_agent.config import AgentConfig
+    from edge_agent.delivery.crop_uploader import CropUploader
+    from edge_agent.delivery.heartbeat import StatusBuilder
+    from edge_agent.delivery.outbox import Outbox
+    from edge_agent.delivery.sender import EventSender
+    from edge_agent.remote_config import RemoteConfigManager
 
 log = logging.getLogger(__name__)
 
-P = "footfall_agent_"
+M = Families("footfall_agent_")
+
+
+class DeliveryParts(Protocol):
+    """What the metrics read: the parts of a running agent's delivery side
+    (:class:`edge_agent.agent.Delivery`), named here so that this module does not import the
+    wiring that starts it."""
+
+    config: AgentConfig
+    status: StatusBuilder
+    outbox: Outbox
+    sender: EventSender | None
+    uploader: CropUploader | None
+    remote: RemoteConfigManager
 
 
 class AgentCollector(Collector):
-    def __init__(self, delivery: Delivery) -> None:
+    def __init__(self, delivery: DeliveryParts) -> None:
         self.delivery = delivery
 
     def collect(self) -> Iterator[Metric]:
         d = self.delivery
         address = d.config.address
-        info = InfoMetricFamily(P[:-1], "Who this agent is and what it runs")
-        info.add_metric(
-            [],
+        yield M.info(
+            "Who this agent is and what it runs",
             {
                 "site": address.site,
                 "spot": address.spot,
@@ -46,124 +63,113 @@ class AgentCollector(Collector):
                 "config_version": d.status.config_version or "",
             },
         )
-        yield info
         try:
             stats = d.status.stats()
             outbox = d.outbox.status()
         except Exception as exc:  # the outbox closes at shutdown; a scrape then gets the rest
             log.debug("outbox metrics unavailable: %s", exc)
         else:
-            yield _gauge(
+            yield M.gauge(
                 "uptime_seconds", "Seconds since the agent process started", stats.uptime_seconds
             )
-            yield _counter("frames_read", "Frames read from the source", stats.frames_in)
-            yield _counter(
+            yield M.counter("frames_read", "Frames read from the source", stats.frames_in)
+            yield M.counter(
                 "frames_processed", "Frames that went through the pipeline", stats.frames_processed
             )
-            yield _counter(
+            yield M.counter(
                 "frames_dropped",
                 "Frames dropped because processing fell behind",
                 stats.frames_dropped,
             )
-            yield _gauge(
+            yield M.gauge(
                 "frames_per_second", "Processed frames per second, recent average", stats.fps
             )
-            yield _counter(
+            yield M.counter(
                 "source_reconnects", "Times the video source was reopened", stats.source_reconnects
             )
-            yield _counter(
+            yield M.counter(
                 "events_emitted", "PersonEvents produced by the pipeline", stats.events_emitted
             )
-            yield _counter(
+            yield M.counter(
                 "events_sent", "PersonEvents acknowledged by the broker", stats.events_sent
             )
-            yield _gauge("outbox_events", "Events waiting in the outbox", outbox.depth)
-            yield _gauge("outbox_crops", "Face crops waiting for upload", outbox.crops_pending)
-            yield _gauge("outbox_bytes", "Bytes of events and crops in the outbox", outbox.bytes)
-            yield _gauge("outbox_max_bytes", "Cap of the outbox", outbox.max_bytes)
-            yield _gauge(
+            yield M.gauge("outbox_events", "Events waiting in the outbox", outbox.depth)
+            yield M.gauge("outbox_crops", "Face crops waiting for upload", outbox.crops_pending)
+            yield M.gauge("outbox_bytes", "Bytes of events and crops in the outbox", outbox.bytes)
+            yield M.gauge("outbox_max_bytes", "Cap of the outbox", outbox.max_bytes)
+            yield M.gauge(
                 "outbox_oldest_event_age_seconds",
                 "Age of the oldest event not yet acknowledged (0 when none)",
                 outbox.oldest_unsent_age_seconds or 0.0,
             )
-            yield _counter(
+            yield M.counter(
                 "crops_dropped",
                 "Face crops dropped to keep the outbox in its cap",
                 stats.crops_dropped,
             )
         if d.sender is not None:
             s = d.sender.stats()
-            yield _gauge(
+            yield M.gauge(
                 "mqtt_connected", "1 while connected to the broker", s.state is LinkState.CONNECTED
             )
-            yield _counter("mqtt_connects", "Successful connections to the broker", s.connects)
-            yield _counter(
+            yield M.counter("mqtt_connects", "Successful connections to the broker", s.connects)
+            yield M.counter(
                 "mqtt_connect_failures", "Failed connection attempts", s.connect_failures
             )
-            yield _counter(
+            yield M.counter(
                 "mqtt_connections_lost", "Connections lost after being made", s.connections_lost
             )
-            yield _counter(
+            yield M.counter(
                 "mqtt_publish_denied", "Event publishes the broker refused (ACL)", s.publish_denied
             )
-            yield _counter(
+            yield M.counter(
                 "mqtt_publish_unrouted",
                 "Event publishes the broker routed to no subscriber (no aggregator); kept",
                 s.publish_unrouted,
             )
-            yield _counter(
+            yield M.counter(
                 "events_republished",
                 "Events published again after a reconnect or a denial",
                 s.events_republished,
             )
-            yield _counter("receipts", "Receipts taken from aggregators", s.receipts)
-            yield _counter(
+            yield M.counter("receipts", "Receipts taken from aggregators", s.receipts)
+            yield M.counter(
                 "events_confirmed",
                 "Events confirmed as stored (by a receipt, or the PUBACK with confirm = broker)",
                 s.events_confirmed,
             )
-            yield _counter(
+            yield M.counter(
                 "events_requeued",
                 "Events acknowledged by the broker but not confirmed in time: published again",
                 s.events_requeued,
             )
-            yield _counter("heartbeats", "Heartbeats published", s.heartbeats)
+            yield M.counter("heartbeats", "Heartbeats published", s.heartbeats)
         if d.uploader is not None:
             u = d.uploader.stats()
-            yield _counter(
+            yield M.counter(
                 "crops_uploaded", "Face crops stored in the object store", u.crops_uploaded
             )
-            yield _counter(
+            yield M.counter(
                 "crop_upload_failures", "Failed crop uploads (retried)", u.upload_failures
             )
-            yield _counter(
+            yield M.counter(
                 "crops_corrupt",
                 "Crops not uploaded: bytes no longer match their sha256",
                 u.crops_corrupt,
             )
-        results = CounterMetricFamily(
-            P + "config_results", "Remote configurations answered, by outcome", labels=["outcome"]
+        yield M.counters_by(
+            "config_results",
+            "Remote configurations answered, by outcome",
+            "outcome",
+            {outcome: d.remote.outcomes.get(outcome, 0) for outcome in ("applied", "rejected")},
         )
-        for outcome in ("applied", "rejected"):
-            results.add_metric([outcome], d.remote.outcomes.get(outcome, 0))
-        yield results
 
 
-def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(P + name, doc, value=float(value))
+def agent_registry(delivery: DeliveryParts) -> CollectorRegistry:
+    return registry_of(AgentCollector(delivery))
 
 
-def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-    return CounterMetricFamily(P + name, doc, value=float(value))
-
-
-def agent_registry(delivery: Delivery) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(delivery))
-    return registry
-
-
-def agent_readiness(delivery: Delivery) -> str | None:
+def agent_readiness(delivery: DeliveryParts) -> str | None:
     """Ready when connected to the broker (if there is one to connect to)."""
     if delivery.sender is None:
         return None

@@ -1,9 +1,9 @@
 """Remote configuration: what an operator may change on a running agent, and how the agent takes
 it.
 
-The operator publishes a :class:`RemoteConfig` (JSON) retained on the agent's ``config`` topic
-(``footfall-aggregator fleet push-config``). The agent receives it on every connection, checks it,
-and answers on ``config-result`` with a :class:`~footfall.contract.ConfigResult`: applied, or
+The operator publishes a :class:`~footfall.remote_config.RemoteConfig` (JSON) retained on the
+agent's ``config`` topic (``footfall-aggregator fleet push-config``). The agent receives it on
+every connection, checks it, and answers on ``config-result`` with a :class:`~footfall.contract.ConfigResult`: applied, or
 rejected with every problem and its key path. What can change remotely is deliberately narrow:
 the counting line and direction rules, tracker and classifier thresholds, the crop policy, how
 often the detector runs and the heartbeat interval. Identity, credentials, the broker, the
@@ -29,117 +29,19 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from edge_agent.config import AgentConfig
-from edge_agent.vision.settings import (
-    CountingSettings,
-    CropSettings,
-    DetectorCadence,
-    TrackerSettings,
-)
 from footfall.broker_auth import atomic_write
-from footfall.connections import Section
 from footfall.contract import SCHEMA_VERSION, ConfigOutcome, ConfigResult
-from footfall.contract.types import ShortText
-from footfall.settings import _format_errors, load_config
+from footfall.remote_config import RemoteConfig, RemoteConfigError, parse_remote_config
+from footfall.settings import _format_errors
 
 log = logging.getLogger(__name__)
 
-MAX_REMOTE_CONFIG_BYTES = 64 * 1024
 REMOTE_CONFIG_FILE = "remote-config.json"
 _REASON_MAX = 300
-
-
-class RemoteDetectorSettings(DetectorCadence):
-    """The detector keys that may change on a running agent: how often it runs."""
-
-
-class RemoteClassifierSettings(Section):
-    """The classifier keys that may change on a running agent (not the models)."""
-
-    k_best: int = Field(
-        default=5, ge=1, le=32, description="Best face observations kept per person and averaged"
-    )
-    min_quality: float = Field(
-        default=0.3,
-        ge=0.0,
-        le=1.0,
-        description="Observations below this quality are never classified",
-    )
-    min_gender_confidence: float = Field(
-        default=0.6,
-        ge=0.5,
-        le=1.0,
-        description="Below this averaged probability the gender is reported as unknown",
-    )
-
-
-class RemoteDeliverySettings(Section):
-    """The delivery keys that may change on a running agent."""
-
-    heartbeat_seconds: float = Field(
-        default=60.0, ge=0.5, le=3600.0, description="Interval of the heartbeat (AgentStatus)"
-    )
-
-
-class RemoteConfig(Section):
-    """A configuration pushed to one agent. Every section is optional; one that is given
-    replaces the agent file's section (missing keys take their defaults)."""
-
-    config_version: ShortText = Field(
-        description="Operator's version label; the agent reports it in every heartbeat once applied"
-    )
-    counting: CountingSettings | None = Field(
-        default=None, description="Counting line and direction rules"
-    )
-    tracker: TrackerSettings | None = Field(default=None, description="Tracker thresholds")
-    classifier: RemoteClassifierSettings | None = Field(
-        default=None, description="Classifier thresholds"
-    )
-    crops: CropSettings | None = Field(default=None, description="Face crop policy")
-    detector: RemoteDetectorSettings | None = Field(
-        default=None, description="How often the detector runs"
-    )
-    delivery: RemoteDeliverySettings | None = Field(default=None, description="Heartbeat interval")
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode("utf-8")
-
-
-class RemoteConfigError(ValueError):
-    """A remote configuration that cannot be applied; ``errors`` are ``key.path: message``."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(errors))
-
-
-def load_remote_config(path: Path) -> RemoteConfig:
-    """Read a remote configuration from TOML (the operator's file). Raises ConfigError."""
-    return load_config(RemoteConfig, path, env_prefix="FOOTFALL_REMOTE", environ={})
-
-
-def parse_remote_config(payload: bytes) -> RemoteConfig:
-    """Decode the JSON published on the config topic. Raises :class:`RemoteConfigError`."""
-    if len(payload) > MAX_REMOTE_CONFIG_BYTES:
-        raise RemoteConfigError(
-            [f"payload: {len(payload)} bytes exceeds the limit of {MAX_REMOTE_CONFIG_BYTES}"]
-        )
-    try:
-        # Strict, like the agent's own file: "12" is not a number, "yes" not a boolean.
-        return RemoteConfig.model_validate_json(payload, strict=True)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors(include_url=False):
-            if err["type"] == "json_invalid":
-                errors.append(f"payload: not JSON ({err['ctx'].get('error', err['msg'])})")
-        if errors:
-            raise RemoteConfigError(errors) from None
-        raise RemoteConfigError(_format_errors(exc, {})) from None
-
 
 _PIPELINE_SECTIONS = ("detector", "tracker", "counting", "classifier", "crops", "delivery")
 
@@ -305,11 +207,4 @@ class RemoteConfigManager:
         )
 
 
-__all__ = [
-    "RemoteConfig",
-    "RemoteConfigError",
-    "RemoteConfigManager",
-    "effective_config",
-    "load_remote_config",
-    "parse_remote_config",
-]
+__all__ = ["REMOTE_CONFIG_FILE", "RemoteConfigManager", "effective_config"]

@@ -43,15 +43,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_agent.delivery.backoff import Backoff
-from edge_agent.delivery.drain import DrainClock
 from edge_agent.delivery.outbox import NOTE_CORRUPT, Outbox, PendingCrop
 from edge_agent.delivery.preflight import SetupError, read_secret_file
+from edge_agent.delivery.worker import DeliveryWorker
 from footfall.connections import ObjectStoreSettings
 from footfall.contract.topics import AgentAddress
 from footfall.objectstore import ObjectStore, ObjectStoreError, StoredObject
@@ -83,8 +82,14 @@ def crop_metadata(address: AgentAddress, crop: PendingCrop) -> dict[str, str]:
     }
 
 
-class CropUploader:
+class CropUploader(DeliveryWorker[UploaderStats]):
     """The upload loop; runs in its own thread (:meth:`start`) or the caller's (:meth:`run`)."""
+
+    thread_name = "crop-uploader"
+    title = "crop uploader"
+    fatal_errors = (SetupError,)
+    # An upload already under way may take the store's own timeouts to give up.
+    stop_grace_seconds = 60.0
 
     def __init__(
         self,
@@ -101,45 +106,18 @@ class CropUploader:
         cannot go on."""
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
+        super().__init__(UploaderStats(), on_fatal)
         self._outbox = outbox
         self._store = store
         self._address = address
         self._backoff = backoff
         self._batch = batch
         self._idle = idle_seconds
-        self._on_fatal = on_fatal
         self._signal = outbox.subscribe()
-        self._clock = DrainClock()
-        self._lock = threading.Lock()
-        self._stats = UploaderStats()
-        self._thread: threading.Thread | None = None
-
-    def stats(self) -> UploaderStats:
-        with self._lock:
-            return self._stats
-
-    def _update(self, **changes: object) -> None:
-        with self._lock:
-            self._stats = replace(self._stats, **changes)  # type: ignore[arg-type]
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="crop-uploader", daemon=True)
-        self._thread.start()
 
     def request_stop(self, drain_seconds: float) -> None:
-        self._clock.request_stop(drain_seconds)
-        self._signal.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def stop(self, drain_seconds: float) -> bool:
-        self.request_stop(drain_seconds)
-        # An upload already under way may take the store's own timeouts to give up.
-        return self.join(drain_seconds + 60.0)
+        super().request_stop(drain_seconds)
+        self._signal.set()  # an idle wait ends at once
 
     def _out_of_time(self) -> bool:
         return self._clock.out_of_time()
@@ -150,34 +128,26 @@ class CropUploader:
         if seconds > 0:
             self._signal.wait(seconds)
 
-    def run(self) -> None:
-        failure: str | None = None
-        try:
-            while not self._out_of_time():
-                try:
-                    if not self._round():
-                        break
-                except SetupError:
-                    raise
-                except Exception as exc:
-                    # The loop must outlive anything (e.g. the outbox's disk filling up); the
-                    # crops stay where they are.
-                    log.exception("crop uploader error; retrying: %s", exc)
-                    self._update(last_error=f"crop uploader error: {exc}")
-                    self._clock.sleep(self._backoff.next_delay())
-        except SetupError as exc:
-            failure = str(exc)
-            log.error("%s; the crop uploader cannot go on", failure)
-        except BaseException as exc:  # a dead uploader must not go unnoticed
-            failure = f"crop uploader died: {type(exc).__name__}: {' '.join(str(exc).split())}"
-            log.error("%s", failure, exc_info=True)
+    def _loop(self) -> None:
+        while not self._out_of_time():
+            try:
+                if not self._round():
+                    break
+            except SetupError:
+                raise
+            except Exception as exc:
+                # The loop must outlive anything (e.g. the outbox's disk filling up); the
+                # crops stay where they are.
+                log.exception("crop uploader error; retrying: %s", exc)
+                self._update(last_error=f"crop uploader error: {exc}")
+                self._clock.sleep(self._backoff.next_delay())
+
+    def _ended(self, failure: str | None) -> None:
         if failure is None:
             self._update(stopped=True)
             log.info("crop uploader stopped")
-            return
-        self._update(stopped=True, failed=True, last_error=failure)
-        if self._on_fatal is not None:
-            self._on_fatal(failure)
+        else:
+            self._update(stopped=True, failed=True, last_error=failure)
 
     def _round(self) -> bool:
         """Upload one batch; False when stopping and nothing is left."""
@@ -204,8 +174,7 @@ class CropUploader:
             return self._corrupt(crop, digest)
         if not crop.claimed and not self._outbox.claim_crop(crop.seq):
             # The cap dropped it after next_crops() read it: its event no longer names it.
-            with self._lock:
-                self._stats = replace(self._stats, crops_skipped=self._stats.crops_skipped + 1)
+            self._count("crops_skipped")
             return True
         try:
             self._store.put_bytes(
@@ -267,8 +236,7 @@ class CropUploader:
             crop.sha256,
         )
         self._outbox.drop_crop(crop.seq, NOTE_CORRUPT)
-        with self._lock:
-            self._stats = replace(self._stats, crops_corrupt=self._stats.crops_corrupt + 1)
+        self._count("crops_corrupt")
         return True
 
     def _failed(self, crop: PendingCrop, exc: Exception) -> None:

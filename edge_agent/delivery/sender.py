@@ -1,6 +1,13 @@
 """Moving events from the outbox to the broker: connect, publish in seq order with a bounded
 in-flight window, mark each event published on its PUBACK, reconnect with backoff.
 
+Why this module stays whole (about 570 lines): the per-connection session (:class:`_Session`)
+is the sender's loop seen from one connection. At every step it reads and updates the sender's
+settings, counters, backoffs and high-water mark - two dozen of them - so a module boundary
+between the two would need a protocol as wide as the sender itself. What the sender shares with
+the crop uploader (its thread, the stop and drain, the fatal-error rule) is
+:mod:`edge_agent.delivery.worker`.
+
 What is guaranteed, precisely:
 
 - **No loss**: an event leaves the outbox only after an aggregator's receipt says it is committed
@@ -47,18 +54,17 @@ leave an agent running that looks alive. The events stay in the outbox either wa
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from edge_agent.config import Confirmation
 from edge_agent.delivery.backoff import Backoff
-from edge_agent.delivery.drain import DrainClock
 from edge_agent.delivery.heartbeat import StatusSource
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.preflight import SetupError
+from edge_agent.delivery.worker import DeliveryWorker, one_line
 from footfall.contract import (
     MAX_RECEIPT_BYTES,
     AgentState,
@@ -126,8 +132,16 @@ class LinkSetupError(Exception):
     setting and the file when the factory raised :class:`~edge_agent.delivery.preflight.SetupError`)."""
 
 
-class EventSender:
-    """The publishing loop; runs in its own thread (:meth:`start`) or the caller's (:meth:`run`)."""
+class EventSender(DeliveryWorker[SenderStats]):
+    """The publishing loop; runs in its own thread (:meth:`start`) or the caller's (:meth:`run`).
+    Asked to stop, it publishes until the outbox is empty or the drain ends, then the offline
+    status, and disconnects."""
+
+    thread_name = "mqtt-sender"
+    title = "MQTT sender"
+    fatal_errors = (LinkSetupError,)
+    # The offline status and one connect timeout on top of the drain.
+    stop_grace_seconds = _OFFLINE_ACK_SECONDS + 15.0
 
     def __init__(
         self,
@@ -156,6 +170,7 @@ class EventSender:
             raise ValueError(f"heartbeat_seconds must be > 0, got {heartbeat_seconds}")
         if receipt_timeout_seconds <= 0:
             raise ValueError(f"receipt_timeout_seconds must be > 0, got {receipt_timeout_seconds}")
+        super().__init__(SenderStats(), on_fatal)
         self._confirm = Confirmation(confirm)
         self._receipt_timeout = receipt_timeout_seconds
         self._address = address
@@ -179,26 +194,9 @@ class EventSender:
         self.config_result_topic = address.topic(topic_prefix, Channel.CONFIG_RESULT)
         self.receipts_topic = address.topic(topic_prefix, Channel.RECEIPTS)
         self._config_handler = config_handler
-        self._on_fatal = on_fatal
-        self._stats = SenderStats()
-        self._lock = threading.Lock()
-        self._clock = DrainClock()
         self._high_water = 0  # highest seq published by this process
-        self._thread: threading.Thread | None = None
 
     # -- control --------------------------------------------------------------------------------
-
-    def stats(self) -> SenderStats:
-        with self._lock:
-            return self._stats
-
-    def _update(self, **changes: object) -> None:
-        with self._lock:
-            self._stats = replace(self._stats, **changes)  # type: ignore[arg-type]
-
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._stats = replace(self._stats, **{name: getattr(self._stats, name) + n})
 
     def set_heartbeat_seconds(self, seconds: float) -> None:
         """A new heartbeat interval (remote configuration); a shorter one takes effect at once."""
@@ -207,27 +205,6 @@ class EventSender:
         self._heartbeat_seconds = seconds
         self._clock.wake.set()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="mqtt-sender", daemon=True)
-        self._thread.start()
-
-    def request_stop(self, drain_seconds: float) -> None:
-        """Finish: keep publishing for up to ``drain_seconds`` or until the outbox is empty,
-        publish the offline status, disconnect. Whatever is left stays in the outbox."""
-        self._clock.request_stop(drain_seconds)
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the loop to end; True if it did."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def stop(self, drain_seconds: float) -> bool:
-        self.request_stop(drain_seconds)
-        # The drain, the offline status and one connect timeout on top.
-        return self.join(drain_seconds + _OFFLINE_ACK_SECONDS + 15.0)
-
     def _finished(self) -> bool:
         if not self._clock.stopping.is_set():
             return False
@@ -235,25 +212,17 @@ class EventSender:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def run(self) -> None:
-        failure: str | None = None
-        try:
-            while not self._finished():
-                if self._attempt():
-                    break
-                self._clock.sleep(self._backoff.next_delay())
-        except LinkSetupError as exc:
-            failure = str(exc)
-            log.error("%s; the MQTT sender cannot go on", failure)
-        except BaseException as exc:  # a dead sender must not go unnoticed (module docstring)
-            failure = f"MQTT sender died: {type(exc).__name__}: {_one_line(exc)}"
-            log.error("%s", failure, exc_info=True)
+    def _loop(self) -> None:
+        while not self._finished():
+            if self._attempt():
+                break
+            self._clock.sleep(self._backoff.next_delay())
+
+    def _ended(self, failure: str | None) -> None:
         if failure is None:
             self._update(state=LinkState.STOPPED)
-            return
-        self._update(state=LinkState.FAILED, last_error=failure)
-        if self._on_fatal is not None:
-            self._on_fatal(failure)
+        else:
+            self._update(state=LinkState.FAILED, last_error=failure)
 
     def _attempt(self) -> bool:
         """One connection, start to end; True when the sender is done (stopped and drained)."""
@@ -266,7 +235,7 @@ class EventSender:
             if isinstance(exc, SetupError):
                 raise LinkSetupError(str(exc)) from exc
             raise LinkSetupError(
-                f"cannot set up the MQTT connection: {type(exc).__name__}: {_one_line(exc)}"
+                f"cannot set up the MQTT connection: {type(exc).__name__}: {one_line(exc)}"
             ) from exc
         try:
             try:
@@ -595,7 +564,3 @@ class _Session:
         if left:
             log.warning("stopping with %d event(s) still in the outbox; sent at next start", left)
         return True
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -18,6 +18,9 @@ Only the standard library is imported up front; boto3 and psycopg are imported w
 PostgreSQL readiness checks first need them.
 """
 
+from footfall.broker_auth import Role
+from infra.devservices.broker_users import BrokerUser, default_broker_users
+from infra.devservices.ca import make_test_ca
 from infra.devservices.cli import main, read_env_file
 from infra.devservices.common import (
     DEFAULT_TOPIC_PREFIX,
@@ -29,15 +32,9 @@ from infra.devservices.common import (
     pid_alive,
     weed_binary,
 )
-from infra.devservices.mosquitto import (
-    BrokerUser,
-    ConfiguredMosquitto,
-    Mosquitto,
-    Role,
-    default_broker_users,
-    make_test_ca,
-    mqtt_connack,
-)
+from infra.devservices.configured_mosquitto import ConfiguredMosquitto
+from infra.devservices.connack import mqtt_connack
+from infra.devservices.mosquitto import Mosquitto
 from infra.devservices.postgres import Postgres
 from infra.devservices.s3 import S3Identity, S3Server
 from infra.devservices.service import Service

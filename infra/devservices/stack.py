@@ -10,8 +10,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from infra.devservices.broker_users import BrokerUser
 from infra.devservices.common import DEFAULT_TOPIC_PREFIX, SERVICE_NAMES, _log
-from infra.devservices.mosquitto import BrokerUser, Mosquitto
+from infra.devservices.mosquitto import Mosquitto
 from infra.devservices.postgres import Postgres
 from infra.devservices.s3 import S3Identity, S3Server
 from infra.devservices.service import Service

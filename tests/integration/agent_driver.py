@@ -17,8 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-from edge_agent.agent import AgentError, Delivery, run_until_stopped
+from edge_agent.agent import AgentError, Delivery
 from edge_agent.config import load_agent_config
+from edge_agent.running import run_until_stopped
 from edge_agent.vision.sinks import EventSink
 from footfall.cli_support import configure_logging
 from tests.delivery_support import synthetic_events

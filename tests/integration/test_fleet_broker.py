@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from aggregator.cli import app
 from edge_agent.config import load_agent_config
 from infra import devservices as ds
-from infra.devservices.mosquitto import CONNACK_ACCEPTED, CONNACK_NOT_AUTHORIZED, mqtt_connack
+from infra.devservices.connack import CONNACK_ACCEPTED, CONNACK_NOT_AUTHORIZED, mqtt_connack
 from tests.services import MqttTestClient, ServiceFactory
 
 REPO = Path(__file__).resolve().parents[2]

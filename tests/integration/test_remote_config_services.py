@@ -13,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from aggregator.cli import app
-from edge_agent.agent import Delivery, run_agent
+from edge_agent.agent import Delivery
 from edge_agent.config import AgentConfig
 from edge_agent.remote_config import RemoteConfigManager
+from edge_agent.running import run_agent
 from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.pipeline import Pipeline
 from edge_agent.vision.sources import TimedFrame

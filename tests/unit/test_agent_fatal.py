@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.agent import AgentError, Delivery, run_agent, run_until_stopped
+from edge_agent.agent import AgentError, Delivery
 from edge_agent.config import AgentConfig
 from edge_agent.delivery.outbox import Outbox, outbox_path
 from edge_agent.delivery.preflight import SetupError
 from edge_agent.delivery.sender import LinkState
+from edge_agent.running import run_agent, run_until_stopped
 from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.sinks import EventSink
 from edge_agent.vision.sources import TimedFrame

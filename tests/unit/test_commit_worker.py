@@ -16,8 +16,8 @@ from aggregator.commit_worker import CommitWorker, committing_loop
 from aggregator.config import FleetSettings, IngestSettings, StoreSettings
 from aggregator.errors import IngestError
 from aggregator.intake import Inbound
-from aggregator.service import open_store
 from aggregator.store import WriteBatch, WriteResult
+from aggregator.store.open import open_store
 from footfall.contract.examples import random_events
 from tests.ingest_support import event_messages
 

@@ -1,9 +1,9 @@
 """docs/configuration.md must be what the configuration models generate."""
 
-from footfall.config_docs import DEFAULT_PATH, render
+from infra.config_docs import DEFAULT_PATH, render
 
 
 def test_configuration_reference_is_current() -> None:
     assert DEFAULT_PATH.read_text(encoding="utf-8") == render(), (
-        "docs/configuration.md is stale: run `python -m footfall.config_docs` and commit it"
+        "docs/configuration.md is stale: run `python -m infra.config_docs` and commit it"
     )

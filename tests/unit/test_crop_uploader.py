@@ -100,7 +100,7 @@ def test_corrupt_crop_is_dropped_not_uploaded(outbox: Outbox) -> None:
     assert jpeg is not None
     seq = outbox.put(event, jpeg)
     # Bit rot on the device.
-    outbox._conn().execute("UPDATE crops SET data = ? WHERE seq = ?", (b"x" + jpeg[1:], seq))
+    outbox._file.conn().execute("UPDATE crops SET data = ? WHERE seq = ?", (b"x" + jpeg[1:], seq))
     store = MemoryObjectStore()
     up = uploader(outbox, store)
     up.start()
@@ -231,7 +231,7 @@ def test_a_claimed_crop_gone_bad_keeps_what_the_store_has(outbox: Outbox, in_sto
             content_type="image/jpeg",
             metadata={"sha256": event.crop.sha256},
         )
-    outbox._conn().execute("UPDATE crops SET data = ? WHERE seq = ?", (b"x" + jpeg[1:], seq))
+    outbox._file.conn().execute("UPDATE crops SET data = ? WHERE seq = ?", (b"x" + jpeg[1:], seq))
     up = uploader(outbox, store)
     up.start()
     wait_for(lambda: outbox.crops_pending() == 0, "the crop handled")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import edge_agent.agent as agent_module
 import edge_agent.process as process_module
+import edge_agent.running as running_module
 from edge_agent.cli import app as agent_app
 from edge_agent.config import AgentConfig
 from edge_agent.remote_config import REMOTE_CONFIG_FILE, RemoteConfigManager
@@ -119,7 +119,7 @@ def test_run_turns_a_geometry_error_into_one_line(
     def misfit(*_args: object, **_kwargs: object) -> None:
         raise GeometryError("counting.line: point (5000, 0) is outside the 640x480 frame")
 
-    monkeypatch.setattr(agent_module, "run_live", misfit)
+    monkeypatch.setattr(running_module, "run_live", misfit)
     cfg = tmp_path / "agent.toml"
     cfg.write_text('site = "s"\nspot = "p"\nagent = "a"\n', encoding="utf-8")
     result = runner.invoke(agent_app, ["run", str(cfg)])

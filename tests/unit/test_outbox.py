@@ -249,7 +249,7 @@ def test_low_disk_drops_crops_like_the_cap(tmp_path: Path) -> None:
 def test_full_disk_drops_crops_then_refuses_the_event_loudly(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db", clock=Clock())
     box.put_many(events(20, crop_bytes=3000, seed=5))
-    conn = box._conn()
+    conn = box._file.conn()
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     # A disk that is full at the current size: only dropping crops makes room.
     conn.execute(f"PRAGMA max_page_count={pages}")

@@ -7,7 +7,7 @@ import pytest
 
 from edge_agent.delivery.preflight import SetupError, check_broker_files, check_store_credentials
 from footfall.connections import BrokerSettings, ObjectStoreSettings
-from infra.devservices.mosquitto import make_test_ca
+from infra.devservices.ca import make_test_ca
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from aggregator.bundles import BrokerEndpoint, write_agent_bundle
 from aggregator.cli import app
-from aggregator.provisioning import BrokerEndpoint, Registry, RegistryError, write_agent_bundle
+from aggregator.provisioning import Registry, RegistryError
 from footfall.broker_auth import (
     AccountAcl,
     Role,

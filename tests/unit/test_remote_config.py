@@ -12,20 +12,18 @@ import pytest
 
 from edge_agent.agent import Delivery
 from edge_agent.config import AgentConfig
-from edge_agent.remote_config import (
-    REMOTE_CONFIG_FILE,
-    RemoteConfig,
-    RemoteConfigError,
-    RemoteConfigManager,
-    effective_config,
-    load_remote_config,
-    parse_remote_config,
-)
+from edge_agent.remote_config import REMOTE_CONFIG_FILE, RemoteConfigManager, effective_config
 from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.pipeline import Pipeline
 from edge_agent.vision.settings import CountingSettings
 from footfall.connections import BrokerSettings
 from footfall.contract import AgentStatus, ConfigOutcome, ConfigResult, Direction, decode
+from footfall.remote_config import (
+    RemoteConfig,
+    RemoteConfigError,
+    load_remote_config,
+    parse_remote_config,
+)
 from models.runtime.classifier import FakeClassifier
 from tests.fake_broker import FakeBroker
 from tests.unit.synthetic_faces import Walker, face_image, timeline

@@ -1,7 +1,11 @@
 """The configuration reference, generated from the config models so it cannot drift.
 
-``python -m footfall.config_docs [FILE]`` rewrites ``docs/configuration.md``; a test fails when the
+``python -m infra.config_docs [FILE]`` rewrites ``docs/configuration.md``; a test fails when the
 checked-in file differs from what the models say.
+
+It lives in ``infra/`` (developer tooling, above every package) because it reads the
+configuration models of both programs: the core (``footfall/``) imports neither of them, and the
+two programs do not import each other for their configuration.
 """
 
 import sys
@@ -132,7 +136,7 @@ def render() -> str:
     parts = [
         "# Configuration reference",
         "",
-        "Generated from the configuration models by `python -m footfall.config_docs`; a test keeps it",
+        "Generated from the configuration models by `python -m infra.config_docs`; a test keeps it",
         "current. Both programs read one TOML file; any key can be overridden from the environment",
         "(`PREFIX__SECTION__KEY`, shown per key). Secrets are accepted only from the environment or from",
         "the file named by the matching `*_file` key. Check a file with `validate-config`.",
