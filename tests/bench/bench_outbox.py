@@ -13,6 +13,11 @@ Cases:
   grouped 20 per transaction.
 - backlog drain: the outbox already holds the events (the broker was down); the sender alone.
 
+A subscriber (QoS 0, the aggregator's account) holds the events topic throughout: without one
+the broker answers "No matching subscribers" and the sender keeps every event. The sender runs in
+the broker-confirmed mode (the PUBACK confirms); receipts need an aggregator and are part of the
+ingest benchmark.
+
 Outbox write latency is the time one ``put`` (one ``emit``) takes, per event, with and without a
 10 KB crop. Numbers only; nothing is asserted. Writes tests/bench/results/outbox.json and
 outbox.md and prints them.
@@ -30,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edge_agent.config import Synchronous
+from edge_agent.config import Confirmation, Synchronous
 from edge_agent.delivery.backoff import Backoff
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.sender import EventSender
@@ -69,6 +74,24 @@ def _settings(broker: ds.Mosquitto) -> BrokerSettings:
             "password": user.password,
         }
     )
+
+
+def _subscriber(broker: ds.Mosquitto) -> PahoLink:
+    """Someone the broker routes the events to, so that its PUBACKs say Success."""
+    user = broker.user("aggregator")
+    settings = BrokerSettings.model_validate(
+        {
+            "host": broker.host,
+            "port": broker.tls_port,
+            "ca_file": broker.ca_file,
+            "username": user.name,
+            "password": user.password,
+        }
+    )
+    link = PahoLink(settings, "bench-subscriber")
+    link.connect(None)
+    link.subscribe(ADDRESS.topic(settings.topic_prefix, Channel.EVENTS), 0)
+    return link
 
 
 def _latency(row: Row, samples: list[float]) -> Row:
@@ -113,6 +136,7 @@ def _sender(outbox: Outbox, settings: BrokerSettings) -> EventSender:
         backoff=Backoff(0.1, 1.0),
         window=WINDOW,
         idle_poll_seconds=0.005,
+        confirm=Confirmation.BROKER,
     )
 
 
@@ -249,6 +273,15 @@ def main() -> None:
     with ds.Mosquitto() as broker, tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         settings = _settings(broker)
+        subscriber = _subscriber(broker)
+        draining = threading.Event()
+
+        def drain() -> None:  # the subscriber's network work, so the broker never blocks on it
+            while not draining.is_set():
+                subscriber.poll(0.05)
+                subscriber.received()
+
+        threading.Thread(target=drain, daemon=True).start()
         events = [e for e, _ in items]
         step(lambda: baseline(settings, events))
         step(lambda: through_outbox(settings, items, directory, sync=Synchronous.FULL))
@@ -257,6 +290,8 @@ def main() -> None:
         step(lambda: backlog_drain(settings, items, directory))
         step(lambda: put_only(with_crops, directory, Synchronous.FULL, "10 KB crop"))
         step(lambda: put_only(with_crops, directory, Synchronous.NORMAL, "10 KB crop"))
+        draining.set()
+        subscriber.close()
     meta["load_after"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "outbox.json").write_text(
