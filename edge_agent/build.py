@@ -7,7 +7,13 @@ from pathlib import Path
 
 from edge_agent.config import AgentConfig
 from edge_agent.vision.detection import FaceDetector, SsdDetector, YuNetDetector
-from edge_agent.vision.settings import ClassifierSettings, DetectorKind, DetectorSettings
+from edge_agent.vision.person_detection import NanoDetDetector
+from edge_agent.vision.settings import (
+    ClassifierSettings,
+    DetectorKind,
+    DetectorSettings,
+    PersonSettings,
+)
 from footfall.contract import ModelRef
 from models.assets import AssetError, ModelResolver
 from models.runtime.classifier import FaceClassifier, OnnxFaceClassifier, OnnxHead
@@ -54,6 +60,22 @@ def build_detector(settings: DetectorSettings, resolver: ModelResolver) -> FaceD
         nms_threshold=settings.nms_threshold,
         model=model_ref(resolver, "yunet"),
     )
+
+
+def build_person_detector(settings: PersonSettings, resolver: ModelResolver) -> FaceDetector:
+    """NanoDet-m for ``mode = "person"``; it returns body boxes through the detector protocol."""
+    try:
+        return NanoDetDetector(
+            _resolve(resolver, "nanodet-m"),
+            input_width=settings.input_width,
+            score_threshold=settings.score_threshold,
+            nms_threshold=settings.nms_threshold,
+            model=model_ref(resolver, "nanodet-m"),
+        )
+    except ImportError:
+        raise BuildError(
+            "person mode needs onnxruntime: pip install 'footfall[edge]' (or set mode = \"face\")"
+        ) from None
 
 
 def build_classifier(settings: ClassifierSettings, resolver: ModelResolver) -> FaceClassifier:

@@ -12,6 +12,8 @@ from edge_agent.vision.settings import (
     CountingSettings,
     CropSettings,
     DetectorSettings,
+    PersonSettings,
+    PipelineMode,
     SourceSettings,
     TrackerSettings,
 )
@@ -161,6 +163,16 @@ class AgentConfig(Section):
         default=None, description="Object store for face crops; omit to keep crops on the device"
     )
     source: SourceSettings = Field(default_factory=SourceSettings, description="Live video source")
+    mode: PipelineMode = Field(
+        default=PipelineMode.PERSON,
+        description="person: detect and track bodies, count each person whether or not their "
+        "face is seen, and take faces found on them for gender and age (street cameras, people "
+        "in full view); face: detect and track faces only (close-up kiosk or door cameras "
+        "where bodies are cut off by the frame)",
+    )
+    person: PersonSettings = Field(
+        default_factory=PersonSettings, description="Person detection (mode = person)"
+    )
     detector: DetectorSettings = Field(
         default_factory=DetectorSettings, description="Face detection"
     )

@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_agent.build import build_classifier, build_detector, resolver_for
+from edge_agent.build import (
+    build_classifier,
+    build_detector,
+    build_person_detector,
+    resolver_for,
+)
 from edge_agent.clips import ClipSpec
 from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.vision.annotate import AnnotatedVideoWriter, FrameAnnotator
@@ -18,6 +23,7 @@ from edge_agent.vision.counting import GeometryError
 from edge_agent.vision.detection import FaceDetector
 from edge_agent.vision.pipeline import FinishedPerson, Pipeline
 from edge_agent.vision.runner import run
+from edge_agent.vision.settings import PipelineMode
 from edge_agent.vision.sinks import EventSink
 from edge_agent.vision.sources import SourceError, TimedFrame, VideoFileSource
 from footfall.contract import Direction
@@ -110,6 +116,17 @@ def process_clips(
     resolver = resolver_for(first, models_dir)
     detector = build_detector(first.detector, resolver)
     classifier = build_classifier(first.classifier, resolver)
+    # One person detector per distinct setting (most surveys have one); face-mode clips need none.
+    person_detectors: dict[str, FaceDetector] = {}
+
+    def person_detector_for(config: AgentConfig) -> FaceDetector | None:
+        if config.mode is not PipelineMode.PERSON:
+            return None
+        key = config.person.model_dump_json()
+        if key not in person_detectors:
+            person_detectors[key] = build_person_detector(config.person, resolver)
+        return person_detectors[key]
+
     results: list[ClipResult] = []
     track_ids = itertools.count(1)
     for spec in specs:
@@ -141,6 +158,7 @@ def process_clips(
                     spec,
                     config,
                     detector=detector,
+                    person_detector=person_detector_for(config),
                     classifier=classifier,
                     sink=delivery.sink if delivery is not None else sink,
                     track_ids=track_ids,
@@ -186,6 +204,7 @@ def process_clip(
     classifier: FaceClassifier,
     sink: EventSink,
     track_ids: Iterator[int],
+    person_detector: FaceDetector | None = None,
     on_open: Callable[[int | None], None] | None = None,
     on_frame: Callable[[], None] | None = None,
     annotate_to: Path | None = None,
@@ -202,7 +221,11 @@ def process_clip(
     if on_open is not None:
         on_open(source.frame_count)
     pipeline = Pipeline.from_config(
-        config, detector=detector, classifier=classifier, track_ids=track_ids
+        config,
+        detector=detector,
+        classifier=classifier,
+        track_ids=track_ids,
+        person_detector=person_detector,
     )
     writer = AnnotatedVideoWriter(annotate_to, source.fps) if annotate_to is not None else None
     annotator = FrameAnnotator()

@@ -22,6 +22,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.delivery.heartbeat import FrameMeter
 from edge_agent.delivery.preflight import SetupError, check_delivery
 from edge_agent.remote_config import RemoteConfigManager
+from edge_agent.vision.settings import PipelineMode
 from edge_agent.vision.sinks import EventSink
 from footfall.mqtt_link import LinkFactory
 from footfall.objectstore import ObjectStore
@@ -102,7 +103,13 @@ def run_live(
     ``start`` is the wall-clock time of the first frame when the source is a video file (for a
     file played as if live); cameras and streams are stamped with the clock.
     """
-    from edge_agent.build import BuildError, build_classifier, build_detector, resolver_for
+    from edge_agent.build import (
+        BuildError,
+        build_classifier,
+        build_detector,
+        build_person_detector,
+        resolver_for,
+    )
     from edge_agent.vision.sources import SourceError, open_source
 
     remote = RemoteConfigManager.load(config)
@@ -117,6 +124,11 @@ def run_live(
     resolver = resolver_for(config, models_dir)
     try:
         detector = build_detector(config.detector, resolver)
+        person_detector = (
+            build_person_detector(config.person, resolver)
+            if config.mode is PipelineMode.PERSON
+            else None
+        )
         classifier = build_classifier(config.classifier, resolver)
     except BuildError as exc:
         raise AgentError(str(exc)) from None
@@ -129,7 +141,9 @@ def run_live(
         )
     except (SourceError, ValueError) as exc:
         raise AgentError(str(exc)) from None
-    return run_agent(config, source, detector, classifier, remote=remote)
+    return run_agent(
+        config, source, detector, classifier, remote=remote, person_detector=person_detector
+    )
 
 
 def run_agent(
@@ -143,16 +157,20 @@ def run_agent(
     store: ObjectStore | None = None,
     stop: threading.Event | None = None,
     on_pipeline: Callable[[Pipeline, Delivery], None] | None = None,
+    person_detector: FaceDetector | None = None,
 ) -> DrainReport:
     """A running agent from its parts: ``source`` through the pipeline into the outbox, and
     delivery alongside, until the source ends, SIGTERM, or ``stop`` is set (tests; main thread
-    not required then). ``on_pipeline`` sees the pipeline and the delivery once both exist."""
+    not required then). ``on_pipeline`` sees the pipeline and the delivery once both exist.
+    ``person_detector`` is needed when the configuration's mode is person."""
     from edge_agent.vision.pipeline import Pipeline
     from edge_agent.vision.runner import run
 
     remote = remote if remote is not None else RemoteConfigManager.load(config)
     config = remote.active
-    pipeline = Pipeline.from_config(config, detector=detector, classifier=classifier)
+    pipeline = Pipeline.from_config(
+        config, detector=detector, classifier=classifier, person_detector=person_detector
+    )
     meter = FrameMeter(source_reconnects=lambda: source.reconnects)
     delivery = Delivery(
         config,

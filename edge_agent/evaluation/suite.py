@@ -212,7 +212,7 @@ def run_suite(
     resolver: ModelResolver,
     *,
     names: list[str] | None = None,
-    configs: tuple[Config, ...] = (Config.OURS, Config.SEED),
+    configs: tuple[Config, ...] = (Config.FACE, Config.SEED),
     faces_split: Split = "test",
     base: AgentConfig | None = None,
     command: str = "footfall-agent eval suite",

@@ -41,6 +41,7 @@ from edge_agent.vision.counting import (
 )
 from edge_agent.vision.crops import encode_jpeg, face_crop
 from edge_agent.vision.detection import Detections, FaceDetector
+from edge_agent.vision.people import assign_faces, count_point, head_boxes
 from edge_agent.vision.quality import QualityParams, geometry_quality, pixel_quality
 from edge_agent.vision.scene_cuts import SceneCutDetector
 from edge_agent.vision.settings import (
@@ -48,6 +49,8 @@ from edge_agent.vision.settings import (
     CountingSettings,
     CropPolicy,
     CropSettings,
+    PersonSettings,
+    PipelineMode,
     TrackerSettings,
 )
 from edge_agent.vision.tracking import (
@@ -105,6 +108,7 @@ class PipelineView:
     tracks: TrackSnapshot
     detections: Detections
     detected: bool  # whether the detector ran on this frame
+    faces: Detections  # the faces found on this frame (the same as detections in face mode)
     crossed: dict[int, Direction]  # track id -> direction counted so far
     line: tuple[tuple[float, float], tuple[float, float]] | None  # counting line, pixels
 
@@ -144,10 +148,16 @@ class Pipeline:
         track_ids: Iterator[int] | None = None,
         track_with: Tracker | None = None,
         face_keeper: Callable[[int], FaceKeeper] = BestFaces,
+        person_detector: FaceDetector | None = None,
+        person: PersonSettings | None = None,
     ) -> None:
         """``track_with`` replaces the tracker built from ``tracker`` and ``face_keeper``
         (called with K) the K-best policy; both exist so the evaluation can run the seed's
-        behaviour through the same pipeline."""
+        behaviour through the same pipeline.
+
+        With a ``person_detector`` the pipeline runs in person mode: bodies are tracked and
+        counted, and ``detector``'s faces are attached to the body they lie in (see
+        :mod:`edge_agent.vision.people`); without one, faces are tracked (face mode)."""
         if detect_every_n_frames < 1:
             raise ValueError(f"detect_every_n_frames must be >= 1, got {detect_every_n_frames}")
         if max_detections_per_second < 0:
@@ -155,6 +165,8 @@ class Pipeline:
                 f"max_detections_per_second must be >= 0, got {max_detections_per_second}"
             )
         self.detector = detector
+        self.person_detector = person_detector
+        self.person = person or PersonSettings()
         self.classifier = classifier
         self.address = address
         self.counting = counting or CountingSettings()
@@ -165,6 +177,8 @@ class Pipeline:
         self._last_detection: tuple[int, float] | None = None  # (frame number, stream time)
         self.quality = quality or QualityParams()
         tracker = tracker or TrackerSettings()
+        if person_detector is not None:
+            tracker = self.person.tracker(tracker)
         self.tracker: Tracker = track_with or ByteTracker.from_settings(
             tracker, track_ids=track_ids or itertools.count(1)
         )
@@ -174,7 +188,7 @@ class Pipeline:
         self._people: dict[int, _Person] = {}
         self._counter: DirectionCounter | None = None
         self._size: tuple[int, int] | None = None
-        self._last: tuple[float, Detections, bool] | None = None
+        self._last: tuple[float, Detections, Detections, bool] | None = None
         self._pending: tuple[AgentConfig, Callable[[AgentConfig], None] | None] | None = None
         self._pending_lock = threading.Lock()
         self.config_version: str | None = None
@@ -187,7 +201,12 @@ class Pipeline:
         detector: FaceDetector,
         classifier: FaceClassifier,
         track_ids: Iterator[int] | None = None,
+        person_detector: FaceDetector | None = None,
     ) -> "Pipeline":
+        """``person_detector`` is required when ``config.mode`` is person (build it with
+        :func:`edge_agent.build.build_person_detector`) and ignored in face mode."""
+        if config.mode is PipelineMode.PERSON and person_detector is None:
+            raise ValueError("mode = 'person' needs a person detector")
         pipeline = cls(
             detector=detector,
             classifier=classifier,
@@ -199,6 +218,8 @@ class Pipeline:
             detect_every_n_frames=config.detector.detect_every_n_frames,
             max_detections_per_second=config.detector.max_detections_per_second,
             track_ids=track_ids,
+            person_detector=person_detector if config.mode is PipelineMode.PERSON else None,
+            person=config.person,
         )
         pipeline.config_version = config.config_version
         return pipeline
@@ -235,7 +256,10 @@ class Pipeline:
             self.counting = config.counting
         for person in self._people.values():
             person.count = CountState(crossed=person.count.crossed)
-        self.tracker.configure(config.tracker)
+        self.tracker.configure(
+            config.person.tracker(config.tracker) if self.person_detector else config.tracker
+        )
+        self.person = config.person
         self.scene_cuts.threshold = config.tracker.scene_cut_threshold
         self.classify_settings = config.classifier
         self.crops = config.crops
@@ -268,11 +292,12 @@ class Pipeline:
         nobody draws pays nothing for it. None before the first step."""
         if self._last is None:
             return None
-        t, detections, detected = self._last
+        t, detections, faces, detected = self._last
         return PipelineView(
             tracks=self.tracker.snapshot(t),
             detections=detections,
             detected=detected,
+            faces=faces,
             crossed={tid: p.count.crossed for tid, p in self._people.items() if p.count.crossed},
             line=(
                 (self._counter.p1, self._counter.p2)
@@ -326,20 +351,30 @@ class Pipeline:
         if detect:
             self.stats.detector_runs += 1
             self._last_detection = (index, t)
-            detections = self.detector.detect(frame)
+            if self.person_detector is None:
+                detections = faces = self.detector.detect(frame)
+                looks = detections.boxes
+            else:
+                detections = self.person_detector.detect(frame)
+                looks = head_boxes(detections.boxes)
             appearance = (
-                describe(frame, detections.boxes)
+                describe(frame, looks)
                 if self.tracker.wants_appearance and len(detections)
                 else None
             )
             step = self.tracker.update(detections, t, appearance)
-            self._observe(frame, detections, step.matched)
+            if self.person_detector is None:
+                face_of: list[int | None] = list(range(len(detections)))
+            else:
+                faces = self.detector.detect(frame)
+                face_of = assign_faces(detections.boxes, faces.boxes, self.person.face_region)
+            self._observe(frame, detections, faces, face_of, step.matched)
             ended = step.ended
         else:
-            detections = Detections.empty()
+            detections = faces = Detections.empty()
             ended = self.tracker.tick(t)
         finished += self._end(ended)
-        self._last = (t, detections, detect)
+        self._last = (t, detections, faces, detect)
         return finished
 
     def _detector_due(self, index: int, t: float) -> bool:
@@ -360,21 +395,34 @@ class Pipeline:
 
     # -- per person -------------------------------------------------------------------------------
 
-    def _observe(self, frame: U8, det: Detections, matched: MatchedTracks) -> None:
+    def _observe(
+        self,
+        frame: U8,
+        tracked: Detections,
+        det: Detections,
+        face_of: list[int | None],
+        matched: MatchedTracks,
+    ) -> None:
+        """``tracked`` are the boxes the tracker matched (bodies or faces), ``det`` the faces,
+        ``face_of[i]`` the face (index into ``det``) of tracked box ``i``, if any."""
         assert self._counter is not None and self._size is not None
         width, height = self._size
+        point_of = self.person.count_point if self.person_detector is not None else None
         chip_size = self.classifier.chip_size
         keep_crops = self.crops.policy is CropPolicy.KEEP
-        for tid, di in zip(matched.track_ids.tolist(), matched.det_index.tolist(), strict=True):
+        for tid, ti in zip(matched.track_ids.tolist(), matched.det_index.tolist(), strict=True):
             person = self._people.get(tid)
             if person is None:
                 person = self._people[tid] = _Person(
                     best=self._keeper(self.classify_settings.k_best)
                 )
+            person.count = self._counter.observe(
+                person.count, count_point(tracked.boxes[ti], point_of)
+            )
+            di = face_of[ti]
+            if di is None:
+                continue  # a body whose face is not seen now: counted, nothing to classify
             box, landmarks = det.boxes[di], det.landmarks[di]
-            center = (float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2)
-            person.count = self._counter.observe(person.count, center)
-
             geometry = geometry_quality(
                 box, landmarks, float(det.scores[di]), width, height, self.quality
             ).total
@@ -410,6 +458,8 @@ class Pipeline:
         settings = self.classify_settings
         usable = [obs for obs in person.best.best_first() if obs.quality >= settings.min_quality]
         models: list[ModelRef] = [self.detector.model]
+        if self.person_detector is not None:
+            models.insert(0, self.person_detector.model)
         if usable:
             estimates = self.classifier.classify(np.stack([obs.chip for obs in usable]))
             gender, age = combine(

@@ -101,6 +101,104 @@ class DetectorSettings(DetectorCadence):
     )
 
 
+class PipelineMode(StrEnum):
+    PERSON = "person"
+    FACE = "face"
+
+
+class CountPoint(StrEnum):
+    FOOT = "foot"
+    CENTRE = "centre"
+
+
+class PersonSettings(Section):
+    """Person (body) detection and tracking, used when ``mode = "person"``.
+
+    Bodies are tracked instead of faces; the ``tracker`` section still applies, except for the
+    scores and distances below, which are in the person detector's units (its scores run lower
+    than a face detector's, and a body is about seven face heights tall).
+    """
+
+    input_width: int = Field(
+        # 320 rather than 416 or 512: on the real clips it found as many people (box recall
+        # 0.84 TUD-Stadtmitte, 0.90 vtest vs 0.78 / 0.92 at 416) at about half the time
+        # (edge_agent/evaluation/results/person_detectors.md).
+        default=320,
+        ge=64,
+        le=1920,
+        description="NanoDet: frames are scaled so their longer side is this (then padded to a "
+        "multiple of 32); people shorter than about 1/8 of it are missed",
+    )
+    score_threshold: float = Field(
+        default=0.35, ge=0.05, le=1.0, description="Person detections below this are discarded"
+    )
+    nms_threshold: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="Overlap above which a person box is suppressed"
+    )
+    high_score: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Person detections at or above this are matched first and may start tracks",
+    )
+    low_score: float = Field(
+        default=0.35,
+        ge=0.0,
+        le=1.0,
+        description="Person detections between this and high_score only extend existing tracks",
+    )
+    reid_max_distance: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=50.0,
+        description="After a gap, a body may resume a track only within this many body heights "
+        "of where the motion model expects it",
+    )
+    reid_max_speed: float = Field(
+        default=1.5,
+        ge=0.0,
+        le=100.0,
+        description="A lost person may come back at most this many body heights per second of "
+        "absence (plus one) from where they were last seen (a walker covers about 0.8)",
+    )
+    count_point: CountPoint = Field(
+        default=CountPoint.FOOT,
+        description="The point of the body box that crosses the counting line: foot (bottom "
+        "centre, where the person stands) or centre",
+    )
+    face_region: float = Field(
+        default=0.4,
+        gt=0.0,
+        le=1.0,
+        description="A face belongs to a person when its centre lies in this top share of the "
+        "person's box",
+    )
+
+    @model_validator(mode="after")
+    def _score_order(self) -> Self:
+        if self.low_score > self.high_score:
+            raise ValueError(
+                f"low_score ({self.low_score}) must not exceed high_score ({self.high_score})"
+            )
+        if self.low_score < self.score_threshold:
+            raise ValueError(
+                f"low_score ({self.low_score}) is below score_threshold "
+                f"({self.score_threshold}): those detections never reach the tracker"
+            )
+        return self
+
+    def tracker(self, base: TrackerSettings) -> TrackerSettings:
+        """``base`` with the scores and distances of bodies."""
+        return base.model_copy(
+            update={
+                "high_score": self.high_score,
+                "low_score": self.low_score,
+                "reid_max_distance": self.reid_max_distance,
+                "reid_max_speed": self.reid_max_speed,
+            }
+        )
+
+
 class ClassifierSettings(RemoteClassifierSettings):
     """Gender and age group, estimated once per person from their best faces."""
 
@@ -131,6 +229,7 @@ class ClassifierSettings(RemoteClassifierSettings):
 # under the names the pipeline has always imported them by.
 __all__ = [
     "ClassifierSettings",
+    "CountPoint",
     "CountingMode",
     "CountingSettings",
     "CropPolicy",
@@ -139,6 +238,8 @@ __all__ = [
     "DetectorKind",
     "DetectorSettings",
     "Edge",
+    "PersonSettings",
+    "PipelineMode",
     "Point",
     "SourceSettings",
     "TrackerSettings",

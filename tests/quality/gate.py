@@ -81,7 +81,7 @@ def measure(shared: Path) -> dict[str, float]:
     out: dict[str, float] = {}
 
     _, (scenario,) = evaluate_spec(
-        GATE_SCENARIO, shared, resolver, configs=(Config.OURS,), base=eval_config()
+        GATE_SCENARIO, shared, resolver, configs=(Config.FACE,), base=eval_config()
     )
     for name in ("count_error", "direction_accuracy", "id_switches", "matched_people"):
         out[f"scenario.{name}"] = float(getattr(scenario, name) or 0.0)
