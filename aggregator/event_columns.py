@@ -160,6 +160,9 @@ EVENT_COLUMNS: tuple[EventColumn, ...] = (
         comment="SHA-256 of the event as received, to tell a copy from a conflicting event "
         "with the same id; null for events stored before schema version 3",
     ),
+    # Schema version 4 (appended to existing tables, null for the events they hold).
+    EventColumn("counted_by", ENUM_TEXT, "counted_by"),
+    EventColumn("face_note", NOTE_TEXT, "face.note"),
 )
 
 _BY_NAME = {c.name: c for c in EVENT_COLUMNS}

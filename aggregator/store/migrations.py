@@ -50,21 +50,32 @@ def _v2_deliveries(conn: sa.Connection) -> None:
     tables.metadata.create_all(conn, tables=[tables.deliveries])
 
 
+def _add_event_columns(conn: sa.Connection, *names: str) -> None:
+    # A store created by this version already has the columns (version 1 creates the tables as
+    # they are defined now); one created before gets them, null for the events it holds. Adding
+    # a nullable column without a default rewrites no rows on either backend.
+    have = {c["name"] for c in sa.inspect(conn).get_columns(tables.events.name)}
+    for name in names:
+        if name in have:
+            continue
+        column = tables.events.c[name]
+        sql_type = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {tables.events.name} ADD COLUMN {name} {sql_type}")
+
+
 def _v3_content_hash(conn: sa.Connection) -> None:
-    # A store created by this version already has the column (version 1 creates the tables as
-    # they are defined now); one created before gets it, null for the events it holds. Adding a
-    # nullable column without a default rewrites no rows on either backend.
-    column = tables.events.c.content_sha256
-    if column.name in {c["name"] for c in sa.inspect(conn).get_columns(tables.events.name)}:
-        return
-    sql_type = column.type.compile(dialect=conn.dialect)
-    conn.exec_driver_sql(f"ALTER TABLE {tables.events.name} ADD COLUMN {column.name} {sql_type}")
+    _add_event_columns(conn, "content_sha256")
+
+
+def _v4_modes(conn: sa.Connection) -> None:
+    _add_event_columns(conn, "counted_by", "face_note")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, dead letters, agents and their status history", _v1_initial),
     Migration(2, "log of nightly workbook deliveries", _v2_deliveries),
     Migration(3, "content hash of each event, to report conflicting duplicates", _v3_content_hash),
+    Migration(4, "the agent mode that counted each event, and why its face is unknown", _v4_modes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

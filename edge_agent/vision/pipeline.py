@@ -452,6 +452,20 @@ class Pipeline:
             out.append(self._event(track, person))
         return out
 
+    def _unknown_reason(self, person: _Person, judged: bool) -> str | None:
+        """Why gender and age are unknown (None when they were estimated)."""
+        if judged:
+            return None
+        if person.best_quality <= 0.0 and not len(person.best.best_first()):
+            return (
+                "no face was seen on this person (walking away, turned or hidden)"
+                if self.person_detector is not None
+                else "no usable face image (too small, blurred or turned away)"
+            )
+        return (
+            f"faces seen were below classifier.min_quality ({self.classify_settings.min_quality})"
+        )
+
     def _event(self, track: EndedTrack, person: _Person) -> FinishedPerson:
         assert self._counter is not None and self._size is not None
         width, height = self._size
@@ -504,10 +518,15 @@ class Pipeline:
             exit_side=exit_side,
             gender=gender,
             age=age,
-            face=FaceInfo(quality=round(min(person.best_quality, 1.0), 4), samples=len(usable)),
+            face=FaceInfo(
+                quality=round(min(person.best_quality, 1.0), 4),
+                samples=len(usable),
+                note=self._unknown_reason(person, usable != []),
+            ),
             crop=crop_ref,
             crop_note=note,
             models=models,
+            counted_by="face" if self.person_detector is None else "person",
         )
         self.stats.people += 1
         self.stats.directions[direction] += 1

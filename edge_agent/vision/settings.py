@@ -161,6 +161,17 @@ class PersonSettings(Section):
         description="A lost person may come back at most this many body heights per second of "
         "absence (plus one) from where they were last seen (a walker covers about 0.8)",
     )
+    appearance_veto_distance: float = Field(
+        # 10 = no veto: the descriptor is laid out for a face, and on a body's guessed head box
+        # it varies too much to forbid a match. With the face-mode 2.5, vtest split 16 of its 19
+        # pedestrians into 57 events and TUD-Stadtmitte 3 of 10; without, 7 of 19 (28 events)
+        # and 0 of 10 (footfall-agent eval mot, edge_agent/evaluation/results/mot.md).
+        default=10.0,
+        ge=0.0,
+        le=10.0,
+        description="A lost track may not take a body whose appearance distance exceeds this "
+        "(10 = never vetoed; the appearance still helps a returning person get their id back)",
+    )
     count_point: CountPoint = Field(
         default=CountPoint.FOOT,
         description="The point of the body box that crosses the counting line: foot (bottom "
@@ -195,6 +206,7 @@ class PersonSettings(Section):
                 "low_score": self.low_score,
                 "reid_max_distance": self.reid_max_distance,
                 "reid_max_speed": self.reid_max_speed,
+                "appearance_veto_distance": self.appearance_veto_distance,
             }
         )
 

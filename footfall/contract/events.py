@@ -98,6 +98,11 @@ class FaceInfo(Record):
     samples: int = Field(
         ge=0, le=1000, description="Number of face observations the estimates averaged"
     )
+    note: Note | None = Field(
+        default=None,
+        description="Why gender and age are unknown when they are (e.g. no face was seen on "
+        "a person counted by their body); null otherwise",
+    )
 
 
 class CropRef(Record):
@@ -145,6 +150,11 @@ class PersonEvent(Record):
         default=None, description="Why there is no crop when one was expected (e.g. disk full)"
     )
     models: list[ModelRef] = Field(max_length=8, description="Models behind the estimates")
+    counted_by: Literal["person", "face"] | None = Field(
+        default=None,
+        description="The agent's mode: person (bodies tracked and counted, faces attached) or "
+        "face (faces tracked); null from agents older than the modes",
+    )
 
     @field_validator("last_seen")
     @classmethod
