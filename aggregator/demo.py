@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.clips import ClipSpec
 from edge_agent.config import AgentConfig
+from edge_agent.vision.settings import PipelineMode
 from models.assets import AssetError, AssetResolver
 from models.manifest import AssetSpec
 
@@ -32,6 +33,11 @@ class SampleSpec(AssetSpec):
         default=None,
         gt=0,
         description="Detection input width for this camera (default: the agent's)",
+    )
+    mode: PipelineMode = Field(
+        default=PipelineMode.PERSON,
+        description="The agent mode this camera would run: person for cameras that see people "
+        "whole, face for close-up kiosk cameras",
     )
 
 
@@ -79,7 +85,7 @@ def demo_clips(
                 agent=agent,
             )
         )
-        config = AgentConfig(site=DEMO_SITE, spot=sample.spot, agent=agent)
+        config = AgentConfig(site=DEMO_SITE, spot=sample.spot, agent=agent, mode=sample.mode)
         if sample.detector_width is not None:
             detector = config.detector.model_copy(update={"input_width": sample.detector_width})
             config = config.model_copy(update={"detector": detector})

@@ -63,10 +63,24 @@ def version() -> None:
 def validate_config(path: ConfigArg) -> None:
     """Check an agent configuration file; print every problem with its key path (exit 2)."""
     from edge_agent.config import load_agent_config
+    from edge_agent.vision.settings import PipelineMode
 
     with config_errors_exit():
-        load_agent_config(path)
+        config = load_agent_config(path)
     report_valid(path)
+    # Which mode, in words: the most consequential choice in the file, and a default one.
+    if config.mode is PipelineMode.PERSON:
+        typer.echo(
+            "mode: person - bodies are tracked and counted, faces found on them give gender and "
+            'age; for cameras that see people whole (street, shop front). Use mode = "face" '
+            "for a close-up kiosk camera where bodies are cut off."
+        )
+    else:
+        typer.echo(
+            "mode: face - faces are tracked and counted; for close-up kiosk or door cameras. "
+            'People who never face the camera are not counted: use mode = "person" (the '
+            "default) where bodies are in view."
+        )
 
 
 def _resolver(models_dir: Path | None, allow_download: bool = True) -> ModelResolver:
