@@ -19,8 +19,9 @@ PREFIX = "footfall/v1"
 SAFE_ID = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}", fullmatch=True)
 CONTROL_CHARS = [chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))]
 FORMULAS = ["=cmd|' /C calc'!A0", "=1+1", "+SUM(A1:A9)", "-2+3", "@SUM(1)", '=HYPERLINK("x")']
-# Required keys (crop_note and crop.content_type have defaults, so removing them is valid).
-OPTIONAL_KEYS = {"crop_note", "content_type", "last_error"}
+# Required keys (crop_note, crop.content_type, counted_by and face.note have defaults, so
+# removing them is valid).
+OPTIONAL_KEYS = {"crop_note", "content_type", "last_error", "counted_by", "note"}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Per-stage cost of the vision pipeline: decode, detect, track, classify and total, in ms per
 frame, single thread, at 640x480 and 1280x720, for YuNet at three detection widths (and one
 run detecting every 2nd frame) and for the seed's ResNet-10 SSD, each detecting on every frame,
-plus the default configuration (YuNet at 640 px, at most 12 detector runs a second).
+plus face mode's default configuration (YuNet at 640 px, at most 12 detector runs a second) and
+person mode's (NanoDet-m at 320 px plus YuNet at 640 px on the same frames, at most 12 a second).
+``--only NAME`` runs some rows (repeatable), ``--name STEM`` writes under another file name.
 
 Not a test (pytest does not collect it) and not for loops: run it once, on an otherwise idle
 machine if you can::
@@ -33,9 +35,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.build import build_classifier, build_detector
+from edge_agent.build import build_classifier, build_detector, build_person_detector
 from edge_agent.config import AgentConfig
 from edge_agent.vision.pipeline import Pipeline
+from edge_agent.vision.settings import PipelineMode
 from models.assets import ModelResolver
 from tests.bench.timed_stages import TimedClassifier, TimedDetector
 
@@ -79,8 +82,15 @@ def _run(
     path: Path, cfg: AgentConfig, resolver: ModelResolver, max_frames: int
 ) -> tuple[int, float, float, float, float, float, int, int]:
     detector = TimedDetector(build_detector(cfg.detector, resolver))
+    bodies = (
+        TimedDetector(build_person_detector(cfg.person, resolver))
+        if cfg.mode is PipelineMode.PERSON
+        else None
+    )
     classifier = TimedClassifier(build_classifier(cfg.classifier, resolver))
-    pipe = Pipeline.from_config(cfg, detector=detector, classifier=classifier)
+    pipe = Pipeline.from_config(
+        cfg, detector=detector, classifier=classifier, person_detector=bodies
+    )
     cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS)
     decode = step = 0.0
@@ -103,11 +113,12 @@ def _run(
     step += time.perf_counter() - t
     total = time.perf_counter() - loop_start
     cap.release()
-    track = step - detector.seconds - classifier.seconds
+    detect = detector.seconds + (bodies.seconds if bodies is not None else 0.0)
+    track = step - detect - classifier.seconds
     return (
         frames,
         decode,
-        detector.seconds,
+        detect,
         track,
         classifier.seconds,
         total,
@@ -120,16 +131,23 @@ def _run(
 # own cost; the last is the shipped default, which on these 25 fps clips detects at most 12
 # times a second (about every 2nd frame).
 EVERY_FRAME = {"max_detections_per_second": 0}
+
+
+def _face(detector: dict[str, object]) -> dict[str, object]:
+    return {"mode": "face", "detector": detector}
+
+
 DETECTORS: list[tuple[str, dict[str, object]]] = [
-    ("yunet@320", {"kind": "yunet", "input_width": 320, **EVERY_FRAME}),
+    ("yunet@320", _face({"kind": "yunet", "input_width": 320, **EVERY_FRAME})),
     (
         "yunet@320 every 2nd",
-        {"kind": "yunet", "input_width": 320, "detect_every_n_frames": 2, **EVERY_FRAME},
+        _face({"kind": "yunet", "input_width": 320, "detect_every_n_frames": 2, **EVERY_FRAME}),
     ),
-    ("yunet@480", {"kind": "yunet", "input_width": 480, **EVERY_FRAME}),
-    ("yunet@640", {"kind": "yunet", "input_width": 640, **EVERY_FRAME}),
-    ("ssd (seed)", {"kind": "ssd", **EVERY_FRAME}),
-    ("yunet@640, at most 12/s (default)", {"kind": "yunet", "input_width": 640}),
+    ("yunet@480", _face({"kind": "yunet", "input_width": 480, **EVERY_FRAME})),
+    ("yunet@640", _face({"kind": "yunet", "input_width": 640, **EVERY_FRAME})),
+    ("ssd (seed)", _face({"kind": "ssd", **EVERY_FRAME})),
+    ("face mode: yunet@640, at most 12/s", _face({"kind": "yunet", "input_width": 640})),
+    ("person mode: nanodet@320 + yunet@640, at most 12/s", {"mode": "person"}),
 ]
 
 
@@ -137,7 +155,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=os.environ.get("FOOTFALL_SHARED_DIR"))
     parser.add_argument("--max-frames", type=int, default=180)
+    parser.add_argument("--only", action="append", help="run only rows whose name starts so")
+    parser.add_argument("--name", default="pipeline_stages", help="results file stem")
     args = parser.parse_args()
+    rows_wanted = [
+        (name, overrides)
+        for name, overrides in DETECTORS
+        if not args.only or any(name.startswith(o) for o in args.only)
+    ]
     if args.shared is None:
         print("set FOOTFALL_SHARED_DIR or pass --shared", file=sys.stderr)
         return 2
@@ -171,9 +196,9 @@ def main() -> int:
             ),
         ]
         for resolution, clip, path in inputs:
-            for name, detector in DETECTORS:
+            for name, overrides in rows_wanted:
                 cfg = AgentConfig.model_validate(
-                    {"site": "bench", "spot": "bench", "agent": "bench", "detector": detector}
+                    {"site": "bench", "spot": "bench", "agent": "bench", **overrides}
                 )
                 frames, dec, det, trk, cls, total, people, classified = _run(
                     path, cfg, resolver, args.max_frames
@@ -207,7 +232,7 @@ def main() -> int:
         "frames_per_run": args.max_frames,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pipeline_stages.json").write_text(
+    (RESULTS / f"{args.name}.json").write_text(
         json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2) + "\n",
         encoding="utf-8",
     )
@@ -226,7 +251,7 @@ def main() -> int:
         f"OpenCV {meta['opencv']}, {meta['cpus']} CPUs, load average at start "
         f"{meta['load_average_at_start']}\n\n" + header + "\n".join(lines) + "\n"
     )
-    (RESULTS / "pipeline_stages.md").write_text(table, encoding="utf-8")
+    (RESULTS / f"{args.name}.md").write_text(table, encoding="utf-8")
     print(table)
     return 0
 

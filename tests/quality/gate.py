@@ -1,7 +1,8 @@
 """The accuracy numbers the quality gate watches, and the stored baseline they are held to.
 
-Three slices, each small enough for CI on two cores: a short scenario (about 300 frames, test
-faces) through our pipeline with default settings, the first 60 WIDER images through YuNet at
+Four slices, each small enough for CI on two cores: a short scenario (about 300 frames, test
+faces) through face mode with default settings, the real TUD-Stadtmitte clip (179 frames,
+MOTChallenge ground truth) through person mode, the first 60 WIDER images through YuNet at
 320 and 640 px, and an even slice of 300 UTKFace test faces through the age/gender benchmark
 (K average, no flip: the pipeline's defaults). Accuracy only: no number here depends on how fast
 the machine is.
@@ -24,6 +25,8 @@ from edge_agent.evaluation.agegender_bench import prepare
 from edge_agent.evaluation.agegender_bench import score as score_agegender
 from edge_agent.evaluation.detector_bench import bench_detectors, yunet_at
 from edge_agent.evaluation.evaluate import Config, eval_config, evaluate_spec
+from edge_agent.evaluation.mot import evaluate_mot
+from edge_agent.evaluation.mot_truth import load_mot
 from edge_agent.evaluation.scenario import ScenarioSpec
 from edge_agent.vision.detection import YuNetDetector
 from models.assets import ModelResolver
@@ -64,6 +67,11 @@ LIMITS: dict[str, Limit] = {
     "scenario.matched_people": Limit(True, 1),
     "scenario.gender_accuracy": Limit(True, 0.08),
     "scenario.age_one_off": Limit(True, 0.08),
+    "mot.tud.person.found": Limit(True, 1),
+    "mot.tud.person.split": Limit(False, 1),
+    "mot.tud.person.idf1": Limit(True, 0.05),
+    "mot.tud.person.id_switches": Limit(False, 3),
+    "mot.tud.person.crossing_error": Limit(False, 0.5),
     "wider.yunet@320.easy.ap": Limit(True, 0.02),
     "wider.yunet@320.medium.ap": Limit(True, 0.02),
     "wider.yunet@640.easy.ap": Limit(True, 0.02),
@@ -88,6 +96,8 @@ def measure(shared: Path) -> dict[str, float]:
     out["scenario.gender_accuracy"] = float(scenario.gender_accuracy or 0.0)
     out["scenario.age_one_off"] = float(scenario.age_one_off or 0.0)
 
+    out.update(measure_mot(shared, resolver))
+
     yunet = models / "face_detection_yunet_2023mar.onnx"
     detectors = {f"yunet@{w}": (yunet_at(yunet, w), 0.5) for w in (320, 640)}
     for s in bench_detectors(shared / "data" / "wider_val_subset", detectors, limit=60):
@@ -105,6 +115,20 @@ def measure(shared: Path) -> dict[str, float]:
     out["utkface.age_exact"] = ref.age_exact
     out["utkface.age_one_off"] = ref.age_one_off
     return out
+
+
+def measure_mot(shared: Path, resolver: ModelResolver) -> dict[str, float]:
+    """Person mode on TUD-Stadtmitte against its ground truth (see ``eval mot``)."""
+    clip = shared / "video" / "tud_stadtmitte.mp4"
+    truth = load_mot(clip.with_name("tud_stadtmitte.gt.txt"))
+    (score,) = evaluate_mot(clip, truth, resolver, configs=(Config.PERSON,), base=eval_config())
+    return {
+        "mot.tud.person.found": float(score.found),
+        "mot.tud.person.split": float(score.split),
+        "mot.tud.person.idf1": score.idf1,
+        "mot.tud.person.id_switches": float(score.id_switches),
+        "mot.tud.person.crossing_error": score.crossing_error or 0.0,
+    }
 
 
 def failures(measured: dict[str, float], baseline: dict[str, float]) -> list[str]:

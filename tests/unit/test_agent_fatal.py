@@ -36,6 +36,7 @@ def _config(tmp_path: Path) -> AgentConfig:
         site="site-a",
         spot="spot-1",
         agent="agent-1",
+        mode="face",  # scripted face detections
         data_dir=tmp_path / "data",
         mqtt=BrokerSettings(host="fake", reconnect_min_seconds=0.01, reconnect_max_seconds=0.02),
         s3=ObjectStoreSettings(bucket="crops", access_key_id="AK", secret_access_key="SK"),

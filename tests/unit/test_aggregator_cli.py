@@ -114,10 +114,11 @@ def test_db_status_and_upgrade(tmp_path: Path) -> None:
         "applied 1: events, dead letters, agents and their status history\n"
         "applied 2: log of nightly workbook deliveries\n"
         "applied 3: content hash of each event, to report conflicting duplicates\n"
+        "applied 4: the agent mode that counted each event, and why its face is unknown\n"
     )
     assert runner.invoke(app, ["db", "upgrade", "--store", url]).stdout == "already up to date\n"
     result = runner.invoke(app, ["db", "status", "--store", url])
-    assert result.stdout == (f"store: {url}\nschema version: 3 (this software: 3)\nup to date\n")
+    assert result.stdout == (f"store: {url}\nschema version: 4 (this software: 4)\nup to date\n")
 
 
 def test_fleet_lists_agents_and_exits_3_when_one_is_silent(tmp_path: Path) -> None:

@@ -74,7 +74,14 @@ def test_geometry_inside_the_frame_is_fine(values: dict[str, Any]) -> None:
 
 def _pipeline(tmp_path: Path, **counting: Any) -> Pipeline:
     config = AgentConfig.model_validate(
-        {"site": "s", "spot": "p", "agent": "a", "data_dir": tmp_path, "counting": counting}
+        {
+            "site": "s",
+            "spot": "p",
+            "agent": "a",
+            "mode": "face",
+            "data_dir": tmp_path,
+            "counting": counting,
+        }
     )
     return Pipeline.from_config(config, detector=FakeDetector([]), classifier=FakeClassifier())
 
@@ -131,7 +138,7 @@ def test_run_turns_a_geometry_error_into_one_line(
 
 def test_a_remote_line_that_does_not_fit_the_camera_is_rejected(tmp_path: Path) -> None:
     base = AgentConfig.model_validate(
-        {"site": "s", "spot": "p", "agent": "a", "data_dir": tmp_path}
+        {"site": "s", "spot": "p", "agent": "a", "mode": "face", "data_dir": tmp_path}
     )
     pipe = Pipeline.from_config(base, detector=FakeDetector([]), classifier=FakeClassifier())
     manager = RemoteConfigManager(base)

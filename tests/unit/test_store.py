@@ -255,7 +255,7 @@ def test_opening_without_upgrade_refuses_an_old_or_newer_schema(tmp_path: Path) 
     with pytest.raises(SchemaError) as info:
         EventStore.open(url, upgrade=False)
     assert str(info.value) == (
-        "the store's schema is at version 0, this software needs 3: run "
+        "the store's schema is at version 0, this software needs 4: run "
         "`footfall-aggregator db upgrade`"
     )
     EventStore.open(url).close()
