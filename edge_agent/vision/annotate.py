@@ -1,5 +1,6 @@
-"""Drawing only: boxes, track ids, directions and the counting line onto frames, and writing
-them to a video. Reads a :class:`~edge_agent.vision.pipeline.PipelineView`; decides nothing."""
+"""Drawing only: boxes, track ids, directions and the counting line onto frames (in person
+mode also the faces, the one attached to each body in bold with its id), and writing them to a
+video. Reads a :class:`~edge_agent.vision.pipeline.PipelineView`; decides nothing."""
 
 import logging
 from pathlib import Path
@@ -19,6 +20,7 @@ _DETECTION = (160, 160, 160)
 _CONFIRMED = (0, 200, 0)
 _TENTATIVE = (0, 200, 255)
 _PREDICTED = (0, 120, 255)
+_FACE = (255, 200, 0)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -55,6 +57,15 @@ class FrameAnnotator:
             label = f"#{tid}" + (f" {crossed.value}" if crossed else "")
             y = max(int(box[1]) - 4, 12)
             cv2.putText(frame, label, (int(box[0]), y), _FONT, 0.5, colour, 1, cv2.LINE_AA)
+        if view.faces is not view.detections:  # person mode: faces apart from the bodies
+            for box in view.faces.boxes:
+                cv2.rectangle(frame, _pt(box[0], box[1]), _pt(box[2], box[3]), _FACE, 1)
+            for tid, fi in view.attached.items():
+                face = view.faces.boxes[fi]
+                cv2.rectangle(frame, _pt(face[0], face[1]), _pt(face[2], face[3]), _FACE, t)
+                cv2.putText(
+                    frame, f"#{tid}", _pt(face[0], face[3] + 12), _FONT, 0.4, _FACE, 1, cv2.LINE_AA
+                )
         return frame
 
 

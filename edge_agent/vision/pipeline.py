@@ -109,6 +109,7 @@ class PipelineView:
     detections: Detections
     detected: bool  # whether the detector ran on this frame
     faces: Detections  # the faces found on this frame (the same as detections in face mode)
+    attached: dict[int, int]  # person mode: track id -> index in faces of the face on that body
     crossed: dict[int, Direction]  # track id -> direction counted so far
     line: tuple[tuple[float, float], tuple[float, float]] | None  # counting line, pixels
 
@@ -189,6 +190,7 @@ class Pipeline:
         self._counter: DirectionCounter | None = None
         self._size: tuple[int, int] | None = None
         self._last: tuple[float, Detections, Detections, bool] | None = None
+        self._attached: dict[int, int] = {}
         self._pending: tuple[AgentConfig, Callable[[AgentConfig], None] | None] | None = None
         self._pending_lock = threading.Lock()
         self.config_version: str | None = None
@@ -298,6 +300,7 @@ class Pipeline:
             detections=detections,
             detected=detected,
             faces=faces,
+            attached=dict(self._attached) if detected else {},
             crossed={tid: p.count.crossed for tid, p in self._people.items() if p.count.crossed},
             line=(
                 (self._counter.p1, self._counter.p2)
@@ -408,6 +411,7 @@ class Pipeline:
         assert self._counter is not None and self._size is not None
         width, height = self._size
         point_of = self.person.count_point if self.person_detector is not None else None
+        self._attached.clear()
         chip_size = self.classifier.chip_size
         keep_crops = self.crops.policy is CropPolicy.KEEP
         for tid, ti in zip(matched.track_ids.tolist(), matched.det_index.tolist(), strict=True):
@@ -422,6 +426,8 @@ class Pipeline:
             di = face_of[ti]
             if di is None:
                 continue  # a body whose face is not seen now: counted, nothing to classify
+            if self.person_detector is not None:
+                self._attached[tid] = di
             box, landmarks = det.boxes[di], det.landmarks[di]
             geometry = geometry_quality(
                 box, landmarks, float(det.scores[di]), width, height, self.quality

@@ -151,3 +151,26 @@ def test_person_mode_without_a_person_detector_is_refused() -> None:
 def test_person_settings_check_their_scores() -> None:
     with pytest.raises(ValueError, match="low_score"):
         PersonSettings(score_threshold=0.4, low_score=0.3, high_score=0.5)
+
+
+def test_the_view_says_which_face_is_on_which_body_and_the_drawing_shows_it() -> None:
+    from edge_agent.vision.annotate import FrameAnnotator
+
+    bodies, faces = _walk(5, 100, 10, face=True)
+    cfg = AgentConfig.model_validate({"site": "s", "spot": "p", "agent": "a"})
+    pipe = Pipeline.from_config(
+        cfg,
+        detector=FakeDetector(faces),
+        classifier=FakeClassifier(),
+        person_detector=FakeDetector(bodies),
+    )
+    for i, f in enumerate(faces):
+        pipe.step(face_image(W, H, f.boxes, seed=i), START + timedelta(seconds=i / 10))
+    view = pipe.view()
+    assert view is not None and len(view.detections) == 1 and len(view.faces) == 1
+    (tid,) = view.tracks.track_ids.tolist()
+    assert view.attached == {tid: 0}
+    blank = np.zeros((H, W, 3), np.uint8)
+    drawn = FrameAnnotator().draw(blank.copy(), view)
+    x1, y1, x2, _ = view.faces.boxes[0].astype(int)
+    assert drawn[y1, x1 + 2 : x2 - 2].any()  # the face's top edge is drawn
