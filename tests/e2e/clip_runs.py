@@ -47,7 +47,9 @@ class ClipRun:
 
 def config(**sections: Any) -> AgentConfig:
     return AgentConfig.model_validate(
-        {"site": "shared", "spot": "clip", "agent": "test", **sections}
+        # Face mode: these runs check face tracking on the shared clips (person mode is scored
+        # by `eval mot` and the quality gate).
+        {"site": "shared", "spot": "clip", "agent": "test", "mode": "face", **sections}
     )
 
 

@@ -30,7 +30,8 @@ def test_process_writes_events_and_crops_and_survives_a_broken_clip(
     )
     cfg = tmp_path / "agent.toml"
     cfg.write_text(
-        'site = "x"\nspot = "y"\nagent = "z"\n[detector]\ndetect_every_n_frames = 2\n'
+        # Face mode: Megamind is a kiosk-style face close-up with no body in view.
+        'site = "x"\nspot = "y"\nagent = "z"\nmode = "face"\n[detector]\ndetect_every_n_frames = 2\n'
         "[crops]\nsize = 96\n",
         encoding="utf-8",
     )

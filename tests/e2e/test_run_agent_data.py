@@ -39,6 +39,7 @@ def _config(tmp_path: Path, clip: Path, ns: MqttNamespace, bucket: S3Bucket) -> 
 site = "site-a"
 spot = "spot-1"
 agent = "agent-1"
+mode = "face"  # the clip is a face close-up
 data_dir = "{tmp_path / "data"}"
 
 [source]

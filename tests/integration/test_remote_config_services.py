@@ -129,6 +129,7 @@ def test_moved_line_applied_without_restart_and_bad_config_rejected(
     config = AgentConfig.model_validate(
         {
             "config_version": "file-1",
+            "mode": "face",  # a scripted face detector
             "site": agent_user.site,
             "spot": agent_user.spot,
             "agent": agent_user.agent,
