@@ -58,6 +58,9 @@ class SampleResolver(AssetResolver):
     cache_subdir = "samples"
     fetch_hint = " or pass --samples-dir"
 
+    def bundled_dir(self) -> Path:
+        return Path(str(files("aggregator").joinpath("samples")))
+
 
 def demo_clips(
     samples_dir: Path | None, *, allow_download: bool = True

@@ -111,6 +111,10 @@ class AssetResolver:
         self.pypi_url = (pypi_url or environ.get(PYPI_URL_ENV) or DEFAULT_PYPI_URL).rstrip("/")
         self.timeout = timeout_seconds
 
+    def bundled_dir(self) -> Path:
+        """Where files marked ``bundled`` ship with the package."""
+        return bundled_dir()
+
     def spec(self, name: str) -> AssetSpec:
         try:
             return self.specs[name]
@@ -125,7 +129,7 @@ class AssetResolver:
         spec = self.spec(name)
         if self.models_dir is not None and (self.models_dir / spec.file).is_file():
             return Found(spec, Location.EXPLICIT, self.models_dir / spec.file)
-        if spec.bundled and (bundled := bundled_dir() / spec.file).is_file():
+        if spec.bundled and (bundled := self.bundled_dir() / spec.file).is_file():
             return Found(spec, Location.BUNDLED, bundled)
         if (self.cache_dir / spec.file).is_file():
             return Found(spec, Location.CACHE, self.cache_dir / spec.file)

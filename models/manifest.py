@@ -52,7 +52,8 @@ class AssetSpec(BaseModel):
     upstreams: list[Upstream] = Field(default_factory=list)
     bundled: bool = Field(
         default=False,
-        description="The file ships with the package in models/weights/ (still verified by sha256)",
+        description="The file ships with the package (models in models/weights/, demo clips in "
+        "aggregator/samples/) and is still verified by sha256",
     )
 
 

@@ -38,7 +38,7 @@ def test_demo_produces_the_site_workbook(
     )
     assert result.exit_code == 0, result.output
     counted = check(out)
-    assert set(counted) == {"street-corner", "stage-door", "kiosk"}
+    assert set(counted) == {"street-corner", "shop-entrance", "stage-door", "kiosk"}
     assert f"workbook: {out / 'demo-high-street.xlsx'}" in result.output
     for spot, people in counted.items():
         assert f"{spot}: {people} people" in result.output
