@@ -33,11 +33,11 @@ from edge_agent.evaluation.evaluate import (
     video_frames,
 )
 from edge_agent.evaluation.mot_truth import MotTruth
-from edge_agent.evaluation.person_detector_bench import iou_matrix
 from edge_agent.evaluation.score import RunRecord
 from edge_agent.vision.counting import CountState, build_counter, side_of_box
 from edge_agent.vision.people import count_point
 from edge_agent.vision.settings import CountPoint
+from edge_agent.vision.tracking.geometry import iou_matrix
 from footfall.contract import Direction
 from models.assets import ModelResolver
 
@@ -91,7 +91,7 @@ def distances(truth: F32, tracks: F32, faces: bool) -> F64:
         hx = (truth[:, 0] + truth[:, 2]) / 2
         d = np.abs(cx[None, :] - hx[:, None]) / np.maximum(truth[:, 2:3] - truth[:, 0:1], 1.0)
         return np.where(inside, d, np.nan).astype(np.float64)
-    d = 1.0 - iou_matrix(truth, tracks).astype(np.float64)
+    d = 1.0 - iou_matrix(truth, tracks)
     return np.where(d <= 1.0 - IOU_MATCH, d, np.nan)
 
 

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from edge_agent.evaluation.mot_truth import load_mot
 from edge_agent.vision.detection import Detections
 from edge_agent.vision.person_detection import STRIDES, NanoDetDetector, decode, nms
+from edge_agent.vision.tracking.geometry import iou_matrix
 from models.assets import bundled_dir
 
 F32 = npt.NDArray[np.float32]
@@ -31,20 +32,6 @@ U8 = npt.NDArray[np.uint8]
 RESULTS = Path(__file__).parent / "results"
 CLIPS = ("tud_stadtmitte.mp4", "vtest.avi")
 EVERY = 3
-
-
-def iou_matrix(a: F32, b: F32) -> F32:
-    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), x1 y1 x2 y2."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return np.asarray(
-        inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9), np.float32
-    )
 
 
 def matches(det: Detections, truth: F32, threshold: float = 0.5) -> int:
