@@ -213,8 +213,8 @@ def test_models_verify_cli(models_dir: Path, tmp_path: Path) -> None:
     empty.mkdir()
     result = runner.invoke(
         app,
-        ["models", "verify", "yunet", "--models-dir", str(empty)],
+        ["models", "verify", "cydral-gender", "--models-dir", str(empty)],
         env={"FOOTFALL_CACHE_DIR": str(tmp_path)},
     )
     assert result.exit_code == 1
-    assert "yunet: model 'yunet' (face_detection_yunet_2023mar.onnx) is not in" in result.output
+    assert "cydral-gender: model 'cydral-gender' (gender-v1.onnx) is not in" in result.output
