@@ -16,6 +16,7 @@ import pandas as pd
 from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS
 
 _HOUR = timedelta(hours=1)
+QUARTER = timedelta(minutes=15)
 
 FIRST_DAY = EARLIEST_TIMESTAMP.date()
 LAST_DAY = (END_OF_TIMESTAMPS - timedelta(days=1)).date()
@@ -64,6 +65,28 @@ class ReportPeriod:
     @property
     def hours(self) -> float:
         return (self.end_utc - self.start_utc).total_seconds() / 3600
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    @property
+    def quarters(self) -> int:
+        """Quarter-hour bins from the period's start (UTC-based, so a daylight-saving day has
+        92 or 100)."""
+        return round(self.hours * 4)
+
+    def quarter_start(self, k: int) -> datetime:
+        """Local (aware) start of quarter-hour bin ``k``."""
+        return (self.start_utc + k * QUARTER).astimezone(self.tz)
+
+    def quarter_index(self, utc_times: pd.Series) -> np.ndarray:
+        """Quarter-hour bin of each UTC timestamp; -1 outside the period."""
+        inside = (utc_times >= self.start_utc) & (utc_times < self.end_utc)
+        offset = (utc_times - self.start_utc) // pd.Timedelta(minutes=15)
+        idx = offset.to_numpy(dtype=np.int64, na_value=-1)
+        result: np.ndarray = np.where(inside.to_numpy(dtype=bool, na_value=False), idx, -1)
+        return result
 
     def describe(self) -> str:
         if self.single_day:

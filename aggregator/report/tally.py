@@ -29,20 +29,35 @@ def codes(values: pd.Series, categories: tuple[StrEnum, ...]) -> np.ndarray:
 @dataclass
 class SpotTally:
     slots: int
+    quarter_bins: int = 0
+    day_bins: int = 0
     counts: np.ndarray = field(init=False)  # [slot, gender, age band] -> people
     directions: np.ndarray = field(init=False)  # [in, out, passed]
+    # Traffic at finer and coarser grain for the charts: people per quarter hour since the
+    # period's start, per local day, and per local weekday x clock hour.
+    quarters: np.ndarray = field(init=False)
+    days: np.ndarray = field(init=False)
+    week_hours: np.ndarray = field(init=False)  # [weekday (Monday = 0), hour]
     dwell_chunks: list[np.ndarray] = field(default_factory=list)
     agents: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.counts = np.zeros((self.slots, len(GENDERS), len(AGE_BANDS)), dtype=np.int64)
         self.directions = np.zeros(len(DIRECTIONS), dtype=np.int64)
+        self.quarters = np.zeros(self.quarter_bins, dtype=np.int64)
+        self.days = np.zeros(self.day_bins, dtype=np.int64)
+        self.week_hours = np.zeros((7, 24), dtype=np.int64)
 
     @property
     def people(self) -> int:
         return int(self.counts.sum())
 
     def add(self, frame: pd.DataFrame, slot: np.ndarray) -> None:
+        """Count ``frame``; it carries ``_quarter``, ``_day``, ``_weekday`` and ``_hour``."""
+        self.quarters += np.bincount(frame["_quarter"].to_numpy(), minlength=self.quarter_bins)
+        self.days += np.bincount(frame["_day"].to_numpy(), minlength=self.day_bins)
+        week = frame["_weekday"].to_numpy() * 24 + frame["_hour"].to_numpy()
+        self.week_hours += np.bincount(week, minlength=7 * 24).reshape(7, 24)
         g = codes(frame["gender"], GENDERS)
         a = codes(frame["age_group"], AGE_BANDS)
         flat = (slot * len(GENDERS) + g) * len(AGE_BANDS) + a
@@ -71,7 +86,8 @@ class SiteTally:
 
     def spot(self, name: str) -> SpotTally:
         if name not in self.spots:
-            self.spots[name] = SpotTally(len(self.period.slot_labels()))
+            p = self.period
+            self.spots[name] = SpotTally(len(p.slot_labels()), p.quarters, p.days)
         return self.spots[name]
 
     def add(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -80,6 +96,14 @@ class SiteTally:
         keep = slot >= 0
         self.outside += int((~keep).sum())
         frame = frame.loc[keep].assign(_slot=slot[keep])
+        local = frame["first_seen"].dt.tz_convert(self.period.tz)
+        first_day = pd.Timestamp(self.period.first)
+        frame = frame.assign(
+            _quarter=self.period.quarter_index(frame["first_seen"]),
+            _day=(local.dt.tz_localize(None).dt.normalize() - first_day).dt.days.to_numpy(),
+            _weekday=local.dt.day_of_week.to_numpy(),
+            _hour=local.dt.hour.to_numpy(),
+        )
         self.events += len(frame)
         self.models.update(frame["models"].dropna().unique().tolist())
         for name, part in frame.groupby("spot", sort=False):
