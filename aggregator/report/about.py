@@ -5,9 +5,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from openpyxl.styles import Alignment
 from openpyxl.worksheet.worksheet import Worksheet
 
-from aggregator.report.cells import DATETIME_FORMAT, HEADER_FONT, header, put
+from aggregator.report.cells import DATETIME_FORMAT, HEADER_FONT, header, print_setup, put
 from aggregator.report.period import ReportPeriod
 from aggregator.report.summary import SpotSummary
 from aggregator.report.tally import SiteTally
@@ -15,6 +16,7 @@ from footfall import __version__
 
 
 def write_about(
+    title: str,
     ws: Worksheet,
     site_id: str,
     site_name: str | None,
@@ -43,15 +45,15 @@ def write_about(
         ("Time zone", period.tz.key, None),
         ("Times in this workbook", f"local time of the site ({period.tz.key})", None),
         ("Generated at (UTC)", generated.astimezone(UTC).replace(tzinfo=None), DATETIME_FORMAT),
-        ("Software version", __version__, None),
+        ("Report software version", __version__, None),
         ("Spots", len(summaries), None),
         ("Events (people)", tally.events, None),
         ("Dead letters in period", dead_letters, None),
     ]
     if empty_reason:
         rows.append(("No data", empty_reason, None))
-    for text in sorted(tally.models):
-        rows.append(("Models seen in events", _models_text(text), None))
+    models = sorted({item for text in tally.models for item in _model_items(text)})
+    rows.append(("Models in the events", "; ".join(models) or "none recorded", None))
     header(ws, ["Item", "Value"], [26, 90])
     r = 2
     for key, value, fmt in rows:
@@ -59,7 +61,15 @@ def write_about(
         put(ws, r, 2, value, fmt)
         r += 1
     r += 1
-    agent_headers = ["Agent", "Spot", "Last seen (UTC)", "State", "Software", "Config", "Models"]
+    agent_headers = [
+        "Agent",
+        "Spot",
+        "Last status sent (UTC, agent clock)",
+        "State",
+        "Software",
+        "Config",
+        "Models",
+    ]
     for c, h in enumerate(agent_headers, start=1):
         put(ws, r, c, h)
         ws.cell(r, c).font = HEADER_FONT
@@ -73,12 +83,15 @@ def write_about(
             put(ws, r, c, value, DATETIME_FORMAT if c == 3 else None)
     for col, width in zip("CDEFG", (20, 10, 12, 14, 50), strict=True):
         ws.column_dimensions[col].width = width
+    ws.cell(r - len(agents), 3).alignment = Alignment(wrap_text=True, vertical="top")
     ws.freeze_panes = "A2"
+    print_setup(ws, title)
 
 
-def _models_text(models_json: str) -> str:
+def _model_items(models_json: str) -> list[str]:
+    """``["age: cydral-age 1", ...]`` from an event's models column (its JSON text)."""
     try:
         items = json.loads(models_json)
-        return ", ".join(f"{m['role']}: {m['name']} {m['version']}" for m in items)
+        return [f"{m['role']}: {m['name']} {m['version']}" for m in items]
     except (ValueError, TypeError, KeyError):
-        return models_json
+        return [models_json]

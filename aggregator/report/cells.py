@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from aggregator.report.bulk_sheet import Styles, column_letter
@@ -12,6 +13,7 @@ from aggregator.report.excel_text import is_formula_like
 
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 PERCENT_FORMAT = "0.0%"
+WHOLE_PERCENT_FORMAT = "0%"
 DECIMAL_FORMAT = "0.0"
 QUALITY_FORMAT = "0.00"
 HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
@@ -28,6 +30,7 @@ def register_styles(wb: Workbook) -> Styles:
     heading = probe.cell(1, 1, "h")
     heading.font = HEADER_FONT
     heading.fill = HEADER_FILL
+    heading.alignment = Alignment(wrap_text=True, vertical="top")
     quoted = probe.cell(1, 2, "q")
     quoted.quotePrefix = True
     by_format = {}
@@ -54,6 +57,24 @@ def put(ws: Worksheet, row: int, col: int, value: object, number_format: str | N
         cell.value = value
     if number_format:
         cell.number_format = number_format
+
+
+def print_setup(ws: Worksheet, title: str, *, title_rows: str | None = None) -> None:
+    """Landscape, fit to the page's width (as many pages down as needed), the header rows
+    repeated on each page, and the workbook's title and the sheet's name in the page header."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.page_margins.left = ws.page_margins.right = 0.5
+    ws.page_margins.top = ws.page_margins.bottom = 0.6
+    ws.page_margins.header = ws.page_margins.footer = 0.25
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    if title_rows:
+        ws.print_title_rows = title_rows
+    ws.oddHeader.left.text = title.replace("&", "&&")
+    ws.oddHeader.right.text = "&A"
+    ws.oddFooter.right.text = "Page &P of &N"
 
 
 def header(ws: Worksheet, headers: Sequence[str], widths: Sequence[float], row: int = 1) -> None:

@@ -9,6 +9,13 @@ from aggregator.report.stats import wilson_interval
 from aggregator.report.tally import DIRECTIONS, GENDERS, SiteTally, SpotTally
 from footfall.contract import AGE_GROUPS, Direction, Gender
 
+# The rate rule. A rate per hour extrapolated from a few minutes of footage is mostly noise: one
+# group walking past doubles it, and a 9-second clip turns 7 people into "2,800 per hour". Rates
+# are therefore shown, and spots ranked by them, only with at least this much footage; below it
+# the workbook says "N people in M min of footage" and ranks those spots after the rated ones, by
+# people.
+MIN_RATE_HOURS = 0.25
+
 _FEMALE, _MALE, _UNKNOWN = (GENDERS.index(g) for g in (Gender.FEMALE, Gender.MALE, Gender.UNKNOWN))
 _IN, _OUT, _PASSED = (DIRECTIONS.index(d) for d in (Direction.IN, Direction.OUT, Direction.PASSED))
 
@@ -36,8 +43,16 @@ class SpotSummary:
     peak_people: int
     median_dwell: float | None
     coverage_hours: float | None  # None: no status information at all
-    people_per_hour: float | None
+    people_per_hour: float | None  # None below the rate rule (MIN_RATE_HOURS) or with no coverage
     rank: int = 0
+
+    @property
+    def gender_known(self) -> int:
+        return self.women + self.men
+
+    @property
+    def age_known(self) -> int:
+        return sum(self.age_counts[:-1])
 
 
 def merged_hours(intervals: list[tuple[datetime, datetime]]) -> float:
@@ -54,7 +69,10 @@ def merged_hours(intervals: list[tuple[datetime, datetime]]) -> float:
 
 
 def summarize_spot(
-    name: str, tally: SpotTally, coverage: list[tuple[datetime, datetime]] | None
+    name: str,
+    tally: SpotTally,
+    coverage: list[tuple[datetime, datetime]] | None,
+    min_rate_hours: float = MIN_RATE_HOURS,
 ) -> SpotSummary:
     counts = tally.counts
     people = int(counts.sum())
@@ -88,7 +106,7 @@ def summarize_spot(
         peak_people=int(per_slot[peak]) if peak is not None else 0,
         median_dwell=tally.median_dwell(),
         coverage_hours=hours,
-        people_per_hour=(people / hours) if hours else None,
+        people_per_hour=(people / hours) if hours and hours >= min_rate_hours else None,
     )
 
 
@@ -96,12 +114,14 @@ def summarize(
     tally: SiteTally,
     coverage: dict[str, list[tuple[datetime, datetime]]] | None,
     known_spots: set[str],
+    min_rate_hours: float = MIN_RATE_HOURS,
 ) -> list[SpotSummary]:
     """One summary per spot (spots with no people included), best-ranked first.
 
-    Spots are ranked by people per hour of coverage when the store knows when agents were
-    online, so a spot whose camera was down half the day is not ranked below a busier-looking
-    one for that reason alone; without any status information they are ranked by people.
+    Spots with at least ``min_rate_hours`` of coverage are ranked first, by people per covered
+    hour, so a spot whose camera was down half the day is not ranked below a busier-looking one
+    for that reason alone; the other spots follow, ranked by people (their footage is too short
+    for a rate to mean anything, or the store has no status information at all).
     """
     names = set(tally.spots) | known_spots | set(coverage or {})
     summaries = [
@@ -109,13 +129,14 @@ def summarize(
             n,
             tally.spots.get(n) or tally.spot(n),
             None if coverage is None else coverage.get(n, []),
+            min_rate_hours,
         )
         for n in names
     ]
-    by_rate = coverage is not None
 
-    def key(s: SpotSummary) -> tuple[float, int, str]:
-        return (-(s.people_per_hour or 0.0) if by_rate else 0.0, -s.people, s.spot)
+    def key(s: SpotSummary) -> tuple[int, float, int, str]:
+        rate = s.people_per_hour
+        return (0 if rate is not None else 1, -(rate or 0.0), -s.people, s.spot)
 
     ordered = sorted(summaries, key=key)
     return [replace(s, rank=i + 1) for i, s in enumerate(ordered)]

@@ -1,68 +1,57 @@
-"""The Summary sheet: one row per spot, ranked, with the notes that say how to read it."""
+"""The Summary sheet: one row per spot, ranked, with the few numbers that matter, and the notes
+that say how to read them. It prints on one landscape page (fit to width, header row repeated)."""
 
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font
 from openpyxl.worksheet.worksheet import Worksheet
 
 from aggregator.report.bulk_sheet import column_letter
-from aggregator.report.cells import DECIMAL_FORMAT, PERCENT_FORMAT, header, put
+from aggregator.report.cells import (
+    DECIMAL_FORMAT,
+    WHOLE_PERCENT_FORMAT,
+    header,
+    print_setup,
+    put,
+)
 from aggregator.report.period import ReportPeriod
 from aggregator.report.summary import AGE_GROUP_LABELS, SpotSummary
+from aggregator.report.wording import footage_text, judged_text, rate_rule, rate_text, share_text
 
+# (header, width in characters, number format); widths fit the header's longest word, so a
+# wrapped header is never cut.
 SUMMARY_HEADERS: tuple[tuple[str, float, str | None], ...] = (
     ("Rank", 6, None),
-    ("Spot", 16, None),
-    ("People", 9, None),
-    ("People per covered hour", 11, DECIMAL_FORMAT),
-    ("Hours of coverage", 10, DECIMAL_FORMAT),
-    ("In", 7, None),
-    ("Out", 7, None),
-    ("Passing", 8, None),
-    ("Women", 8, None),
-    ("Men", 8, None),
-    ("Gender unknown", 9, None),
-    ("Women %", 8, PERCENT_FORMAT),
-    ("Women % 95% CI low", 9, PERCENT_FORMAT),
-    ("Women % 95% CI high", 9, PERCENT_FORMAT),
-    ("Men %", 8, PERCENT_FORMAT),
-    ("Men % 95% CI low", 9, PERCENT_FORMAT),
-    ("Men % 95% CI high", 9, PERCENT_FORMAT),
-    *((f"Age {g} %", 8, PERCENT_FORMAT) for g in AGE_GROUP_LABELS),
-    ("Age unknown %", 9, PERCENT_FORMAT),
-    ("Gender unknown %", 9, PERCENT_FORMAT),
-    ("Peak hour", 12, None),
-    ("People in peak hour", 9, None),
-    ("Median dwell (s)", 9, DECIMAL_FORMAT),
-    ("Agents", 20, None),
+    ("Spot", 18, None),
+    ("People", 8, None),
+    ("Footage", 9, None),
+    ("People per hour", 14, DECIMAL_FORMAT),
+    ("In", 6, None),
+    ("Out", 6, None),
+    ("Passing", 9, None),
+    ("Women % (95 % interval)", 17, None),
+    ("Gender judged", 10, None),
+    *((f"Age {g}", 8, WHOLE_PERCENT_FORMAT) for g in AGE_GROUP_LABELS),
+    ("Age judged", 10, None),
+    ("Busiest hour", 13, None),
 )
 SUMMARY_COLUMN = {h: i for i, (h, _, _) in enumerate(SUMMARY_HEADERS, start=1)}
 
 
-def summary_values(s: SpotSummary, slots: list[str], has_coverage: bool) -> list[object]:
+def summary_values(s: SpotSummary, slots: list[str]) -> list[object]:
+    peak = f"{slots[s.peak_slot]} ({s.peak_people})" if s.peak_slot is not None else "-"
     return [
         s.rank,
         s.spot,
         s.people,
-        s.people_per_hour,
-        s.coverage_hours if has_coverage else "n/a",
+        footage_text(s.coverage_hours),
+        rate_text(s),
         s.entered,
         s.left,
         s.passing,
-        s.women,
-        s.men,
-        s.gender_unknown,
-        s.women_share,
-        s.women_ci[0] if s.women_ci else None,
-        s.women_ci[1] if s.women_ci else None,
-        s.men_share,
-        s.men_ci[0] if s.men_ci else None,
-        s.men_ci[1] if s.men_ci else None,
+        share_text(s.women_share, s.women_ci),
+        judged_text(s.gender_known, s.people),
         *s.age_shares,
-        s.age_unknown_share,
-        s.gender_unknown_share,
-        slots[s.peak_slot] if s.peak_slot is not None else None,
-        s.peak_people if s.peak_slot is not None else None,
-        s.median_dwell,
-        ", ".join(s.agents),
+        judged_text(s.age_known, s.people),
+        peak,
     ]
 
 
@@ -73,30 +62,69 @@ def write_summary(
     slots: list[str],
     has_coverage: bool,
     empty_reason: str | None,
+    title: str,
 ) -> None:
-    header(ws, [h for h, _, _ in SUMMARY_HEADERS], [w for _, w, _ in SUMMARY_HEADERS])
-    ws.row_dimensions[1].height = 45
+    # The spot's name sets its column's width, up to a point where it wraps instead.
+    spot_width = min(32.0, max([18.0] + [len(s.spot) + 2.0 for s in summaries]))
+    widths = [spot_width if h == "Spot" else w for h, w, _ in SUMMARY_HEADERS]
+    header(ws, [h for h, _, _ in SUMMARY_HEADERS], widths)
+    ws.row_dimensions[1].height = 32
     for r, s in enumerate(summaries, start=2):
         for c, (value, (_, _, fmt)) in enumerate(
-            zip(summary_values(s, slots, has_coverage), SUMMARY_HEADERS, strict=True), start=1
+            zip(summary_values(s, slots), SUMMARY_HEADERS, strict=True), start=1
         ):
             put(ws, r, c, value, fmt)
+            # Numbers and short texts side by side read better centred; the spot's name left.
+            ws.cell(r, c).alignment = Alignment(
+                horizontal="left" if c == 2 else "center", vertical="top", wrap_text=True
+            )
+        # Neither LibreOffice nor Excel grows a row for wrapped text on opening: set it.
+        values = summary_values(s, slots)
+        lines = max(_lines(str(v), w) for v, w in zip(values, widths, strict=True))
+        ws.row_dimensions[r].height = 15 * lines
     last = len(summaries) + 1
     ws.freeze_panes = "C2"
-    ws.auto_filter.ref = f"A1:{column_letter(len(SUMMARY_HEADERS))}{last}"
+    width = len(SUMMARY_HEADERS)
+    ws.auto_filter.ref = f"A1:{column_letter(width)}{last}"
     notes = [
-        f"Period: {period.describe()}.",
-        "Rank: by people per hour of coverage (hours the spot's agent was online); by people when no "
-        "agent status was received."
+        f"Period: {period.describe()}. Footage: the time each spot's camera was recording.",
+        rate_rule(),
+        "Rank: by people per hour among spots with enough footage, then the others by people."
         if has_coverage
-        else "Rank: by people (no agent status was received, so hours of coverage are not known).",
-        "Women % and Men %: share among people whose gender was estimated; the 95% CI (Wilson score "
-        "interval) shows the sampling uncertainty of that share - a small spot gives a wide interval. "
-        "It does not include the classifier's own error (see the model cards).",
-        "Age %: share among people whose age was estimated. Unknown: no face good enough to judge.",
+        else "Rank: by people (no agent status was received, so the footage time is not known).",
+        "Women %: share among people whose gender was judged; the interval (Wilson score, 95 %) "
+        "shows the sampling uncertainty - a spot with few people judged gives a wide interval. "
+        "It does not include the classifier's own error (see the model cards). Gender judged / "
+        "Age judged: how many of the spot's people the shares rest on; the others showed no face "
+        "good enough to judge.",
+        "Age columns: share of each age group among people whose age was judged.",
     ]
     if empty_reason:
         notes.insert(0, f"No data: {empty_reason}")
+    total_width = sum(widths)
     for i, text in enumerate(notes, start=last + 2):
+        ws.merge_cells(start_row=i, start_column=1, end_row=i, end_column=width)
         put(ws, i, 1, text)
-        ws.cell(i, 1).font = Font(bold=i == last + 2 and empty_reason is not None)
+        cell = ws.cell(i, 1)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        cell.font = Font(bold=i == last + 2 and empty_reason is not None)
+        ws.row_dimensions[i].height = 15 * _lines(text, total_width)
+    print_setup(ws, title, title_rows="1:1")
+
+
+def _lines(text: str, width: float) -> int:
+    """Lines ``text`` wraps to in a column ``width`` characters wide (words kept whole; with a
+    margin, as proportional fonts run wider than the width's digit count on capitals)."""
+    usable = max(1.0, width * 0.9 - 1)
+    lines, used = 1, 0.0
+    for word in text.split():
+        if len(word) > usable:  # a long name breaks where it must
+            lines += int(len(word) // usable) + (0 if used == 0 else 1)
+            used = len(word) % usable
+            continue
+        need = len(word) if used == 0 else used + 1 + len(word)
+        if need <= usable or used == 0:
+            used = need
+        else:
+            lines, used = lines + 1, len(word)
+    return lines

@@ -40,7 +40,9 @@ class StoreReportSource(ReportSource):
             AgentInfo(
                 agent=a.agent,
                 spot=a.spot,
-                last_seen=a.last_seen_at,
+                # The agent's own clock: for a recorded clip, the end of its footage rather than
+                # the moment the survey stored it.
+                last_seen=a.last_sent_at,
                 state=a.state.value,
                 software_version=a.software_version,
                 config_version=a.config_version,
