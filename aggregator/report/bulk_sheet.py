@@ -207,8 +207,10 @@ def write_sheet(
     side_rows: list[str] | None = None,
     side_widths: Sequence[float] = (),
     side_first_col: int = 0,
+    title: str = "",
 ) -> None:
-    """Write one worksheet: frozen header row, column widths, person rows, autofilter.
+    """Write one worksheet: frozen header row, column widths, person rows, autofilter, and the
+    print setup of the other sheets (landscape, fit to width, ``title`` in the page header).
 
     ``side_rows`` are extra cells (with explicit references) for rows 1..len(side_rows), placed to
     the right of the person list; the hourly table goes there.
@@ -227,6 +229,7 @@ def write_sheet(
     )
     head = (
         _SHEET_HEAD
+        + '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
         + f'<dimension ref="A1:{column_letter(last_col)}{n_rows}"/>'
         + '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
         + 'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft"/></sheetView></sheetViews>'
@@ -237,7 +240,8 @@ def write_sheet(
     row1 = header_cells([c.header for c in columns], styles.header) + (
         side_rows[0] if side_rows else ""
     )
-    out.write(f'<row r="1">{row1}</row>'.encode())
+    # A taller header row: the headers wrap instead of being cut at the column's width.
+    out.write(f'<row r="1" ht="32" customHeight="1">{row1}</row>'.encode())
     buffered = []
     for k in range(1, max(len(part.head) + 1, len(side_rows))):
         cells = part.head[k - 1] if k - 1 < len(part.head) else ""
@@ -251,4 +255,10 @@ def write_sheet(
     tail = "</sheetData>"
     if part.rows:
         tail += f'<autoFilter ref="A1:{column_letter(len(columns))}{part.rows + 1}"/>'
+    tail += (
+        '<pageMargins left="0.5" right="0.5" top="0.6" bottom="0.6" header="0.25" footer="0.25"/>'
+        '<pageSetup paperSize="9" orientation="landscape" fitToWidth="1" fitToHeight="0"/>'
+        f"<headerFooter><oddHeader>&amp;L{xml_text(title.replace('&', '&&'))}&amp;R&amp;A</oddHeader>"
+        "<oddFooter>&amp;RPage &amp;P of &amp;N</oddFooter></headerFooter>"
+    )
     out.write((tail + "</worksheet>").encode("utf-8"))

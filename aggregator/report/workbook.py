@@ -1,12 +1,13 @@
 """Building one site's workbook for one period.
 
 Sheets, in order: Summary (one row per spot, ranked), Charts (native Excel charts and their data),
-one sheet per spot (person list with frozen header and autofilter, and the hour x gender x age
-table to its right), About (site, period, time zone, versions, agents, counts, notes). This module
-reads the events and writes the spot sheets; the Summary, Charts and About sheets have a module
-each (:mod:`~aggregator.report.summary_sheet`, :mod:`~aggregator.report.charts`,
-:mod:`~aggregator.report.about`), and the formats and styles they share are in
-:mod:`~aggregator.report.cells`.
+Week (a weekday x hour heat map, for periods of several days), one sheet per spot (person list with
+frozen header and autofilter, and the hour x gender x age table to its right, without its all-zero
+columns), About (site, period, time zone, versions, agents, counts, notes). Every sheet prints
+landscape, fit to the page's width. This module reads the events and writes the spot sheets; the
+Summary, Charts and About sheets have a module each (:mod:`~aggregator.report.summary_sheet`,
+:mod:`~aggregator.report.charts`, :mod:`~aggregator.report.about`), and the formats and styles they
+share are in :mod:`~aggregator.report.cells`.
 
 Past Excel's 1,048,576 rows, a spot's person list continues on sheets named "<spot> (2)", "<spot>
 (3)", ...; nothing is dropped and the Summary counts every person regardless.
@@ -37,7 +38,7 @@ from aggregator.report.cells import (
     QUALITY_FORMAT,
     register_styles,
 )
-from aggregator.report.charts import write_charts
+from aggregator.report.charts import write_charts, write_week
 from aggregator.report.excel_text import SheetNames, xml_text
 from aggregator.report.package import save_with_streamed_sheets
 from aggregator.report.period import ReportPeriod
@@ -149,22 +150,35 @@ def build_site_workbook(
             assert summary_ws is not None
             summary_ws.title = names.take("Summary")
             charts_ws = wb.create_sheet(names.take("Charts"))
+            week_ws = None if period.single_day else wb.create_sheet(names.take("Week"))
             about_title = names.take("About")  # reserved before spots can take the name
             streamed: dict[str, Any] = {}
             spot_sheets: list[str] = []
+            title = f"{site.name or site.id} - {period.describe()}"
             for s in summaries:
                 writer = writers.get(s.spot) or PersonListWriter(workdir, len(slots) + 1)
                 for n, part in enumerate(writer.parts):
-                    title = names.take(s.spot if n == 0 else f"{s.spot} ({n + 1})")
-                    wb.create_sheet(title)
+                    sheet = names.take(s.spot if n == 0 else f"{s.spot} ({n + 1})")
+                    placeholder = wb.create_sheet(sheet)
+                    placeholder.print_title_rows = "1:1"
+                    # The person list is what prints; the hour table beside it would shrink
+                    # the page to unreadable.
+                    placeholder.print_area = (
+                        f"A1:{column_letter(len(PERSON_COLUMNS))}{max(part.rows, 1) + 1}"
+                    )
                     side = _hourly_table_cells(tally, s.spot, slots, styles) if n == 0 else None
-                    streamed[title] = _sheet_writer(part, styles, side)
-                    spot_sheets.append(title)
+                    streamed[sheet] = _sheet_writer(part, styles, side, title)
+                    spot_sheets.append(sheet)
             about_ws = wb.create_sheet(about_title)
 
-            write_summary(summary_ws, summaries, period, slots, coverage is not None, empty_reason)
-            write_charts(charts_ws, summary_ws, summaries, tally, slots)
+            write_summary(
+                summary_ws, summaries, period, slots, coverage is not None, empty_reason, title
+            )
+            write_charts(charts_ws, summaries, tally, coverage, title)
+            if week_ws is not None:
+                write_week(week_ws, tally, period, title)
             write_about(
+                title,
                 about_ws,
                 site.id,
                 site.name,
@@ -187,21 +201,27 @@ def build_site_workbook(
         period=period,
         people=tally.events,
         spots=summaries,
-        sheets=[summary_ws.title, charts_ws.title, *spot_sheets, about_ws.title],
+        sheets=[
+            summary_ws.title,
+            charts_ws.title,
+            *([week_ws.title] if week_ws is not None else []),
+            *spot_sheets,
+            about_ws.title,
+        ],
         dead_letters=dead,
         empty_reason=empty_reason,
     )
 
 
 def _sheet_writer(
-    part: Any, styles: Styles, side: tuple[list[str], list[float], int] | None
+    part: Any, styles: Styles, side: tuple[list[str], list[float], int] | None, title: str
 ) -> Any:
     def write(out: IO[bytes]) -> None:
         if side is None:
-            write_sheet(out, part, PERSON_COLUMNS, styles)
+            write_sheet(out, part, PERSON_COLUMNS, styles, title=title)
         else:
             rows, widths, first_col = side
-            write_sheet(out, part, PERSON_COLUMNS, styles, rows, widths, first_col)
+            write_sheet(out, part, PERSON_COLUMNS, styles, rows, widths, first_col, title)
 
     return write
 
@@ -209,12 +229,20 @@ def _sheet_writer(
 def _hourly_table_cells(
     tally: SiteTally, spot: str, slots: list[str], styles: Styles
 ) -> tuple[list[str], list[float], int]:
-    """Rows of the hour x gender x age table placed right of the person list (explicit refs)."""
+    """Rows of the hour x gender x age table placed right of the person list (explicit refs).
+
+    Only the gender x age columns with someone in them: a quiet spot's 27 columns of zeros would
+    hide the few that matter and spread the sheet over pages."""
     first = len(PERSON_COLUMNS) + 2
-    headers = (
-        ["Hour"] + [f"{GENDER_TITLES[g]} {a.value}" for g in GENDERS for a in AGE_BANDS] + ["Total"]
-    )
-    counts = tally.spots[spot].counts if spot in tally.spots else None
+    all_counts = tally.spots[spot].counts if spot in tally.spots else None
+    names = [f"{GENDER_TITLES[g]} {a.value}" for g in GENDERS for a in AGE_BANDS]
+    if all_counts is None:
+        keep: list[int] = []
+    else:
+        flat = all_counts.reshape(all_counts.shape[0], -1)
+        keep = [i for i in range(flat.shape[1]) if flat[:, i].any()]
+    headers = ["Hour"] + [names[i] for i in keep] + ["Total"]
+    counts = None if all_counts is None else all_counts.reshape(all_counts.shape[0], -1)[:, keep]
     rows = [
         "".join(
             f'<c r="{column_letter(first + i)}1" t="inlineStr" s="{styles.header}"><is><t>{xml_text(h)}</t></is></c>'
@@ -239,7 +267,8 @@ def _hourly_table_cells(
             f'<c r="{column_letter(first + len(headers) - 1)}{r}"><v>{sum(values)}</v></c>'
         )
         rows.append("".join(cells))
-    widths = [14.0] + [9.0] * (len(headers) - 1)
+    # Wide enough for the longest word of a header ("Gender unknown 60-100" wraps to two lines).
+    widths = [14.0] + [max(9.0, 1.1 * max(len(w) for w in h.split()) + 2) for h in headers[1:]]
     return rows, widths, first
 
 
