@@ -4,6 +4,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -61,6 +62,23 @@ def _summary_rows(ws: Worksheet) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def _table(ws: Worksheet, first_header: str) -> dict[str, dict[str, Any]]:
+    """The table on row 1 of ``ws`` that starts with ``first_header``, by its first column."""
+    col = next(c.column for c in ws[1] if c.value == first_header)
+    headers: list[str] = []
+    for c in ws[1][col - 1 :]:
+        if c.value is None:
+            break
+        headers.append(str(c.value))
+    rows = {}
+    for r in range(2, ws.max_row + 1):
+        key = ws.cell(r, col).value
+        if key is None:
+            break
+        rows[str(key)] = {h: ws.cell(r, col + i).value for i, h in enumerate(headers)}
+    return rows
+
+
 def test_totals_shares_and_confidence_intervals(tmp_path: Path) -> None:
     at = BERLIN_MIDNIGHT_UTC + timedelta(hours=9)
     events = (
@@ -94,21 +112,22 @@ def test_totals_shares_and_confidence_intervals(tmp_path: Path) -> None:
         3,
         1,
     )
-    assert (north["Women"], north["Men"], north["Gender unknown"]) == (7, 3, 1)
-    assert north["Women %"] == pytest.approx(0.7)
     low, high = wilson_interval(7, 10) or (0, 0)
-    assert north["Women % 95% CI low"] == pytest.approx(low)
-    assert north["Women % 95% CI high"] == pytest.approx(high)
-    assert north["Men %"] == pytest.approx(0.3)
-    assert north["Age 25-32 %"] == pytest.approx(0.7)
-    assert north["Age 60-100 %"] == pytest.approx(0.3)
-    assert north["Age unknown %"] == pytest.approx(1 / 11)
-    assert north["Gender unknown %"] == pytest.approx(1 / 11)
-    assert north["Peak hour"] == "09:00"
-    assert north["People in peak hour"] == 11
-    assert north["Median dwell (s)"] == pytest.approx(4.2)
-    assert rows["south"]["Women %"] == 0 and rows["south"]["Age 4-6 %"] == 1
-    assert rows["south"]["Hours of coverage"] == "n/a"  # no status information at all
+    assert north["Women % (95 % interval)"] == f"70 % ({low * 100:.0f}-{high * 100:.0f} %)"
+    assert north["Women % (95 % interval)"] == "70 % (40-89 %)"
+    assert north["Gender judged"] == "10 of 11" and north["Age judged"] == "10 of 11"
+    assert north["Age 25-32"] == pytest.approx(0.7)
+    assert north["Age 60-100"] == pytest.approx(0.3)
+    assert north["Busiest hour"] == "09:00 (11)"
+    assert north["Footage"] == "n/a" and north["People per hour"] == "n/a (no coverage known)"
+    assert rows["south"]["Women % (95 % interval)"] == "0 % (0-79 %)"
+    assert rows["south"]["Age 4-6"] == 1
+    # The charts' table keeps the numbers behind the texts.
+    charts = _table(wb["Charts"], "Spot")
+    assert charts["north"]["Women %"] == pytest.approx(0.7)
+    assert charts["north"]["Below"] == pytest.approx(0.7 - low)
+    assert charts["north"]["Above"] == pytest.approx(high - 0.7)
+    assert charts["north"]["People"] == 11
     # Known textbook value: 7 of 10 -> Wilson 95% interval ~ [0.3968, 0.8922].
     assert (low, high) == pytest.approx((0.3968, 0.8922), abs=1e-4)
 
@@ -155,10 +174,9 @@ def test_daylight_saving_days(tmp_path: Path, day: date, hours: int, repeated: s
     events += [_ev("north", period.start_utc - timedelta(minutes=1)), _ev("north", period.end_utc)]
     wb = load_workbook(_build(tmp_path, events, period))
     assert _summary_rows(wb["Summary"])["north"]["People"] == hours
-    charts = wb["Charts"]
-    labels = [charts.cell(r, 1).value for r in range(2, hours + 2)]
-    assert len(labels) == hours and all(charts.cell(r, 2).value == 1 for r in range(2, hours + 2))
-    assert charts.cell(hours + 2, 1).value is None
+    traffic = _table(wb["Charts"], "Time")
+    labels = list(traffic)
+    assert len(labels) == hours and all(row["north"] == 1 for row in traffic.values())
     if repeated:
         assert sum(1 for label in labels if str(label).startswith(repeated)) == 2
         assert f"{repeated} CEST" in labels and f"{repeated} CET" in labels
@@ -214,12 +232,13 @@ def test_spot_offline_half_the_day_is_ranked_by_people_per_covered_hour(tmp_path
     }
     wb = load_workbook(_build(tmp_path, events, coverage=coverage))
     rows = _summary_rows(wb["Summary"])
-    assert rows["half"]["Hours of coverage"] == pytest.approx(12)
-    assert rows["full"]["Hours of coverage"] == pytest.approx(24)
-    assert rows["half"]["People per covered hour"] == pytest.approx(2.5)
-    assert rows["full"]["People per covered hour"] == pytest.approx(40 / 24)
+    assert rows["half"]["Footage"] == "12.0 h"
+    assert rows["full"]["Footage"] == "24.0 h"
+    assert rows["half"]["People per hour"] == pytest.approx(2.5)
+    assert rows["full"]["People per hour"] == pytest.approx(40 / 24)
     assert rows["half"]["Rank"] == 1 and rows["full"]["Rank"] == 2
-    assert rows["dark"]["People"] == 0 and rows["dark"]["Hours of coverage"] == 0
+    assert rows["dark"]["People"] == 0 and rows["dark"]["Footage"] == "0 s"
+    assert rows["dark"]["People per hour"] == "0 people in 0 s of footage"
     assert wb.sheetnames == ["Summary", "Charts", "half", "full", "dark", "About"]
 
 
@@ -268,5 +287,94 @@ def test_charts_are_native_excel_charts(tmp_path: Path) -> None:
         charts = [n for n in zf.namelist() if n.startswith("xl/charts/chart")]
         xml = "".join(zf.read(n).decode() for n in charts)
     assert len(charts) == 4
-    assert xml.count("<barChart>") == 3 and xml.count("<lineChart>") == 1
+    assert xml.count("<barChart>") == 4 and "<lineChart>" not in xml
     assert '<grouping val="percentStacked" />' in xml and '<grouping val="stacked" />' in xml
+    # The women's share carries its interval as custom error bars from the charts' table.
+    assert xml.count("<errBars>") == 1 and '<errValType val="cust" />' in xml
+    assert "'Charts'!$V$2:$V$3" in xml and "'Charts'!$W$2:$W$3" in xml
+
+
+def test_short_footage_shows_people_in_footage_and_ranks_after_rated_spots(tmp_path: Path) -> None:
+    start = BERLIN_MIDNIGHT_UTC + timedelta(hours=10)
+    events = [_ev("clip", start + timedelta(seconds=i)) for i in range(9)]  # 9 people in 9 s
+    events += [_ev("street", start + timedelta(minutes=7 * i)) for i in range(5)]  # 5 in 30 min
+    coverage = {
+        "clip": [(start, start + timedelta(seconds=9))],
+        "street": [(start, start + timedelta(minutes=30))],
+    }
+    wb = load_workbook(_build(tmp_path, events, coverage=coverage))
+    rows = _summary_rows(wb["Summary"])
+    assert rows["clip"]["People per hour"] == "9 people in 9 s of footage"
+    assert rows["clip"]["Footage"] == "9 s"
+    assert rows["street"]["People per hour"] == pytest.approx(10.0)
+    assert rows["street"]["Footage"] == "30 min"
+    # 9 in 9 s would be 3,600 per hour; the rule ranks the spot with a real rate first.
+    assert rows["street"]["Rank"] == 1 and rows["clip"]["Rank"] == 2
+    notes = " ".join(str(c.value) for c in wb["Summary"]["A"] if isinstance(c.value, str))
+    assert "at least 15 min of footage" in notes
+    # Traffic over the covered quarter hours only (local time): the clip is in the first.
+    traffic = _table(wb["Charts"], "Time")
+    assert list(traffic) == ["10:00", "10:15"]
+    assert traffic["10:00"]["clip"] == 9 and traffic["10:00"]["street"] == 3
+    assert traffic["10:15"]["clip"] == 0 and traffic["10:15"]["street"] == 2
+
+
+def test_a_long_covered_span_is_charted_by_hour(tmp_path: Path) -> None:
+    start = BERLIN_MIDNIGHT_UTC + timedelta(hours=8)
+    events = [_ev("north", start + timedelta(hours=h, minutes=20)) for h in range(8)]
+    coverage = {"north": [(start, start + timedelta(hours=8))]}
+    traffic = _table(load_workbook(_build(tmp_path, events, coverage=coverage))["Charts"], "Time")
+    assert list(traffic) == [f"{h:02d}:00" for h in range(8, 16)]
+    assert all(row["north"] == 1 for row in traffic.values())
+
+
+def test_a_multi_day_period_has_a_daily_trend_and_a_weekday_hour_heat_map(tmp_path: Path) -> None:
+    monday = BERLIN_MIDNIGHT_UTC  # 2026-05-04 is a Monday
+    events = [_ev("north", monday + timedelta(days=d, hours=9)) for d in range(3)]
+    events += [_ev("north", monday + timedelta(days=1, hours=9, minutes=5))]
+    period = ReportPeriod(ZoneInfo("Europe/Berlin"), DAY, DAY + timedelta(days=6))
+    wb = load_workbook(_build(tmp_path, events, period))
+    assert wb.sheetnames == ["Summary", "Charts", "Week", "north", "About"]
+    daily = _table(wb["Charts"], "Day")
+    assert list(daily)[:3] == ["Mon 04 May", "Tue 05 May", "Wed 06 May"] and len(daily) == 7
+    assert [row["north"] for row in daily.values()] == [1, 2, 1, 0, 0, 0, 0]
+    week = wb["Week"]
+    assert [c.value for c in week[1]][:3] == ["Weekday", "00", "01"]
+    assert week.cell(3, 1).value == "Tue" and week.cell(3, 2 + 9).value == 2  # 09:00 local
+    assert week.cell(3, 26).value == 2 and week.conditional_formatting
+
+
+def test_hour_table_drops_its_all_zero_columns(tmp_path: Path) -> None:
+    at = BERLIN_MIDNIGHT_UTC + timedelta(hours=9)
+    events = [_ev("north", at, Gender.FEMALE, 30.0), _ev("north", at, Gender.MALE, None)]
+    ws = load_workbook(_build(tmp_path, events))["north"]
+    headers = [c.value for c in ws[1] if c.value is not None][len(PERSON_COLUMNS) :]
+    assert headers == ["Hour", "Women 25-32", "Men unknown", "Total"]
+
+
+def test_every_sheet_prints_landscape_fit_to_width_with_its_header(tmp_path: Path) -> None:
+    at = BERLIN_MIDNIGHT_UTC + timedelta(hours=9)
+    wb = load_workbook(_build(tmp_path, [_ev("north", at)]))
+    for ws in wb.worksheets:
+        assert ws.page_setup.orientation == "landscape", ws.title
+        assert ws.page_setup.fitToWidth == 1 and ws.sheet_properties.pageSetUpPr.fitToPage
+        assert ws.oddHeader.right.text == "&A"
+    assert wb["Summary"].print_title_rows == "$1:$1"
+    assert wb["north"].print_title_rows == "$1:$1"
+    assert wb["Charts"].row_breaks.brk[0].id == 32
+
+
+def test_about_lists_each_model_once(tmp_path: Path) -> None:
+    at = BERLIN_MIDNIGHT_UTC + timedelta(hours=9)
+    first = _ev("north", at)
+    other = first.models[:1]
+    events = [first, _ev("south", at).model_copy(update={"models": other})]
+    about = {
+        r[0]: r[1]
+        for r in load_workbook(_build(tmp_path, events))["About"].iter_rows(
+            min_row=2, max_col=2, values_only=True
+        )
+        if r[0]
+    }
+    listed = str(about["Models in the events"]).split("; ")
+    assert len(listed) == len(set(listed)) == len(first.models)
