@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEMO_OUT ?= out/demo
 
-.PHONY: setup demo test lint schemas docs clean
+.PHONY: setup demo test lint schemas docs workbook-pages clean
 
 setup:
 	@infra/bootstrap.sh
@@ -30,6 +30,10 @@ schemas: setup
 
 docs: setup
 	$(PY) -m infra.config_docs
+
+# PNGs of the demo workbook's printed pages (LibreOffice headless, then pdftoppm) in docs/workbook.
+workbook-pages: demo
+	$(PY) -m infra.render_workbook $(DEMO_OUT)/demo-high-street.xlsx --png-dir docs/workbook
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,23 @@ command -v mosquitto_passwd >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
 # systemd-analyze verifies the agent's unit file (tests/unit/test_deployment_files.py).
 command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
+# LibreOffice (headless Calc, with UNO for its layout) and poppler print the workbook the way a
+# reader does (tests/e2e/test_workbook_print.py, make workbook-pages). Installed without the
+# recommended packages: the desktop extras would triple the download.
+office_pkgs=()
+command -v soffice >/dev/null 2>&1 || office_pkgs+=(libreoffice-calc-nogui)
+[ -f /usr/lib/python3/dist-packages/uno.py ] || office_pkgs+=(python3-uno)
+command -v pdftoppm >/dev/null 2>&1 || office_pkgs+=(poppler-utils)
+if [ ${#office_pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  echo "bootstrap: installing Debian packages: ${office_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "${office_pkgs[@]}" >/dev/null 2>&1 || {
+    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${office_pkgs[@]}" >/dev/null
+  }
+elif [ ${#office_pkgs[@]} -gt 0 ]; then
+  echo "bootstrap: missing ${office_pkgs[*]}; install them (sudo apt-get install --no-install-recommends" \
+       "${office_pkgs[*]}) or the print tests will be skipped" >&2
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: installing Debian packages: ${need_pkgs[*]}"

@@ -7,7 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from aggregator.cli import app
+from infra.render_workbook import missing_tools
 from tests.e2e.check_demo import check
+from tests.e2e.printed import check_printed
 from tests.services import unavailable
 
 
@@ -42,3 +44,7 @@ def test_demo_produces_the_site_workbook(
     assert f"workbook: {out / 'demo-high-street.xlsx'}" in result.output
     for spot, people in counted.items():
         assert f"{spot}: {people} people" in result.output
+    # Printed as the investor prints it: the Summary on one page, no chart cut by a page break.
+    if missing := missing_tools():
+        unavailable(f"printing the demo workbook needs {', '.join(missing)}")
+    check_printed(out / "demo-high-street.xlsx", tmp_path)
