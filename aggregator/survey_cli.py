@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aggregator.report.wording import footage_text, share_text
 from footfall.cli_support import config_errors_exit, fail
 
 
@@ -176,14 +177,13 @@ def _survey(
             f"  {wb.site}, {wb.period.describe()}: {wb.people} people at {len(wb.spots)} spots"
         )
         for s in wb.spots:
-            women = (
-                f"{s.women_share:.0%} women (95% CI {s.women_ci[0]:.0%}-{s.women_ci[1]:.0%})"
-                if s.women_share is not None and s.women_ci
-                else "gender n/a"
+            footage = footage_text(s.coverage_hours)
+            seen = (
+                f"{s.people} people in {footage} of footage, {s.people_per_hour:.0f} per hour"
+                if s.people_per_hour is not None
+                else f"{s.people} people in {footage} of footage"
             )
-            rate = f"{s.people_per_hour:.0f}/h" if s.people_per_hour is not None else "n/a"
-            typer.echo(
-                f"  #{s.rank} {s.spot}: {s.people} people ({rate} of footage), {women}, gender unknown {s.gender_unknown}"
-            )
+            women = share_text(s.women_share, s.women_ci)
+            typer.echo(f"  #{s.rank} {s.spot}: {seen}; women {women} of {s.gender_known} judged")
     if not result.ok:
         raise typer.Exit(1)
