@@ -217,8 +217,9 @@ def run_agent(
             )
         finally:
             if footage is not None:
-                # Everyone still in view is in the outbox now: the footage is covered to the
-                # last frame processed, and the sender sends the heartbeat at its end.
+                # Whether the clip ended, the agent was stopped or the pipeline failed, the
+                # footage is covered to the last frame processed: the sender sends the
+                # heartbeat at that end before the offline status.
                 footage.finish()
         log.info(
             "pipeline %s after %d frames (%d dropped): %d people",
