@@ -34,6 +34,7 @@ from edge_agent.delivery.preflight import (
     check_store_credentials,
 )
 from edge_agent.delivery.sender import EventSender
+from edge_agent.delivery.stream_clock import StreamClock
 from edge_agent.remote_config import RemoteConfigManager
 from edge_agent.vision.sinks import EventSink
 from footfall.connections import BrokerSettings
@@ -66,7 +67,8 @@ class Delivery:
 
     Without an ``[mqtt]`` section events stay in the outbox; without ``[s3]`` crops do (until
     the outbox cap drops them). ``links`` and ``store`` replace the real broker and object store
-    (tests, benchmarks).
+    (tests, benchmarks). ``stream_clock`` is given when the source is a recorded clip: the
+    status messages then carry the footage's time (:mod:`edge_agent.delivery.stream_clock`).
 
     ``remote`` holds the remote configuration (loaded from the data directory when not given);
     :attr:`config` is the configuration in effect, the file's with the remote one laid over it.
@@ -86,6 +88,7 @@ class Delivery:
         links: LinkFactory | None = None,
         store: ObjectStore | None = None,
         remote: RemoteConfigManager | None = None,
+        stream_clock: StreamClock | None = None,
     ) -> None:
         self.remote = remote if remote is not None else RemoteConfigManager.load(config)
         config = self.config = self.remote.active
@@ -110,6 +113,7 @@ class Delivery:
             config_version=config.config_version,
             models=models,
             frames=frames,
+            stream_clock=stream_clock,
         )
         self.sender: EventSender | None = None
         self.uploader: CropUploader | None = None

@@ -21,6 +21,7 @@ from edge_agent.agent import AgentError, Delivery, DrainReport
 from edge_agent.config import AgentConfig
 from edge_agent.delivery.heartbeat import FrameMeter
 from edge_agent.delivery.preflight import SetupError, check_delivery
+from edge_agent.delivery.stream_clock import StreamClock
 from edge_agent.remote_config import RemoteConfigManager
 from edge_agent.vision.settings import PipelineMode
 from edge_agent.vision.sinks import EventSink
@@ -29,8 +30,8 @@ from footfall.objectstore import ObjectStore
 
 if TYPE_CHECKING:
     from edge_agent.vision.detection import FaceDetector
-    from edge_agent.vision.pipeline import Pipeline
-    from edge_agent.vision.sources import FrameSource
+    from edge_agent.vision.pipeline import FinishedPerson, Pipeline
+    from edge_agent.vision.sources import FrameSource, TimedFrame
     from models.runtime.classifier import FaceClassifier
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,9 @@ def run_live(
     """The ``run`` command: the configured source through the vision pipeline into the outbox,
     events to MQTT and crops to S3, until the source ends or SIGTERM; then drain and stop.
 
-    ``start`` is the wall-clock time of the first frame when the source is a video file (for a
-    file played as if live); cameras and streams are stamped with the clock.
+    ``start`` is the wall-clock time of the first frame when the source is a video file;
+    cameras and streams are stamped with the clock. A file's events and status messages are
+    both on its footage's clock (:func:`footage_clock`), however fast it is read.
     """
     from edge_agent.build import (
         BuildError,
@@ -146,6 +148,16 @@ def run_live(
     )
 
 
+def footage_clock(source: FrameSource) -> StreamClock | None:
+    """The clock of a recorded clip's footage, which its status messages follow; None for a
+    live source, whose frames and status messages carry the wall clock."""
+    from edge_agent.vision.sources import VideoFileSource
+
+    if not isinstance(source, VideoFileSource):
+        return None
+    return StreamClock(source.start, 1.0 / source.fps)
+
+
 def run_agent(
     config: AgentConfig,
     source: FrameSource,
@@ -172,6 +184,7 @@ def run_agent(
         config, detector=detector, classifier=classifier, person_detector=person_detector
     )
     meter = FrameMeter(source_reconnects=lambda: source.reconnects)
+    footage = footage_clock(source)
     delivery = Delivery(
         config,
         models=[detector.model, *classifier.models],
@@ -179,22 +192,35 @@ def run_agent(
         links=links,
         store=store,
         remote=remote,
+        stream_clock=footage,
     )
     delivery.attach_pipeline(pipeline)
     if on_pipeline is not None:
         on_pipeline(pipeline, delivery)
 
+    def on_frame(frame: TimedFrame, finished: list[FinishedPerson]) -> None:
+        meter.on_frame(frame, finished)
+        if footage is not None:
+            footage.on_frame(frame, finished)
+
     def produce(sink: EventSink, signalled: threading.Event) -> None:
         halt = stop if stop is not None else signalled
         delivery.stop_on_failure(halt)
-        result = run(
-            source,
-            pipeline,
-            sink,
-            queue_frames=config.source.queue_frames,
-            stop=halt,
-            on_frame=meter.on_frame,
-        )
+        try:
+            result = run(
+                source,
+                pipeline,
+                sink,
+                queue_frames=config.source.queue_frames,
+                stop=halt,
+                on_frame=on_frame,
+            )
+        finally:
+            if footage is not None:
+                # Whether the clip ended, the agent was stopped or the pipeline failed, the
+                # footage is covered to the last frame processed: the sender sends the
+                # heartbeat at that end before the offline status.
+                footage.finish()
         log.info(
             "pipeline %s after %d frames (%d dropped): %d people",
             "stopped" if result.stopped else "reached the end of the source",

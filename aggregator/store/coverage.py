@@ -2,17 +2,29 @@
 
 Rules (conservative: a spot is never reported covered for a time nobody vouched for):
 
-- An ``online`` status or a heartbeat at ``sent_at`` (agent clock, the same clock as the events'
-  timestamps) starts an interval, or extends the open one if it comes at most ``gap`` after the
-  previous one (``gap`` = heartbeat interval x a configured multiple).
+- ``sent_at`` is on the clock of the agent's events: the wall clock for a live camera or stream,
+  the footage's own time for an agent reading a recorded clip (its start + frame position / fps).
+  Such an agent sends its online status at the time it reached in the footage, one heartbeat per
+  heartbeat interval of footage processed and one at the footage's end, and its offline status
+  at that end, however fast it reads the file (see ``edge_agent.delivery.stream_clock``). A clip
+  read to its end is thus covered for its span, [first frame, first frame + frames / fps], the
+  span the embedded survey reports for it.
+- An ``online`` status or a heartbeat at ``sent_at`` starts an interval, or extends the open one
+  if it comes at most ``gap`` after the previous one (``gap`` = heartbeat interval x a
+  configured multiple).
 - A longer silence ends the interval at the last heartbeat heard.
-- An ``offline`` status ends the interval: at its ``sent_at`` when that lies after the last
-  heartbeat (an agent saying goodbye), otherwise at the last heartbeat. The broker's will message
-  carries the ``sent_at`` of the connection it belongs to, which is stale, so it is ordered by when
-  the aggregator received it instead.
+- An ``offline`` status ends the interval that was open when the aggregator received it: the one
+  holding the latest (by ``sent_at``) online point received up to then. It ends at the offline's
+  ``sent_at`` when that lies after that point, within ``gap`` (an agent saying goodbye),
+  otherwise at the point. Offline statuses are placed by when they were received, not by their
+  ``sent_at``, because the broker's will carries the ``sent_at`` of the connection it belongs to,
+  which is stale, and because an agent reading a file faster than real time is ahead of the
+  aggregator's clock: placed by time received, its goodbye would cut its footage short.
+  Online points received after the offline one start a new interval.
 - Intervals of the agents of one spot are merged, then clipped to the requested range.
 """
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,19 +43,45 @@ class StatusPoint:
     sent_at: datetime
     received_at: datetime
 
-    @property
-    def order_key(self) -> datetime:
-        return self.received_at if self.state is AgentState.OFFLINE else self.sent_at
+
+@dataclass(frozen=True, slots=True)
+class _Goodbye:
+    """An offline status, placed just after the online point it follows (``after``)."""
+
+    after: datetime
+    sent_at: datetime
+
+
+def _goodbyes(online: list[StatusPoint], offline: Iterable[StatusPoint]) -> list[_Goodbye]:
+    """Each offline status placed after the latest (by sent_at) online point received up to when
+    it was received; one received before any online point ends nothing and is left out."""
+    by_arrival = sorted(online, key=lambda p: p.received_at)
+    arrivals = [p.received_at for p in by_arrival]
+    latest: list[datetime] = []  # latest sent_at among the first i + 1 points received
+    for point in by_arrival:
+        latest.append(max(latest[-1], point.sent_at) if latest else point.sent_at)
+    out: list[_Goodbye] = []
+    for point in offline:
+        heard = bisect_right(arrivals, point.received_at)
+        if heard:
+            out.append(_Goodbye(latest[heard - 1], point.sent_at))
+    return out
 
 
 def agent_intervals(points: Iterable[StatusPoint], gap: timedelta) -> list[Interval]:
     """Online intervals of one agent from its status points (any order)."""
+    listed = list(points)
+    online = [p for p in listed if p.state is AgentState.ONLINE]
+    goodbyes = _goodbyes(online, (p for p in listed if p.state is AgentState.OFFLINE))
+    # A goodbye comes after the online points sent at the time it follows (0 before 1).
+    timeline: list[tuple[datetime, int, _Goodbye | None]] = [(p.sent_at, 0, None) for p in online]
+    timeline += [(g.after, 1, g) for g in goodbyes]
+    timeline.sort(key=lambda item: (item[0], item[1]))
     out: list[Interval] = []
     start: datetime | None = None
     last: datetime | None = None  # sent_at of the latest online point of the open interval
-    for point in sorted(points, key=lambda p: p.order_key):
-        if point.state is AgentState.ONLINE:
-            t = point.sent_at
+    for t, _, goodbye in timeline:
+        if goodbye is None:
             if start is not None and last is not None:
                 if t - last <= gap:
                     last = t
@@ -51,8 +89,8 @@ def agent_intervals(points: Iterable[StatusPoint], gap: timedelta) -> list[Inter
                 out.append((start, last))
             start, last = t, t
         elif start is not None and last is not None:
-            end = point.sent_at if last < point.sent_at <= last + gap else last
-            out.append((start, end))
+            said = goodbye.sent_at
+            out.append((start, said if last < said <= last + gap else last))
             start = last = None
     if start is not None and last is not None:
         out.append((start, last))

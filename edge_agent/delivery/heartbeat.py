@@ -1,5 +1,9 @@
 """The agent's status messages: the retained online/offline status, the will and the periodic
-heartbeat, all :class:`~footfall.contract.AgentStatus` records built from live counters."""
+heartbeat, all :class:`~footfall.contract.AgentStatus` records built from live counters.
+
+Their ``sent_at`` is on the clock of the agent's events: the wall clock for a live source, the
+footage's time for a recorded clip (:mod:`edge_agent.delivery.stream_clock`), whose heartbeats
+then follow the footage rather than the wall clock."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from edge_agent.delivery.outbox import OutboxCounters
+from edge_agent.delivery.stream_clock import StreamClock, StreamHeartbeats
 from footfall import __version__
 from footfall.contract import SCHEMA_VERSION, AgentState, AgentStats, AgentStatus, ModelRef
 from footfall.contract.topics import AgentAddress
@@ -39,7 +44,16 @@ class OutboxGauges(Protocol):
 
 
 class StatusSource(Protocol):
-    def build(self, state: AgentState, *, with_stats: bool) -> AgentStatus: ...
+    def build(
+        self, state: AgentState, *, with_stats: bool, at: datetime | None = None
+    ) -> AgentStatus:
+        """``at``: the message's ``sent_at`` when it is not now (a heartbeat due earlier)."""
+        ...
+
+    def stream_heartbeats(self, interval: float) -> list[datetime] | None:
+        """The heartbeats due on the footage's clock, when the source is a recorded clip; None
+        for a live source, whose heartbeats the sender times by the wall clock."""
+        ...
 
 
 def _clip(text: str | None) -> str | None:
@@ -57,6 +71,10 @@ class StatusBuilder:
     ``events_sent`` and ``errors`` are filled in by the wiring once the sender and uploader
     exist: a callable for the number of events acknowledged, and callables for the latest
     error of each part (the first one set wins).
+
+    ``stream_clock``: given when the source is a recorded clip; ``sent_at`` is then the time the
+    pipeline reached in the footage instead of ``wall_clock`` (uptime and ``started_at`` stay on
+    the wall clock: they are about the process).
     """
 
     def __init__(
@@ -69,6 +87,7 @@ class StatusBuilder:
         frames: Callable[[], FrameCounters] | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        stream_clock: StreamClock | None = None,
     ) -> None:
         self.address = address
         self._outbox = outbox
@@ -77,6 +96,8 @@ class StatusBuilder:
         self._frames = frames or FrameCounters
         self._wall_clock = wall_clock
         self._monotonic = monotonic
+        self._stream_clock = stream_clock
+        self._stream_beats = StreamHeartbeats(stream_clock) if stream_clock is not None else None
         self.started_at = wall_clock()
         self._started = monotonic()
         self._baseline = outbox.counters()
@@ -119,7 +140,20 @@ class StatusBuilder:
             source_reconnects=frames.source_reconnects,
         )
 
-    def build(self, state: AgentState, *, with_stats: bool) -> AgentStatus:
+    def stream_heartbeats(self, interval: float) -> list[datetime] | None:
+        if self._stream_beats is None:
+            return None
+        return self._stream_beats.due(interval)
+
+    def now(self) -> datetime:
+        """The time on the clock of this agent's events."""
+        if self._stream_clock is not None:
+            return self._stream_clock.now()
+        return self._wall_clock()
+
+    def build(
+        self, state: AgentState, *, with_stats: bool, at: datetime | None = None
+    ) -> AgentStatus:
         """``with_stats=False`` is for the will, which the broker sends later on our behalf."""
         return AgentStatus(
             schema_version=SCHEMA_VERSION,
@@ -127,7 +161,7 @@ class StatusBuilder:
             spot=self.address.spot,
             agent=self.address.agent,
             state=state,
-            sent_at=self._wall_clock(),
+            sent_at=self.now() if at is None else at,
             software_version=__version__,
             config_version=self._config_version,
             models=self._models,

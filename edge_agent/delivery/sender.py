@@ -41,6 +41,11 @@ event in the outbox, pause publishing with backoff and retry from that event; ea
 Heartbeats keep flowing meanwhile, so the fleet sees the problem too (if the ACL lets the
 heartbeat through; an unrouted heartbeat is simply gone, the next one replaces it).
 
+Heartbeats go out every ``heartbeat_seconds`` of this loop's clock while connected, except for an
+agent reading a recorded clip: the status source then says which are due on the footage's clock
+(:mod:`edge_agent.delivery.stream_clock`), one per ``heartbeat_seconds`` of footage processed,
+and those the footage passed while the broker was away go out after the reconnect.
+
 What is retried and what ends the sender: everything the broker or the network says (unreachable,
 TLS refused, credentials refused, a lost connection) is retried for ever with backoff; each of
 those can be fixed without touching the agent. A link that cannot even be built - the CA or
@@ -57,6 +62,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from edge_agent.config import Confirmation
@@ -356,7 +362,7 @@ class _Session:
             if s._heartbeat_seconds != interval:
                 interval = s._heartbeat_seconds
                 next_beat = min(next_beat, now + interval)
-            if now >= next_beat:
+            if not self._footage_heartbeats(interval) and now >= next_beat:
                 self._publish_heartbeat()
                 next_beat = now + interval
             if now >= self.next_requeue_check:
@@ -546,18 +552,31 @@ class _Session:
         self.aux[mid] = self.s.status_topic
         return mid
 
-    def _publish_heartbeat(self) -> None:
+    def _publish_heartbeat(self, at: datetime | None = None) -> None:
         status = self.s._status
         if status is None:
             return
-        payload = status.build(AgentState.ONLINE, with_stats=True).to_json()
+        payload = status.build(AgentState.ONLINE, with_stats=True, at=at).to_json()
         mid = self.link.publish(self.s.heartbeat_topic, payload, qos=1)
         self.aux[mid] = self.s.heartbeat_topic
         self.s._count("heartbeats")
 
+    def _footage_heartbeats(self, interval: float) -> bool:
+        """Publish the heartbeats due on the footage's clock; False when the source is live
+        (its heartbeats follow this loop's clock)."""
+        status = self.s._status
+        due = status.stream_heartbeats(interval) if status is not None else None
+        if due is None:
+            return False
+        for at in due:
+            self._publish_heartbeat(at)
+        return True
+
     def _finish(self) -> bool:
         """Graceful end: the retained status says offline (with the final counters), then a
-        clean DISCONNECT, after which the broker does not send the will."""
+        clean DISCONNECT, after which the broker does not send the will. A recorded clip's last
+        heartbeat (at the end of its footage) goes first."""
+        self._footage_heartbeats(self.s._heartbeat_seconds)
         mid = self._publish_status(AgentState.OFFLINE)
         if mid is not None:
             deadline = time.monotonic() + _OFFLINE_ACK_SECONDS

@@ -36,7 +36,10 @@ class AgentStatus(Record):
     spot: SafeId
     agent: SafeId
     state: AgentState = Field(description="online or offline")
-    sent_at: UtcTimestamp = Field(description="When the agent made this message")
+    sent_at: UtcTimestamp = Field(
+        description="When the agent made this message, on the clock of its events: the wall "
+        "clock for a live source; for a recorded clip, the time its footage had reached"
+    )
     software_version: ShortText = Field(description="Version of the agent software")
     config_version: ShortText | None = Field(description="Version of the applied configuration")
     models: list[ModelRef] = Field(max_length=8, description="Models loaded by the agent")

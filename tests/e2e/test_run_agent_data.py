@@ -4,14 +4,17 @@ to the real broker, crops to the real S3; to the end of the clip, and stopped by
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import cv2
 import pytest
 
 from edge_agent.delivery.outbox import Outbox, outbox_path
@@ -157,6 +160,19 @@ def test_run_delivers_a_clip_to_broker_and_s3(
     final = offline[-1].stats
     assert final.events_emitted == final.events_sent == status.counters.events_accepted
     assert final.frames_processed > 0 and final.outbox_depth == 0
+    # The statuses are on the footage's clock, as the events are: online at the time reached
+    # when the connection was made, heartbeats from the first frame on, one per
+    # heartbeat_seconds (0.5) of footage, and the goodbye at the clip's end.
+    first = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    capture = cv2.VideoCapture(str(shared_dir / "video" / "Megamind.avi"))
+    end = first + timedelta(seconds=final.frames_processed / capture.get(cv2.CAP_PROP_FPS))
+    capture.release()
+    beats = [s.sent_at for ch, s in watcher.statuses if ch == "heartbeat"]
+    assert beats[0] == first <= online[0].sent_at < end
+    assert all(b - a == timedelta(seconds=0.5) for a, b in itertools.pairwise(beats[:-1]))
+    assert timedelta(0) < beats[-1] - beats[-2] <= timedelta(seconds=0.5)
+    assert abs(offline[-1].sent_at - end) < timedelta(milliseconds=1)
+    assert offline[-1].sent_at == beats[-1]
 
 
 def test_sigterm_drains_everything_the_pipeline_emitted(
