@@ -10,6 +10,10 @@ each (:mod:`~aggregator.report.summary_sheet`, :mod:`~aggregator.report.charts`,
 
 Past Excel's 1,048,576 rows, a spot's person list continues on sheets named "<spot> (2)", "<spot>
 (3)", ...; nothing is dropped and the Summary counts every person regardless.
+
+The first people with a face crop on each person-list sheet get a small picture of it
+(:mod:`~aggregator.report.thumbnails`, drawn by :mod:`~aggregator.report.drawing`), and the person
+lists are also written beside the workbook as CSV and Parquet (:mod:`~aggregator.report.exports`).
 """
 
 import logging

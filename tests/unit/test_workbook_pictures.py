@@ -1,6 +1,7 @@
 """A face picture per person in the person lists: crop files in a folder, embedded as drawings the
 package declares properly, bounded per sheet, none without crops."""
 
+import sys
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -218,3 +219,12 @@ def test_store_reader_tells_missing_from_unreachable_and_gives_up() -> None:
     reader = StoreCropReader(down, give_up_after=3)
     assert [reader.read(f"{i}.jpg") for i in range(10)] == [None] * 10
     assert (reader.errors, reader.gave_up, down.reads) == (3, True, 3)
+
+
+def test_without_opencv_the_crop_is_embedded_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The aggregator extra does not install OpenCV: the crop goes in unchanged, shown at 48 px.
+    jpeg = _crop_jpeg(100, 128)
+    monkeypatch.setitem(sys.modules, "cv2", None)  # makes `import cv2` raise ImportError
+    thumb = make_thumbnail(jpeg)
+    assert thumb is not None and thumb.jpeg == jpeg and (thumb.width, thumb.height) == (38, 48)
+    assert make_thumbnail(b"\xff\xd8\xff\xd9") is None
