@@ -208,6 +208,7 @@ def report(
     ] = None,
 ) -> None:
     """Build one site's workbook for a local day (default: yesterday) or a range of days."""
+    from aggregator.delivery.crops import s3_crop_reader
     from aggregator.delivery.jobs import build_report, site_info, yesterday
 
     cfg = load_config(config, store)
@@ -223,12 +224,28 @@ def report(
     else:
         start = end = day.date() if day is not None else yesterday(info.timezone)
     _check_days(start, end, "--date" if day is not None else "--from/--to")
-    crop_base = cfg.delivery.crop_link_base if cfg.delivery else None
+    delivery = cfg.delivery
+    crops = s3_crop_reader(cfg.s3, delivery.crop_bucket) if delivery else None
     with opened_store(cfg, upgrade=False) as event_store:
-        result = build_report(event_store, info, start, end, out, crop_base)
+        result = build_report(
+            event_store,
+            info,
+            start,
+            end,
+            out,
+            delivery.crop_link_base if delivery else None,
+            crops,
+            delivery.pictures_per_sheet if delivery else 0,
+        )
     typer.echo(
         f"{result.path}: {result.people} people at {len(result.spots)} spots, {result.period.describe()}"
     )
+    for export in result.exports:
+        typer.echo(f"  person list: {export}")
+    if result.crops_missing:
+        typer.echo(
+            f"  {result.crops_missing} face crop(s) could not be read: those rows keep only the link"
+        )
     for s in result.spots:
         women = f"{s.women_share:.0%} women" if s.women_share is not None else "gender n/a"
         typer.echo(f"  #{s.rank} {s.spot}: {s.people} people, {women}")

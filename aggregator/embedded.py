@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from aggregator.intake import Inbound, classify
 from aggregator.report.period import ReportPeriod
+from aggregator.report.thumbnails import FolderCropReader
 from aggregator.report.workbook import (
     ReportOptions,
     SiteReportInfo,
@@ -191,7 +192,7 @@ def run_survey(
                     info,
                     ReportPeriod(tz, *days),
                     out_dir / f"{site}.xlsx",
-                    ReportOptions(crop_link_base="crops/"),
+                    ReportOptions(crop_link_base="crops/", crop_reader=FolderCropReader(crops)),
                 )
             )
         return survey

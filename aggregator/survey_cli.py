@@ -173,6 +173,12 @@ def _survey(
         raise fail(str(exc)) from None
     for wb in result.workbooks:
         typer.echo(f"\nworkbook: {wb.path}")
+        for export in wb.exports:
+            typer.echo(f"person list: {export}")
+        if wb.crops_missing:
+            typer.echo(
+                f"  {wb.crops_missing} face crop(s) could not be read: those rows keep only the link"
+            )
         typer.echo(
             f"  {wb.site}, {wb.period.describe()}: {wb.people} people at {len(wb.spots)} spots"
         )

@@ -9,7 +9,7 @@ atomically - readers get the old object or the new one, never a mixture.
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from aggregator.delivery.mail import Mail, Mailer
 from aggregator.delivery.settings import DeliverySettings
 from aggregator.report.period import ReportPeriod
 from aggregator.report.source import ReportSource
+from aggregator.report.thumbnails import CropReader
 from aggregator.report.workbook import (
     ReportOptions,
     SiteReportInfo,
@@ -31,6 +32,7 @@ from footfall.objectstore import ObjectStore
 log = logging.getLogger(__name__)
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORT_TYPES = {".csv": "text/csv", ".parquet": "application/vnd.apache.parquet"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Deliverer:
         delivery_log: DeliveryLog | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        crop_reader: CropReader | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -83,6 +86,7 @@ class Deliverer:
         self.delivery_log = delivery_log
         self.sleep = sleep
         self.clock = clock
+        self.crop_reader = crop_reader
 
     def deliver(self, site: DeliverySite, day: date) -> DeliveryOutcome:
         key = report_key(self.settings.key_prefix, site.id, day)
@@ -149,8 +153,23 @@ class Deliverer:
                 SiteReportInfo(site.id, site.name, site.timezone),
                 period,
                 path,
-                ReportOptions(crop_link_base=self.settings.crop_link_base, tmpdir=Path(work)),
+                ReportOptions(
+                    crop_link_base=self.settings.crop_link_base,
+                    tmpdir=Path(work),
+                    crop_reader=self.crop_reader,
+                    pictures_per_sheet=self.settings.pictures_per_sheet,
+                ),
             )
+            # The person list exports go beside the workbook, before it: the workbook's object
+            # is what a delivery is recognised by.
+            export_keys = [export_key(key, p) for p in result.exports]
+            for file, export in zip(result.exports, export_keys, strict=True):
+                self.store.put_file(
+                    export,
+                    file,
+                    content_type=EXPORT_TYPES.get(file.suffix, "application/octet-stream"),
+                    metadata={"site": site.id, "day": f"{day:%Y-%m-%d}"},
+                )
             self.store.put_file(
                 key,
                 path,
@@ -165,16 +184,28 @@ class Deliverer:
             )
         expiry = int(self.settings.link_expiry_hours * 3600)
         url = self.store.presigned_get(key, expiry)
+        export_urls = [self.store.presigned_get(k, expiry) for k in export_keys]
         expires = self.clock() + timedelta(seconds=expiry)
         emailed: tuple[str, ...] = ()
         if self.mailer is not None and site.email_to:
-            self.mailer.send(compose_mail(site, result, url, expires))
+            self.mailer.send(compose_mail(site, result, url, expires, export_urls))
             emailed = site.email_to
         log.info("delivered %s for %s: %d people -> %s", site.id, day, result.people, key)
         return result.people, url, expires, emailed
 
 
-def compose_mail(site: DeliverySite, result: WorkbookResult, url: str, expires: datetime) -> Mail:
+def export_key(workbook_key: str, export: Path) -> str:
+    """The object key of an export file, in the workbook's folder."""
+    return f"{workbook_key.rpartition('/')[0]}/{export.name}"
+
+
+def compose_mail(
+    site: DeliverySite,
+    result: WorkbookResult,
+    url: str,
+    expires: datetime,
+    export_urls: Sequence[str] = (),
+) -> Mail:
     name = site.name or site.id
     lines = [
         f"The footfall workbook for {name} ({site.id}), {result.period.describe()}, is ready:",
@@ -183,6 +214,10 @@ def compose_mail(site: DeliverySite, result: WorkbookResult, url: str, expires: 
         "",
         f"The link is valid until {expires:%Y-%m-%d %H:%M} UTC.",
         "",
+    ]
+    if export_urls:
+        lines += ["The person list as CSV and Parquet (valid as long):", *export_urls, ""]
+    lines += [
         f"People counted: {result.people}",
     ]
     for s in result.spots:

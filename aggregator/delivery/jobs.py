@@ -7,10 +7,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aggregator.config import AggregatorConfig, SiteSettings
+from aggregator.delivery.crops import s3_crop_reader
 from aggregator.delivery.deliver import Deliverer, DeliveryOutcome, DeliverySite
 from aggregator.delivery.mail import SmtpMailer
 from aggregator.delivery.schedule import NightlyScheduler, SiteSchedule
 from aggregator.report.period import ReportPeriod
+from aggregator.report.thumbnails import DEFAULT_PER_SHEET, CropReader
 from aggregator.report.workbook import (
     ReportOptions,
     SiteReportInfo,
@@ -49,11 +51,16 @@ def build_report(
     last: date,
     out: Path,
     crop_link_base: str | None = None,
+    crop_reader: CropReader | None = None,
+    pictures_per_sheet: int = DEFAULT_PER_SHEET,
 ) -> WorkbookResult:
     period = ReportPeriod(ZoneInfo(site.timezone), first, last)
-    return build_site_workbook(
-        StoreReportSource(store), site, period, out, ReportOptions(crop_link_base=crop_link_base)
+    options = ReportOptions(
+        crop_link_base=crop_link_base,
+        crop_reader=crop_reader,
+        pictures_per_sheet=pictures_per_sheet,
     )
+    return build_site_workbook(StoreReportSource(store), site, period, out, options)
 
 
 def _delivery_site(site: SiteSettings) -> DeliverySite:
@@ -70,6 +77,7 @@ def make_deliverer(config: AggregatorConfig, store: EventStore) -> Deliverer:
         config.delivery,
         mailer=mailer,
         delivery_log=DeliveryLogTable(store.engine),
+        crop_reader=s3_crop_reader(config.s3, config.delivery.crop_bucket),
     )
 
 

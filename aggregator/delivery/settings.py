@@ -66,6 +66,22 @@ class DeliverySettings(Section):
         default=None,
         description="Prefix turning crop keys into links in the person lists, e.g. https://crops.example.net/",
     )
+    crop_bucket: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=63,
+        pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$",
+        description="Bucket the agents upload face crops to, on the [s3] store (its endpoint and "
+        "credentials): each person in the person lists gets a small picture from it. Unset: "
+        "no pictures, only the crop links",
+    )
+    pictures_per_sheet: int = Field(
+        default=2000,
+        ge=0,
+        le=100_000,
+        description="Pictures at most per person-list sheet (the first people with a crop); "
+        "the rows after them keep only the crop link. 0: no pictures",
+    )
     smtp: SmtpSettings | None = Field(
         default=None, description="Send report links by e-mail; omit to skip mail"
     )

@@ -9,7 +9,7 @@ stays with openpyxl.
 """
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -139,6 +139,7 @@ class SheetPart:
     head: list[str] = field(default_factory=list)
     body: IO[str] | None = None
     rows: int = 0
+    tall_head_rows: set[int] = field(default_factory=set)  # rows in ``head`` holding a picture
 
 
 class PersonListWriter:
@@ -146,14 +147,25 @@ class PersonListWriter:
     ``EXCEL_MAX_ROWS - 1`` data rows (one row is the header)."""
 
     def __init__(
-        self, tmpdir: Path, keep_in_memory: int, max_rows: int = EXCEL_MAX_ROWS - 1
+        self,
+        tmpdir: Path,
+        keep_in_memory: int,
+        max_rows: int = EXCEL_MAX_ROWS - 1,
+        tall_row_height: float = 40.0,
     ) -> None:
         self.tmpdir = tmpdir
         self.keep = keep_in_memory
         self.max_rows = max_rows
+        self.tall_row_height = tall_row_height
         self.parts: list[SheetPart] = [SheetPart()]
+        self.total = 0  # rows appended so far, over all parts
 
-    def append(self, cells: list[str]) -> None:
+    def append(self, cells: list[str], tall: Collection[int] = ()) -> None:
+        """Append rows; the rows at offsets ``tall`` into ``cells`` hold a picture and are made
+        ``tall_row_height`` points high."""
+        tall_rows = {self.total + k for k in tall}  # person indices
+        start_total = self.total
+        self.total += len(cells)
         i = 0
         while i < len(cells):
             part = self.parts[-1]
@@ -164,19 +176,33 @@ class PersonListWriter:
             chunk = cells[i : i + room]
             i += len(chunk)
             first_row = part.rows + 2  # data starts below the header row
+            # Person index of the chunk's first row, to find its tall rows.
+            index = start_total + i - len(chunk)
             if part.rows < self.keep:
                 take = min(self.keep - part.rows, len(chunk))
                 part.head.extend(chunk[:take])
+                part.tall_head_rows.update(
+                    first_row + k for k in range(take) if index + k in tall_rows
+                )
                 part.rows += take
                 chunk = chunk[take:]
                 first_row += take
+                index += take
             if chunk:
                 if part.body is None:
                     # Lives as long as the writer; close() releases it.
                     part.body = tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.tmpdir)  # noqa: SIM115
-                part.body.write(
-                    "".join(f'<row r="{first_row + k}">{c}</row>' for k, c in enumerate(chunk))
-                )
+                if tall_rows:
+                    tall_attr = f' ht="{self.tall_row_height}" customHeight="1"'
+                    rows = "".join(
+                        f'<row r="{first_row + k}"{tall_attr if index + k in tall_rows else ""}>{c}</row>'
+                        for k, c in enumerate(chunk)
+                    )
+                else:
+                    rows = "".join(
+                        f'<row r="{first_row + k}">{c}</row>' for k, c in enumerate(chunk)
+                    )
+                part.body.write(rows)
                 part.rows += len(chunk)
 
     def close(self) -> None:
@@ -199,6 +225,17 @@ def header_cells(headers: Sequence[str], style: int, first_col: int = 1) -> str:
     )
 
 
+@dataclass(frozen=True)
+class PictureColumn:
+    """The column of a sheet's pictures (drawn over its cells) and the drawing's relationship."""
+
+    column: int  # 1-based
+    header: str
+    width: float
+    row_height: float
+    drawing_rel_id: str
+
+
 def write_sheet(
     out: IO[bytes],
     part: SheetPart,
@@ -208,12 +245,14 @@ def write_sheet(
     side_widths: Sequence[float] = (),
     side_first_col: int = 0,
     title: str = "",
+    pictures: PictureColumn | None = None,
 ) -> None:
     """Write one worksheet: frozen header row, column widths, person rows, autofilter, and the
     print setup of the other sheets (landscape, fit to width, ``title`` in the page header).
 
     ``side_rows`` are extra cells (with explicit references) for rows 1..len(side_rows), placed to
-    the right of the person list; the hourly table goes there.
+    the right of the person list; the hourly table goes there. With ``pictures``, the sheet gets a
+    header and width for the picture column and refers to its drawing.
     """
     side_rows = side_rows or []
     n_rows = max(part.rows + 1, len(side_rows))
@@ -223,6 +262,9 @@ def write_sheet(
         f'<col min="{i}" max="{i}" width="{w}" customWidth="1"/>'
         for i, w in enumerate(widths, start=1)
     )
+    if pictures is not None:
+        p = pictures.column
+        cols_xml += f'<col min="{p}" max="{p}" width="{pictures.width}" customWidth="1"/>'
     cols_xml += "".join(
         f'<col min="{side_first_col + i}" max="{side_first_col + i}" width="{w}" customWidth="1"/>'
         for i, w in enumerate(side_widths)
@@ -237,16 +279,19 @@ def write_sheet(
         + f"<cols>{cols_xml}</cols><sheetData>"
     )
     out.write(head.encode("utf-8"))
-    row1 = header_cells([c.header for c in columns], styles.header) + (
-        side_rows[0] if side_rows else ""
-    )
+    row1 = header_cells([c.header for c in columns], styles.header)
+    if pictures is not None:
+        row1 += header_cells([pictures.header], styles.header, pictures.column)
+    row1 += side_rows[0] if side_rows else ""
     # A taller header row: the headers wrap instead of being cut at the column's width.
     out.write(f'<row r="1" ht="32" customHeight="1">{row1}</row>'.encode())
     buffered = []
+    tall = f' ht="{pictures.row_height}" customHeight="1"' if pictures is not None else ""
     for k in range(1, max(len(part.head) + 1, len(side_rows))):
         cells = part.head[k - 1] if k - 1 < len(part.head) else ""
         side = side_rows[k] if k < len(side_rows) else ""
-        buffered.append(f'<row r="{k + 1}">{cells}{side}</row>')
+        attr = tall if k + 1 in part.tall_head_rows else ""
+        buffered.append(f'<row r="{k + 1}"{attr}>{cells}{side}</row>')
     out.write("".join(buffered).encode("utf-8"))
     if part.body is not None:
         part.body.seek(0)
@@ -261,4 +306,6 @@ def write_sheet(
         f"<headerFooter><oddHeader>&amp;L{xml_text(title.replace('&', '&&'))}&amp;R&amp;A</oddHeader>"
         "<oddFooter>&amp;RPage &amp;P of &amp;N</oddFooter></headerFooter>"
     )
+    if pictures is not None:  # after the print setup: the schema's order
+        tail += f'<drawing r:id="{pictures.drawing_rel_id}"/>'
     out.write((tail + "</worksheet>").encode("utf-8"))

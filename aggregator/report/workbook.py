@@ -11,6 +11,10 @@ share are in :mod:`~aggregator.report.cells`.
 
 Past Excel's 1,048,576 rows, a spot's person list continues on sheets named "<spot> (2)", "<spot>
 (3)", ...; nothing is dropped and the Summary counts every person regardless.
+
+The first people with a face crop on each person-list sheet get a small picture of it
+(:mod:`~aggregator.report.thumbnails`, drawn by :mod:`~aggregator.report.drawing`), and the person
+lists are also written beside the workbook as CSV and Parquet (:mod:`~aggregator.report.exports`).
 """
 
 import logging
@@ -26,6 +30,7 @@ from aggregator.report.about import write_about
 from aggregator.report.bulk_sheet import (
     Column,
     PersonListWriter,
+    PictureColumn,
     Styles,
     column_letter,
     render_cells,
@@ -39,13 +44,22 @@ from aggregator.report.cells import (
     register_styles,
 )
 from aggregator.report.charts import write_charts, write_week
+from aggregator.report.drawing import DRAWING_REL_ID, SheetPictures
 from aggregator.report.excel_text import SheetNames, xml_text
+from aggregator.report.exports import PersonExports
 from aggregator.report.package import save_with_streamed_sheets
 from aggregator.report.period import ReportPeriod
 from aggregator.report.source import ReportSource
 from aggregator.report.summary import SpotSummary, summarize
 from aggregator.report.summary_sheet import write_summary
 from aggregator.report.tally import AGE_BANDS, GENDERS, SiteTally
+from aggregator.report.thumbnails import (
+    DEFAULT_PER_SHEET,
+    PICTURE_COLUMN_WIDTH,
+    PICTURE_ROW_HEIGHT,
+    CropReader,
+    PersonPictures,
+)
 from footfall.contract import Gender
 
 log = logging.getLogger(__name__)
@@ -69,6 +83,10 @@ PERSON_COLUMNS: tuple[Column, ...] = (
     Column("Crop", "crop_key", "link", 60, nullable=True),
     Column("Note", "crop_note", "free_text", 30, nullable=True),
 )
+# The face pictures sit in the spacer column between the person list and the hourly table.
+PICTURE_COLUMN = PictureColumn(
+    len(PERSON_COLUMNS) + 1, "Face", PICTURE_COLUMN_WIDTH, PICTURE_ROW_HEIGHT, DRAWING_REL_ID
+)
 GENDER_TITLES = {Gender.FEMALE: "Women", Gender.MALE: "Men", Gender.UNKNOWN: "Gender unknown"}
 
 
@@ -86,6 +104,9 @@ class ReportOptions:
     generated_at: datetime | None = None
     tmpdir: Path | None = None
     max_rows_per_sheet: int = 1_048_575  # data rows; one more row is the header
+    crop_reader: CropReader | None = None  # where face pictures come from; none without it
+    pictures_per_sheet: int = DEFAULT_PER_SHEET  # then only links
+    exports: bool = True  # the person list as CSV and Parquet beside the workbook
 
 
 @dataclass
@@ -98,6 +119,9 @@ class WorkbookResult:
     sheets: list[str] = field(default_factory=list)
     dead_letters: int = 0
     empty_reason: str | None = None
+    exports: list[Path] = field(default_factory=list)
+    pictures: int = 0
+    crops_missing: int = 0  # chosen for a picture but not found or not readable
 
 
 def build_site_workbook(
@@ -119,6 +143,11 @@ def build_site_workbook(
         tally = SiteTally(period)
         slots = period.slot_labels()
         writers: dict[str, PersonListWriter] = {}
+        pictures = PersonPictures(
+            options.crop_reader, options.pictures_per_sheet, options.max_rows_per_sheet
+        )
+        exports = PersonExports(out_path, PERSON_COLUMNS) if options.exports else None
+        export_paths: list[Path] = []
         try:
             for frame in source.iter_event_frames(
                 site.id, period.start_utc, period.end_utc, options.batch_size
@@ -127,15 +156,23 @@ def build_site_workbook(
                 if inside.empty:
                     continue
                 inside = inside.assign(_local=period.to_local_naive(inside["first_seen"]))
+                if exports is not None:
+                    exports.append(inside)
                 for spot, part in inside.groupby("spot", sort=False):
                     writer = writers.get(str(spot))
                     if writer is None:
                         writer = PersonListWriter(
-                            workdir, len(slots) + 1, options.max_rows_per_sheet
+                            workdir, len(slots) + 1, options.max_rows_per_sheet, PICTURE_ROW_HEIGHT
                         )
                         writers[str(spot)] = writer
+                    tall = pictures.add(
+                        str(spot),
+                        writer.total,
+                        part["crop_key"].tolist(),
+                        part["event_id"].tolist(),
+                    )
                     writer.append(
-                        render_cells(part, PERSON_COLUMNS, styles, options.crop_link_base)
+                        render_cells(part, PERSON_COLUMNS, styles, options.crop_link_base), tall
                     )
             coverage = source.coverage_intervals(site.id, period.start_utc, period.end_utc)
             agents = source.agents(site.id)
@@ -153,6 +190,7 @@ def build_site_workbook(
             week_ws = None if period.single_day else wb.create_sheet(names.take("Week"))
             about_title = names.take("About")  # reserved before spots can take the name
             streamed: dict[str, Any] = {}
+            sheet_pictures: dict[str, SheetPictures] = {}
             spot_sheets: list[str] = []
             title = f"{site.name or site.id} - {period.describe()}"
             for s in summaries:
@@ -161,13 +199,18 @@ def build_site_workbook(
                     sheet = names.take(s.spot if n == 0 else f"{s.spot} ({n + 1})")
                     placeholder = wb.create_sheet(sheet)
                     placeholder.print_title_rows = "1:1"
-                    # The person list is what prints; the hour table beside it would shrink
-                    # the page to unreadable.
+                    # The person list and its faces are what prints; the hour table beside
+                    # them would shrink the page to unreadable.
                     placeholder.print_area = (
-                        f"A1:{column_letter(len(PERSON_COLUMNS))}{max(part.rows, 1) + 1}"
+                        f"A1:{column_letter(PICTURE_COLUMN.column)}{max(part.rows, 1) + 1}"
                     )
                     side = _hourly_table_cells(tally, s.spot, slots, styles) if n == 0 else None
-                    streamed[sheet] = _sheet_writer(part, styles, side, title)
+                    pics = pictures.for_sheet(s.spot, n)
+                    if pics:
+                        sheet_pictures[sheet] = SheetPictures(PICTURE_COLUMN.column - 1, pics)
+                    streamed[sheet] = _sheet_writer(
+                        part, styles, side, title, PICTURE_COLUMN if pics else None
+                    )
                     spot_sheets.append(sheet)
             about_ws = wb.create_sheet(about_title)
 
@@ -190,10 +233,21 @@ def build_site_workbook(
                 dead,
                 empty_reason,
             )
-            save_with_streamed_sheets(wb, streamed, out_path, workdir)
+            save_with_streamed_sheets(wb, streamed, out_path, workdir, sheet_pictures)
+            if exports is not None:
+                export_paths = exports.publish()
         finally:
             for writer in writers.values():
                 writer.close()
+            pictures.close()
+            if exports is not None and not export_paths:
+                exports.discard()
+    if pictures.missing:
+        log.warning(
+            "%s: %d face crop(s) could not be read; their rows keep the link",
+            out_path,
+            pictures.missing,
+        )
     log.info("wrote %s: %d people at %d spots", out_path, tally.events, len(summaries))
     return WorkbookResult(
         path=out_path,
@@ -210,18 +264,25 @@ def build_site_workbook(
         ],
         dead_letters=dead,
         empty_reason=empty_reason,
+        exports=export_paths,
+        pictures=pictures.embedded,
+        crops_missing=pictures.missing,
     )
 
 
 def _sheet_writer(
-    part: Any, styles: Styles, side: tuple[list[str], list[float], int] | None, title: str
+    part: Any,
+    styles: Styles,
+    side: tuple[list[str], list[float], int] | None,
+    title: str,
+    pictures: PictureColumn | None,
 ) -> Any:
     def write(out: IO[bytes]) -> None:
         if side is None:
-            write_sheet(out, part, PERSON_COLUMNS, styles, title=title)
+            write_sheet(out, part, PERSON_COLUMNS, styles, title=title, pictures=pictures)
         else:
             rows, widths, first_col = side
-            write_sheet(out, part, PERSON_COLUMNS, styles, rows, widths, first_col, title)
+            write_sheet(out, part, PERSON_COLUMNS, styles, rows, widths, first_col, title, pictures)
 
     return write
 

@@ -1,6 +1,7 @@
-"""Workbook build time and peak memory at 10k, 100k and 1M events, against the baseline of writing
-the raw events with plain ``DataFrame.to_excel`` - both measured in this run, each in a fresh
-process so peak RSS belongs to one measurement.
+"""Workbook build time and peak memory at 10k, 100k and 1M events, with and without the person
+list exports (CSV, Parquet), against the baseline of writing the raw events with plain
+``DataFrame.to_excel`` - all measured in this run, each in a fresh process so peak RSS belongs to
+one measurement.
 
     .venv/bin/python -m tests.bench.bench_workbook [--sizes 10000,100000,1000000]
 
@@ -34,8 +35,9 @@ def measure_one(kind: str, n: int, out_dir: Path) -> dict[str, float]:
     source = SyntheticSource(n, SPOTS)
     out = out_dir / f"{kind}-{n}.xlsx"
     start = time.perf_counter()
-    if kind == "build":
-        build_site_workbook(source, SITE, PERIOD, out, ReportOptions(tmpdir=out_dir))
+    if kind in ("build", "bare"):  # bare: without the CSV / Parquet person list exports
+        options = ReportOptions(tmpdir=out_dir, exports=kind == "build")
+        build_site_workbook(source, SITE, PERIOD, out, options)
     else:
         frames = list(source.iter_event_frames(SITE.id, PERIOD.start_utc, PERIOD.end_utc, 50_000))
         raw = pd.concat(frames, ignore_index=True)
@@ -62,7 +64,7 @@ def main() -> None:
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         row: dict[str, float | int] = {"events": n}
-        for kind in ("build", "baseline"):
+        for kind in ("build", "bare", "baseline"):
             proc = subprocess.run(
                 [sys.executable, "-m", "tests.bench.bench_workbook", "--one", kind, str(n)],
                 check=True,
@@ -87,12 +89,12 @@ def main() -> None:
         json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
     )
     lines = [
-        "| events | workbook build (s) | peak RSS (MB) | baseline to_excel (s) | baseline RSS (MB) | speed-up |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| events | workbook build (s) | peak RSS (MB) | without exports (s) | baseline to_excel (s) | baseline RSS (MB) | speed-up |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['events']:,} | {r['build_seconds']} | {r['build_peak_rss_mb']:.0f} | {r['baseline_seconds']} | "
+            f"| {r['events']:,} | {r['build_seconds']} | {r['build_peak_rss_mb']:.0f} | {r['bare_seconds']} | {r['baseline_seconds']} | "
             f"{r['baseline_peak_rss_mb']:.0f} | {r['speedup']}x |"
         )
     table = "\n".join(lines)
@@ -100,7 +102,8 @@ def main() -> None:
         "# Workbook build benchmark\n\n`python -m tests.bench.bench_workbook` on "
         f"{meta['cpus']} CPUs, Python {meta['python']}. Both columns include generating the synthetic "
         "events (same generator, same seed); the build writes the full workbook (summary, charts, "
-        "hourly tables, person lists), the baseline only the raw events.\n\n" + table + "\n"
+        "hourly tables, person lists) and the person list as CSV and Parquet, 'without exports' the same "
+        "workbook alone, the baseline only the raw events.\n\n" + table + "\n"
     )
     print(table)
 

@@ -123,7 +123,13 @@ def test_delivery_uploads_links_mails_and_replaces(
         [second] = deliver_sites(cfg, store, day=DAY)
         assert second.ok and second.key == first.key and second.people == 8
         listed = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name)["Contents"]
-        assert [o["Key"] for o in listed] == [first.key]
+        # The workbook and its person list exports, each replaced rather than added again.
+        folder = "reports/site-a/2026-05-04"
+        assert sorted(o["Key"] for o in listed) == [
+            f"{folder}/site-a_2026-05-04.persons.csv",
+            f"{folder}/site-a_2026-05-04.persons.parquet",
+            first.key,
+        ]
         assert second.url is not None
         replaced = load_workbook(io.BytesIO(_fetch(second.url)))
         assert "east" in replaced.sheetnames

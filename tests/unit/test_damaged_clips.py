@@ -151,3 +151,6 @@ def test_survey_reports_a_damaged_clip_and_exits_1(tmp_path: Path, fake_models: 
     ), line
     # What was decoded is still counted, with the footage it covers.
     assert (out / "s.xlsx").exists()
+    for export in ("s.persons.csv", "s.persons.parquet"):
+        assert (out / export).exists()
+        assert f"person list: {out / export}" in result.output

@@ -118,6 +118,12 @@ def test_delivery_uploads_links_and_records(tmp_path: Path) -> None:
     assert log_.outcomes == [outcome]
     assert sent[0].to == ("investor@example.net",) and outcome.url in sent[0].body
     assert "People counted: 3" in sent[0].body
+    # The person list exports beside the workbook, linked in the mail.
+    folder = "reports/site-a/2026-05-04"
+    assert store.objects[f"{folder}/site-a_2026-05-04.persons.csv"][1] == "text/csv"
+    assert store.objects[f"{folder}/site-a_2026-05-04.persons.parquet"][0][:4] == b"PAR1"
+    for name in ("site-a_2026-05-04.persons.csv", "site-a_2026-05-04.persons.parquet"):
+        assert store.presigned_get(f"{folder}/{name}", 168 * 3600) in sent[0].body
     assert list(tmp_path.iterdir()) == []  # the build directory is cleaned up
 
 

@@ -43,7 +43,10 @@ def test_report_for_a_day_and_a_range(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--date", "2026-05-04"])
     assert result.exit_code == 0, result.output
     assert result.output == (
-        f"{out}: 5 people at 1 spots, 2026-05-04 (Europe/Berlin)\n  #1 north: 5 people, 100% women\n"
+        f"{out}: 5 people at 1 spots, 2026-05-04 (Europe/Berlin)\n"
+        f"  person list: {tmp_path / 'day.persons.csv'}\n"
+        f"  person list: {tmp_path / 'day.persons.parquet'}\n"
+        "  #1 north: 5 people, 100% women\n"
     )
     assert load_workbook(out).sheetnames == ["Summary", "Charts", "north", "About"]
     result = runner.invoke(app, [*args, "--from", "2026-05-04", "--to", "2026-05-05"])
