@@ -9,6 +9,7 @@ from openpyxl.styles import Alignment
 from openpyxl.worksheet.worksheet import Worksheet
 
 from aggregator.report.cells import DATETIME_FORMAT, HEADER_FONT, header, print_setup, put
+from aggregator.report.excel_text import wrapped_lines
 from aggregator.report.period import ReportPeriod
 from aggregator.report.summary import SpotSummary
 from aggregator.report.tally import SiteTally
@@ -54,11 +55,13 @@ def write_about(
         rows.append(("No data", empty_reason, None))
     models = sorted({item for text in tally.models for item in _model_items(text)})
     rows.append(("Models in the events", "; ".join(models) or "none recorded", None))
-    header(ws, ["Item", "Value"], [26, 90])
+    header(ws, ["Item", "Value"], [26, 60])
     r = 2
     for key, value, fmt in rows:
         put(ws, r, 1, key)
         put(ws, r, 2, value, fmt)
+        if isinstance(value, str):
+            ws.row_dimensions[r].height = 15 * wrapped_lines(value, 60)
         r += 1
     r += 1
     agent_headers = [
@@ -81,9 +84,14 @@ def write_about(
             start=1,
         ):
             put(ws, r, c, value, DATETIME_FORMAT if c == 3 else None)
-    for col, width in zip("CDEFG", (20, 10, 12, 14, 50), strict=True):
+    for col, width in zip("CDEFG", (24, 10, 12, 14, 50), strict=True):
         ws.column_dimensions[col].width = width
-    ws.cell(r - len(agents), 3).alignment = Alignment(wrap_text=True, vertical="top")
+    head = r - len(agents)
+    for c in range(1, len(agent_headers) + 1):
+        ws.cell(head, c).alignment = Alignment(wrap_text=True, vertical="top")
+    ws.row_dimensions[head].height = 32
+    for row in ws.iter_rows(min_row=2, max_row=head - 2, min_col=2, max_col=2):
+        row[0].alignment = Alignment(horizontal="left", vertical="top", wrap_text=True)
     ws.freeze_panes = "A2"
     print_setup(ws, title)
 

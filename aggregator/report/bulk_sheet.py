@@ -17,7 +17,7 @@ from typing import IO, Literal
 import numpy as np
 import pandas as pd
 
-from aggregator.report.excel_text import FORMULA_TRIGGERS, xml_text
+from aggregator.report.excel_text import FORMULA_TRIGGERS, wrapped_lines, xml_text
 
 EXCEL_MAX_ROWS = 1_048_576
 _EXCEL_EPOCH = np.datetime64("1899-12-30T00:00:00", "ns")
@@ -283,8 +283,9 @@ def write_sheet(
     if pictures is not None:
         row1 += header_cells([pictures.header], styles.header, pictures.column)
     row1 += side_rows[0] if side_rows else ""
-    # A taller header row: the headers wrap instead of being cut at the column's width.
-    out.write(f'<row r="1" ht="32" customHeight="1">{row1}</row>'.encode())
+    # A header row as tall as its longest header wraps to: never cut at the column's width.
+    lines = max(wrapped_lines(c.header, c.width) for c in columns)
+    out.write(f'<row r="1" ht="{15 * lines + 2}" customHeight="1">{row1}</row>'.encode())
     buffered = []
     tall = f' ht="{pictures.row_height}" customHeight="1"' if pictures is not None else ""
     for k in range(1, max(len(part.head) + 1, len(side_rows))):

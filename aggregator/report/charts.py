@@ -2,8 +2,8 @@
 cuts one, with the tables they are drawn from to the right of the printed area.
 
 Charts: people per spot; women's share per spot with its 95 % interval as error bars; the age mix
-per spot; and traffic over the covered time only - in quarter hours when the covered span is short,
-in hours otherwise - or, for a period of several days, people per day (a weekday x hour heat map is
+per spot; and traffic over the covered time only - in quarter hours for a short survey, in hours
+otherwise - or, for a period of several days, people per day (a weekday x hour heat map is
 on its own sheet, :func:`write_week`).
 """
 
@@ -35,8 +35,9 @@ ROWS_PER_CHART = 16
 CHART_COLUMNS = (1, 9)  # A and I: 8 default-width columns (~13.5 cm) apart
 PRINT_COLUMNS = 16  # A..P
 DATA_COLUMN = PRINT_COLUMNS + 3  # the charts' tables start at S, outside the print area
-# Quarter hours while the covered span is at most this long, hours beyond.
-QUARTER_SPAN_HOURS = 6
+# Quarter hours while the covered time is at most this long (a survey of short clips), hours
+# beyond.
+QUARTER_HOURS = 6
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def traffic_bins(
     spots: list[str],
     coverage: dict[str, list[tuple[datetime, datetime]]] | None,
 ) -> TrafficBins:
-    """Quarter-hour (short span) or hourly bins over the covered time only.
+    """Quarter-hour (short survey) or hourly bins over the covered time only.
 
     Covered bins are those any spot's coverage overlaps; without coverage information, the bins
     from the first to the last person seen. Bins nobody covered are left out, not drawn as zero.
@@ -80,7 +81,7 @@ def traffic_bins(
         s: (tally.spots[s].quarters if s in tally.spots else np.zeros(n, dtype=np.int64))
         for s in spots
     }
-    if index.size and (index[-1] - index[0] + 1) / 4 <= QUARTER_SPAN_HOURS:
+    if index.size and index.size / 4 <= QUARTER_HOURS:
         labels = _labels([period.quarter_start(int(k)) for k in index])
         counts = {s: [int(c[k]) for k in index] for s, c in per_spot.items()}
         return TrafficBins("People per quarter hour (covered time only)", labels, counts)

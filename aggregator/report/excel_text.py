@@ -38,3 +38,21 @@ class SheetNames:
             n += 1
         self._taken.add(name.lower())
         return name
+
+
+def wrapped_lines(text: str, width: float) -> int:
+    """Lines ``text`` wraps to in a column ``width`` characters wide (words kept whole; with a
+    margin, as proportional fonts run wider than the width's digit count on capitals)."""
+    usable = max(1.0, width * 0.9 - 1)
+    lines, used = 1, 0.0
+    for word in text.split():
+        if len(word) > usable:  # a long name breaks where it must
+            lines += int(len(word) // usable) + (0 if used == 0 else 1)
+            used = len(word) % usable
+            continue
+        need = len(word) if used == 0 else used + 1 + len(word)
+        if need <= usable or used == 0:
+            used = need
+        else:
+            lines, used = lines + 1, len(word)
+    return lines

@@ -12,6 +12,7 @@ from aggregator.report.cells import (
     print_setup,
     put,
 )
+from aggregator.report.excel_text import wrapped_lines
 from aggregator.report.period import ReportPeriod
 from aggregator.report.summary import AGE_GROUP_LABELS, SpotSummary
 from aggregator.report.wording import footage_text, judged_text, rate_rule, rate_text, share_text
@@ -80,7 +81,7 @@ def write_summary(
             )
         # Neither LibreOffice nor Excel grows a row for wrapped text on opening: set it.
         values = summary_values(s, slots)
-        lines = max(_lines(str(v), w) for v, w in zip(values, widths, strict=True))
+        lines = max(wrapped_lines(str(v), w) for v, w in zip(values, widths, strict=True))
         ws.row_dimensions[r].height = 15 * lines
     last = len(summaries) + 1
     ws.freeze_panes = "C2"
@@ -108,23 +109,5 @@ def write_summary(
         cell = ws.cell(i, 1)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
         cell.font = Font(bold=i == last + 2 and empty_reason is not None)
-        ws.row_dimensions[i].height = 15 * _lines(text, total_width)
+        ws.row_dimensions[i].height = 15 * wrapped_lines(text, total_width)
     print_setup(ws, title, title_rows="1:1")
-
-
-def _lines(text: str, width: float) -> int:
-    """Lines ``text`` wraps to in a column ``width`` characters wide (words kept whole; with a
-    margin, as proportional fonts run wider than the width's digit count on capitals)."""
-    usable = max(1.0, width * 0.9 - 1)
-    lines, used = 1, 0.0
-    for word in text.split():
-        if len(word) > usable:  # a long name breaks where it must
-            lines += int(len(word) // usable) + (0 if used == 0 else 1)
-            used = len(word) % usable
-            continue
-        need = len(word) if used == 0 else used + 1 + len(word)
-        if need <= usable or used == 0:
-            used = need
-        else:
-            lines, used = lines + 1, len(word)
-    return lines
