@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from aggregator.cli_common import domain_errors, load_config, opened_store
+from aggregator.cli_common import check_setup, domain_errors, load_config, opened_store
 from footfall.cli_support import config_errors_exit, fail
 
 if TYPE_CHECKING:
@@ -133,6 +133,14 @@ def _endpoint(host: str, port: int, ca: Path | None) -> "BrokerEndpoint":
     return BrokerEndpoint(host, port, ca)
 
 
+def _check_out(target: Path) -> None:
+    """Before the registry changes: an account issued into a bundle that cannot be written
+    would need rotating at once."""
+    from footfall.preflight import check_writable_directory
+
+    check_setup([lambda: check_writable_directory("--out", target)])
+
+
 def _reload(pid_file: Path | None) -> None:
     from aggregator.provisioning import RegistryError, reload_broker
 
@@ -175,6 +183,7 @@ def provision(
 
     endpoint = _endpoint(broker_host, broker_port, ca)
     target = out or Path(f"bundle-{agent}")
+    _check_out(target)
     reg = _registry(registry, broker_user)
     with domain_errors():
         issued = reg.provision_agent(site, spot, agent, topic_prefix=topic_prefix)
@@ -207,10 +216,12 @@ def add_user(
     except ValueError:
         raise fail(f"--role must be aggregator or operator, not {role!r}", 2) from None
     endpoint = _endpoint(broker_host, broker_port, ca)
+    target = out or Path(f"bundle-{name}")
+    _check_out(target)
     reg = _registry(registry, broker_user)
     with domain_errors():
         issued = reg.add_service(parsed, name, topic_prefix=topic_prefix)
-        paths = write_service_bundle(out or Path(f"bundle-{name}"), issued, endpoint)
+        paths = write_service_bundle(target, issued, endpoint)
     typer.echo(f"provisioned {parsed.value} {name}")
     _report_bundle(paths)
     _reload(reload_pid_file)
@@ -238,6 +249,7 @@ def rotate(
     endpoint = _endpoint(broker_host, broker_port, ca)
     reg = _registry(registry, broker_user)
     target = out or Path(f"bundle-{name}")
+    _check_out(target)
     with domain_errors():
         issued = reg.rotate(name)
         if issued.account.role is Role.AGENT:
@@ -369,9 +381,12 @@ def push_config(
         address = AgentAddress(site, spot, agent)
     except ValueError as exc:
         raise fail(str(exc), 2) from None
+    from aggregator.setup_checks import broker_checks
+
     cfg = load_config(config)
     if cfg.mqtt is None:
         raise fail(f"{config}: no [mqtt] section", 2)
+    check_setup(broker_checks(cfg))
     version = None
     payload = b""
     if file is not None:
