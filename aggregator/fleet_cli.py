@@ -118,9 +118,14 @@ def fleet(
         raise typer.Exit(EXIT_SILENT_AGENTS)
 
 
-def _registry(path: Path, broker_user: str | None = None) -> "Registry":
+def _registry(path: Path, broker_user: str | None = None, *, writes: bool = True) -> "Registry":
     from aggregator.provisioning import Registry
+    from footfall.preflight import check_directory, check_writable_directory
 
+    if writes:
+        check_setup([lambda: check_writable_directory("--registry", path)])
+    else:
+        check_setup([lambda: check_directory("--registry", path)])
     with domain_errors():
         return Registry(path, broker_user=broker_user)
 
@@ -296,7 +301,7 @@ def list_provisioned(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Every account in the registry, revoked ones included."""
-    reg = _registry(registry)
+    reg = _registry(registry, writes=False)
     with domain_errors():
         accounts = reg.accounts()
     if as_json:
@@ -373,7 +378,7 @@ def push_config(
         raise fail("give a configuration FILE, or --clear", 2)
     if registry is not None:
         with domain_errors(code=2):
-            account = _registry(registry).find_agent(agent)
+            account = _registry(registry, writes=False).find_agent(agent)
         site, spot = account.site, account.spot
     if site is None or spot is None:
         raise fail("give --registry, or --site and --spot", 2)
