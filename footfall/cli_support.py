@@ -45,20 +45,42 @@ NoFileChecksOpt = Annotated[
 ]
 
 
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class OneLineFormatter(logging.Formatter):
+    """Log records without the tracebacks attached to them: a loop that logs an unexpected
+    error and goes on (or dies and stops the agent) says so in its line; the traceback is for
+    ``--debug``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def configure_logging(verbose: bool, *, tracebacks: bool = False) -> None:
+    """Log to stderr, at DEBUG with ``verbose``; tracebacks only with ``tracebacks``. Does
+    nothing when logging is configured already (as :func:`logging.basicConfig`)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter(LOG_FORMAT) if tracebacks else OneLineFormatter(LOG_FORMAT)
+        )
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG if verbose else logging.INFO)
     redact_logs()
 
 
 def start(*, verbose: bool, debug: bool) -> None:
-    """What the top-level callback of each program does: logging, and ``--debug`` kept for
-    :class:`ReportingGroup`."""
+    """What the top-level callback of each program does: logging (with tracebacks only under
+    ``--debug``), and ``--debug`` kept for :class:`ReportingGroup` and :func:`fail`."""
     _debug.set(debug)
-    configure_logging(verbose)
+    configure_logging(verbose, tracebacks=debug)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -359,7 +359,40 @@ def test_the_program_itself_prints_one_line_and_no_traceback(tmp_path: Path) -> 
         assert done.returncode == 1
         assert done.stdout == ""
         assert done.stderr.endswith(
-            f"error: data_dir {FORBIDDEN}/data: cannot write in /proc: {NO_FILE}; "
-            f"{WRITE_ADVICE}\n"
+            f"error: data_dir {FORBIDDEN}/data: cannot write in /proc: {NO_FILE}; {WRITE_ADVICE}\n"
         )
         assert ("Traceback" in done.stderr) == bool(debug)
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_a_sender_that_dies_is_logged_in_one_line_and_ends_the_program(
+    tmp_path: Path, debug: bool
+) -> None:
+    _make(tmp_path, {"agent.toml": BASE + DATA + CLOSED_BROKER})
+    code = (
+        "from edge_agent.delivery.sender import EventSender\n"
+        "def broken(self): raise RuntimeError('lost its mind')\n"
+        "EventSender._loop = broken\n"
+        "from edge_agent.cli import app\n"
+        "app(prog_name='footfall-agent')\n"
+    )
+    done = subprocess.run(
+        [
+            *(sys.executable, "-c", code),
+            *(["--debug"] if debug else []),
+            *("deliver", str(tmp_path / "agent.toml")),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.endswith("error: MQTT sender died: RuntimeError: lost its mind\n")
+    logged = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert [line.split(": ", 1)[1] for line in logged] == [
+        "MQTT sender died: RuntimeError: lost its mind",
+        "stopping the agent; what it has not delivered stays in the outbox",
+    ]
+    assert ("Traceback" in done.stderr) == debug
