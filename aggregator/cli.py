@@ -137,8 +137,10 @@ def replay(
 ) -> None:
     """Import recorded events through the same validation and store as live ingest."""
     from aggregator.replay import replay_files
+    from aggregator.setup_checks import store_checks
 
     cfg = load_config(config, store)
+    check_setup(store_checks(cfg))  # the store may be created here
     with opened_store(cfg) as event_store:
         report = replay_files(
             files,
@@ -386,9 +388,11 @@ def db_status(config: ConfigOpt = None, store: StoreOpt = None) -> None:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Apply pending schema migrations (safe to run while aggregators are running)."""
+    from aggregator.setup_checks import store_checks
     from aggregator.store.store import upgrade_schema
 
     cfg = load_config(config, store)
+    check_setup(store_checks(cfg))  # the store may be created here
     with domain_errors(), config_errors_exit():
         applied = upgrade_schema(cfg.store.url, password=cfg.store.password_value())
     for migration in applied:

@@ -221,6 +221,13 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
         f"error: {{tmp}}/clips.toml: cannot read ({NO_FILE})\n",
     ),
     (
+        "eval-mot-missing-clip",
+        {},
+        ["eval", "mot", "--clip", "{tmp}/clip.mp4"],
+        2,
+        "error: clip {tmp}/clip.mp4 not found: give the path of a video file\n",
+    ),
+    (
         "outbox-status-missing-outbox",
         {},
         ["outbox", "status", "--data-dir", "{tmp}/data"],

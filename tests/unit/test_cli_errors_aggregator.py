@@ -150,8 +150,21 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
         {"events.jsonl": ""},
         ["replay", "{tmp}/events.jsonl", "--store", f"sqlite:///{FORBIDDEN}/f.db"],
         1,
-        f"error: cannot open sqlite:///{FORBIDDEN}/f.db: unable to open database file; check "
-        "store.url (or --store), the password and that the database is running\n",
+        _cannot_write("store.url", f"{FORBIDDEN}/f.db"),
+    ),
+    (
+        "replay-unreadable-store-password-file",
+        {"events.jsonl": "", "agg.toml": STORE + 'password_file = "{tmp}/db.pw"\n'},
+        ["replay", "{tmp}/events.jsonl", "--config", "{tmp}/agg.toml"],
+        1,
+        f"error: store.password_file {{tmp}}/db.pw: cannot read it: {NO_FILE}\n",
+    ),
+    (
+        "db-upgrade-forbidden-store",
+        {},
+        ["db", "upgrade", "--store", f"sqlite:///{FORBIDDEN}/f.db"],
+        1,
+        _cannot_write("store.url", f"{FORBIDDEN}/f.db"),
     ),
     (
         "dead-letters-missing-store",
@@ -262,6 +275,23 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
         ["fleet", "render", "--registry", f"{FORBIDDEN}/reg"],
         1,
         _cannot_write("--registry", f"{FORBIDDEN}/reg"),
+    ),
+    (
+        "fleet-revoke-forbidden-registry",
+        {},
+        ["fleet", "revoke", "cam-1", "--registry", f"{FORBIDDEN}/reg"],
+        1,
+        _cannot_write("--registry", f"{FORBIDDEN}/reg"),
+    ),
+    (
+        "fleet-rotate-forbidden-out",
+        {},
+        [
+            *("fleet", "rotate", "cam-1", "--registry", "{tmp}/reg", "--broker-host", "h"),
+            *("--out", f"{FORBIDDEN}/b"),
+        ],
+        1,
+        _cannot_write("--out", f"{FORBIDDEN}/b"),
     ),
     (
         "fleet-list-provisioned-missing-registry",
