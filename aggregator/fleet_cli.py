@@ -370,6 +370,7 @@ def push_config(
     offline agent takes the retained config when it next connects)."""
     from aggregator.remote_push import PushError
     from aggregator.remote_push import push_config as push
+    from aggregator.setup_checks import broker_checks
     from footfall.contract import ConfigOutcome
     from footfall.contract.topics import AgentAddress
     from footfall.remote_config import load_remote_config
@@ -386,8 +387,6 @@ def push_config(
         address = AgentAddress(site, spot, agent)
     except ValueError as exc:
         raise fail(str(exc), 2) from None
-    from aggregator.setup_checks import broker_checks
-
     cfg = load_config(config)
     if cfg.mqtt is None:
         raise fail(f"{config}: no [mqtt] section", 2)

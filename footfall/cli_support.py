@@ -31,7 +31,8 @@ from footfall.settings import ConfigError
 _debug: ContextVar[bool] = ContextVar("footfall_debug", default=False)
 
 DebugOpt = Annotated[
-    bool, typer.Option("--debug", help="Show the traceback of an error before its one line")
+    bool,
+    typer.Option("--debug", help="Show tracebacks: before an error's one line, and in the log"),
 ]
 
 
