@@ -40,8 +40,8 @@ NoFileChecksOpt = Annotated[
     bool,
     typer.Option(
         "--no-file-checks",
-        help="Check the settings only, not the files they name (e.g. before the files are "
-        "deployed)",
+        help="Check the settings only, not the files and credentials they name (e.g. before "
+        "the files are installed)",
     ),
 ]
 
