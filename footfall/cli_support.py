@@ -218,6 +218,11 @@ class ReportingGroup(TyperGroup):
             return 1, str(exc)
         if isinstance(exc, OSError):
             return 1, os_error_line(exc)
+        if isinstance(exc, ImportError):
+            # The project's own say which extra to install; Python's name the module only.
+            if exc.name is None:
+                return 1, str(exc)
+            return 1, f"{exc}; install the extra of this package that provides {exc.name!r}"
         s3 = s3_error_line(exc)
         if s3 is not None:
             return 1, s3

@@ -295,12 +295,26 @@ def test_with_debug_the_traceback_comes_before_the_line(tmp_path: Path) -> None:
             f"error: /srv/x -> /srv/y: {NO_FILE}; check the path, or create what is missing\n",
         ),
         (
+            ImportError("PyTorch is not installed: install the 'train' extra"),
+            "error: PyTorch is not installed: install the 'train' extra\n",
+        ),
+        (
+            ModuleNotFoundError("No module named 'cv2'", name="cv2"),
+            "error: No module named 'cv2'; install the extra of this package that provides 'cv2'\n",
+        ),
+        (
             RuntimeError("two\nlines"),
             "error: unexpected RuntimeError: two lines; this is a bug: run again with --debug and "
             "report the traceback\n",
         ),
     ],
-    ids=["os-error-with-file", "os-error-with-two-files", "unexpected"],
+    ids=[
+        "os-error-with-file",
+        "os-error-with-two-files",
+        "missing-extra",
+        "missing-module",
+        "unexpected",
+    ],
 )
 def test_what_a_command_does_not_handle_is_one_line_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: Exception, line: str
