@@ -8,21 +8,41 @@ import signal
 import threading
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from aggregator.cli_common import domain_errors, load_config, opened_store
+from aggregator.cli_common import check_setup, domain_errors, load_config, opened_store
+from aggregator.config import AggregatorConfig
 from aggregator.fleet_cli import EXIT_SILENT_AGENTS as EXIT_SILENT_AGENTS
 from aggregator.fleet_cli import fleet_app
 from aggregator.survey_cli import demo, survey
 from footfall import __version__
-from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
+from footfall.cli_support import (
+    DebugOpt,
+    NoFileChecksOpt,
+    ReportingGroup,
+    config_errors_exit,
+    fail,
+    report_valid,
+    start,
+)
+
+
+class AggregatorCommands(ReportingGroup):
+    """``footfall-aggregator``: the aggregator library's own errors are one line too."""
+
+    domain_errors = (*ReportingGroup.domain_errors, ("aggregator.errors", "AggregatorError"))
+
+
+if TYPE_CHECKING:
+    from aggregator.store import EventStore
 
 app = typer.Typer(
+    cls=AggregatorCommands,
     help="Aggregator: ingest events from many agents, store them, build per-site workbooks.",
     no_args_is_help=True,
     add_completion=False,
@@ -53,8 +73,9 @@ SiteOpt = Annotated[str | None, typer.Option("--site", help="Only this site", sh
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
+    debug: DebugOpt = False,
 ) -> None:
-    configure_logging(verbose)
+    start(verbose=verbose, debug=debug)
 
 
 @app.command()
@@ -64,10 +85,13 @@ def version() -> None:
 
 
 @app.command("validate-config")
-def validate_config(path: ConfigArg) -> None:
-    """Check an aggregator configuration file; print every problem with its key path (exit 2)."""
-    load_config(path)
-    report_valid(path)
+def validate_config(path: ConfigArg, no_file_checks: NoFileChecksOpt = False) -> None:
+    """Check an aggregator configuration file and the files it names; print every problem with
+    its key path (exit 2)."""
+    from aggregator.setup_checks import all_checks, problems
+
+    cfg = load_config(path)
+    report_valid(path, [] if no_file_checks else problems(all_checks(cfg)))
 
 
 @app.command()
@@ -80,8 +104,14 @@ def run(
     """Run the ingest service: consume events, statuses and heartbeats from the broker into the
     store until SIGTERM or SIGINT."""
     from aggregator.service import run_service
+    from aggregator.setup_checks import broker_checks, delivery_checks, store_checks
 
     cfg = load_config(config)
+    # Before the store opens and migrations run: a missing file ends the start, not a thread.
+    in_service = cfg.delivery is not None and cfg.delivery.in_service
+    check_setup(
+        [*broker_checks(cfg), *store_checks(cfg), *(delivery_checks(cfg) if in_service else [])]
+    )
     stop = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -107,8 +137,10 @@ def replay(
 ) -> None:
     """Import recorded events through the same validation and store as live ingest."""
     from aggregator.replay import replay_files
+    from aggregator.setup_checks import store_checks
 
     cfg = load_config(config, store)
+    check_setup(store_checks(cfg))  # the store may be created here
     with opened_store(cfg) as event_store:
         report = replay_files(
             files,
@@ -179,6 +211,19 @@ def _check_days(first: date, last: date, option: str) -> None:
         raise fail(f"{option}: {exc}", code=2) from None
 
 
+def _check_known_site(cfg: AggregatorConfig, event_store: "EventStore", site: str) -> None:
+    """A site that is neither configured nor in the store is a typo, not an empty day: an empty
+    workbook would look like cameras that were off."""
+    configured = {s.id for s in cfg.sites}
+    if site in configured:
+        return
+    stored = set(event_store.sites()) | {a.site for a in event_store.agents()}
+    if site in stored:
+        return
+    known = ", ".join(sorted(configured | stored)) or "none yet"
+    raise fail(f"--site {site}: no such site in the configuration or the store (known: {known})")
+
+
 @app.command()
 def report(
     site: Annotated[str, typer.Option("--site", help="Site id")],
@@ -210,6 +255,7 @@ def report(
     """Build one site's workbook for a local day (default: yesterday) or a range of days."""
     from aggregator.delivery.crops import s3_crop_reader
     from aggregator.delivery.jobs import build_report, site_info, yesterday
+    from footfall.preflight import check_output_file
 
     cfg = load_config(config, store)
     info = site_info(cfg, site, timezone)
@@ -225,8 +271,10 @@ def report(
         start = end = day.date() if day is not None else yesterday(info.timezone)
     _check_days(start, end, "--date" if day is not None else "--from/--to")
     delivery = cfg.delivery
+    check_setup([lambda: check_output_file("--out", out)])
     crops = s3_crop_reader(cfg.s3, delivery.crop_bucket) if delivery else None
     with opened_store(cfg, upgrade=False) as event_store:
+        _check_known_site(cfg, event_store, site)
         result = build_report(
             event_store,
             info,
@@ -267,12 +315,14 @@ def deliver(
     """Build, upload and link each site's workbook for its local yesterday (or --date); mail the
     link if configured. Retries; exits 1 if any site could not be delivered."""
     from aggregator.delivery.jobs import deliver_sites
+    from aggregator.setup_checks import delivery_checks, store_checks
 
     cfg = load_config(config)
     if cfg.delivery is None:
         raise fail(f"{config}: no [delivery] section", code=2)
     if day is not None:
         _check_days(day.date(), day.date(), "--date")
+    check_setup([*store_checks(cfg), *delivery_checks(cfg)])
     with opened_store(cfg) as event_store:
         try:
             outcomes = deliver_sites(
@@ -355,9 +405,11 @@ def db_status(config: ConfigOpt = None, store: StoreOpt = None) -> None:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Apply pending schema migrations (safe to run while aggregators are running)."""
+    from aggregator.setup_checks import store_checks
     from aggregator.store.store import upgrade_schema
 
     cfg = load_config(config, store)
+    check_setup(store_checks(cfg))  # the store may be created here
     with domain_errors(), config_errors_exit():
         applied = upgrade_schema(cfg.store.url, password=cfg.store.password_value())
     for migration in applied:

@@ -5,7 +5,7 @@ import it; none of them imports another's helpers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from aggregator.config import AggregatorConfig, StoreSettings, load_aggregator_config
 from aggregator.errors import AggregatorError
-from footfall.cli_support import config_errors_exit, fail
+from footfall.cli_support import config_errors_exit, fail, setup_errors_exit
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) loads only for the commands that open one
     from aggregator.store import EventStore
@@ -48,6 +48,14 @@ def load_config(config: Path | None, store: str | None = None) -> AggregatorConf
         message = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
         raise fail(f"--store: {message}", code=2) from None
     return cfg.model_copy(update={"store": settings})
+
+
+def check_setup(checks: list[Callable[[], object]]) -> None:
+    """Run the checks of :mod:`aggregator.setup_checks` a command needs; the first file that
+    cannot be used ends it with one line (exit 1)."""
+    with setup_errors_exit():
+        for check in checks:
+            check()
 
 
 @contextmanager

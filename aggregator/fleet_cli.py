@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from aggregator.cli_common import domain_errors, load_config, opened_store
+from aggregator.cli_common import check_setup, domain_errors, load_config, opened_store
 from footfall.cli_support import config_errors_exit, fail
 
 if TYPE_CHECKING:
@@ -118,9 +118,14 @@ def fleet(
         raise typer.Exit(EXIT_SILENT_AGENTS)
 
 
-def _registry(path: Path, broker_user: str | None = None) -> "Registry":
+def _registry(path: Path, broker_user: str | None = None, *, writes: bool = True) -> "Registry":
     from aggregator.provisioning import Registry
+    from footfall.preflight import check_directory, check_writable_directory
 
+    if writes:
+        check_setup([lambda: check_writable_directory("--registry", path)])
+    else:
+        check_setup([lambda: check_directory("--registry", path)])
     with domain_errors():
         return Registry(path, broker_user=broker_user)
 
@@ -131,6 +136,14 @@ def _endpoint(host: str, port: int, ca: Path | None) -> "BrokerEndpoint":
     if ca is not None and not ca.is_file():
         raise fail(f"--ca {ca}: file not found", 2)
     return BrokerEndpoint(host, port, ca)
+
+
+def _check_out(target: Path) -> None:
+    """Before the registry changes: an account issued into a bundle that cannot be written
+    would need rotating at once."""
+    from footfall.preflight import check_writable_directory
+
+    check_setup([lambda: check_writable_directory("--out", target)])
 
 
 def _reload(pid_file: Path | None) -> None:
@@ -175,6 +188,7 @@ def provision(
 
     endpoint = _endpoint(broker_host, broker_port, ca)
     target = out or Path(f"bundle-{agent}")
+    _check_out(target)
     reg = _registry(registry, broker_user)
     with domain_errors():
         issued = reg.provision_agent(site, spot, agent, topic_prefix=topic_prefix)
@@ -207,10 +221,12 @@ def add_user(
     except ValueError:
         raise fail(f"--role must be aggregator or operator, not {role!r}", 2) from None
     endpoint = _endpoint(broker_host, broker_port, ca)
+    target = out or Path(f"bundle-{name}")
+    _check_out(target)
     reg = _registry(registry, broker_user)
     with domain_errors():
         issued = reg.add_service(parsed, name, topic_prefix=topic_prefix)
-        paths = write_service_bundle(out or Path(f"bundle-{name}"), issued, endpoint)
+        paths = write_service_bundle(target, issued, endpoint)
     typer.echo(f"provisioned {parsed.value} {name}")
     _report_bundle(paths)
     _reload(reload_pid_file)
@@ -238,6 +254,7 @@ def rotate(
     endpoint = _endpoint(broker_host, broker_port, ca)
     reg = _registry(registry, broker_user)
     target = out or Path(f"bundle-{name}")
+    _check_out(target)
     with domain_errors():
         issued = reg.rotate(name)
         if issued.account.role is Role.AGENT:
@@ -284,7 +301,7 @@ def list_provisioned(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Every account in the registry, revoked ones included."""
-    reg = _registry(registry)
+    reg = _registry(registry, writes=False)
     with domain_errors():
         accounts = reg.accounts()
     if as_json:
@@ -353,6 +370,7 @@ def push_config(
     offline agent takes the retained config when it next connects)."""
     from aggregator.remote_push import PushError
     from aggregator.remote_push import push_config as push
+    from aggregator.setup_checks import broker_checks
     from footfall.contract import ConfigOutcome
     from footfall.contract.topics import AgentAddress
     from footfall.remote_config import load_remote_config
@@ -361,7 +379,7 @@ def push_config(
         raise fail("give a configuration FILE, or --clear", 2)
     if registry is not None:
         with domain_errors(code=2):
-            account = _registry(registry).find_agent(agent)
+            account = _registry(registry, writes=False).find_agent(agent)
         site, spot = account.site, account.spot
     if site is None or spot is None:
         raise fail("give --registry, or --site and --spot", 2)
@@ -372,6 +390,7 @@ def push_config(
     cfg = load_config(config)
     if cfg.mqtt is None:
         raise fail(f"{config}: no [mqtt] section", 2)
+    check_setup(broker_checks(cfg))
     version = None
     payload = b""
     if file is not None:

@@ -235,7 +235,10 @@ class MqttIngest:
             except (OSError, ValueError) as exc:
                 left = deadline - time.monotonic()
                 if left <= 0 or stop.is_set():
-                    self._set_fatal(f"cannot connect to the broker at {where}: {exc}")
+                    self._set_fatal(
+                        f"cannot connect to the broker at {where}: {exc}; check mqtt.host and "
+                        "mqtt.port, and that the broker is running"
+                    )
                     return
                 log.warning("cannot connect to the broker at %s (%s); retrying", where, exc)
                 if stop.wait(min(delay, left)):

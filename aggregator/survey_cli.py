@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from aggregator.report.wording import footage_text, share_text
-from footfall.cli_support import config_errors_exit, fail
+from footfall.cli_support import config_errors_exit, fail, setup_errors_exit
 
 
 def survey(
@@ -126,6 +126,7 @@ def _survey(
     from aggregator.embedded import run_survey
     from edge_agent.build import BuildError
     from edge_agent.config import load_agent_config
+    from footfall.preflight import check_writable_directory
     from footfall.settings import ConfigError
 
     try:
@@ -139,6 +140,8 @@ def _survey(
     if agent_config is not None:
         with config_errors_exit():
             base = load_agent_config(agent_config)
+    with setup_errors_exit():
+        check_writable_directory("--out", out)
 
     def reported(result: Any) -> None:
         status = (

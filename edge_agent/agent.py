@@ -31,6 +31,7 @@ from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.preflight import (
     SetupError,
     check_broker_files,
+    check_data_dir,
     check_store_credentials,
 )
 from edge_agent.delivery.sender import EventSender
@@ -96,6 +97,7 @@ class Delivery:
         d = config.delivery
         try:
             # Before the outbox opens: a configuration that cannot work leaves nothing behind.
+            check_data_dir(config)
             if config.mqtt is not None and links is None:
                 check_broker_files(config.mqtt)
             if config.s3 is not None and store is None:

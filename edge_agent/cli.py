@@ -11,14 +11,36 @@ from rich.table import Table
 from edge_agent.delivery_cli import check_broker, deliver, outbox_app, run_agent
 from edge_agent.evaluation.cli import eval_app
 from footfall import __version__
-from footfall.cli_support import config_errors_exit, configure_logging, fail, report_valid
+from footfall.cli_support import (
+    DebugOpt,
+    NoFileChecksOpt,
+    ReportingGroup,
+    config_errors_exit,
+    fail,
+    report_valid,
+    start,
+)
 from models.assets import AssetError, Location, ModelResolver
 from models.cli import register as register_training_commands
 
 if TYPE_CHECKING:
     from edge_agent.process import ClipResult
 
+
+class AgentCommands(ReportingGroup):
+    """``footfall-agent``: the agent library's own errors are one line too."""
+
+    domain_errors = (
+        *ReportingGroup.domain_errors,
+        ("edge_agent.agent", "AgentError"),
+        ("edge_agent.delivery.outbox", "OutboxError"),
+        ("edge_agent.build", "BuildError"),
+        ("models.assets", "AssetError"),
+    )
+
+
 app = typer.Typer(
+    cls=AgentCommands,
     help="Edge agent: count people at a spot and estimate their gender and age group.",
     no_args_is_help=True,
     add_completion=False,
@@ -49,8 +71,9 @@ NamesArg = Annotated[
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
+    debug: DebugOpt = False,
 ) -> None:
-    configure_logging(verbose)
+    start(verbose=verbose, debug=debug)
 
 
 @app.command()
@@ -60,14 +83,16 @@ def version() -> None:
 
 
 @app.command("validate-config")
-def validate_config(path: ConfigArg) -> None:
-    """Check an agent configuration file; print every problem with its key path (exit 2)."""
+def validate_config(path: ConfigArg, no_file_checks: NoFileChecksOpt = False) -> None:
+    """Check an agent configuration file and the files it names; print every problem with its
+    key path (exit 2)."""
     from edge_agent.config import load_agent_config
+    from edge_agent.setup_checks import problems
     from edge_agent.vision.settings import PipelineMode
 
     with config_errors_exit():
         config = load_agent_config(path)
-    report_valid(path)
+    report_valid(path, [] if no_file_checks else problems(config))
     # Which mode, in words: the most consequential choice in the file, and a default one.
     if config.mode is PipelineMode.PERSON:
         typer.echo(

@@ -57,7 +57,7 @@ def outbox_status(
     assert data_dir is not None
     path = outbox_path(data_dir)
     if not path.is_file():
-        raise fail(f"no outbox at {path}")
+        raise fail(f"no outbox at {path}; check the agent's data directory (its data_dir)")
     try:
         with Outbox(path, max_bytes=settings.max_bytes) as box:
             status = box.status()

@@ -269,7 +269,10 @@ class PahoLink:
             ) from None
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
-            raise BrokerUnreachableError(f"cannot reach the broker at {where}: {reason}") from None
+            raise BrokerUnreachableError(
+                f"cannot reach the broker at {where}: {reason}; check mqtt.host and mqtt.port, "
+                "and that the broker is running"
+            ) from None
         self._wait_connack(where)
 
     def _wait_connack(self, where: str) -> None:

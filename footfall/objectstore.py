@@ -102,9 +102,13 @@ class S3ObjectStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
-            raise ObjectStoreError(f"head s3://{self.bucket}/{key}: {_describe(exc)}") from None
+            raise ObjectStoreError(
+                f"head s3://{self.bucket}/{key}: {describe_s3_error(exc)}"
+            ) from None
         except BotoCoreError as exc:  # connection errors and the like
-            raise ObjectStoreError(f"head s3://{self.bucket}/{key}: {exc}") from None
+            raise ObjectStoreError(
+                f"head s3://{self.bucket}/{key}: {describe_s3_error(exc)}"
+            ) from None
         return StoredObject(
             key,
             int(answer["ContentLength"]),
@@ -132,15 +136,37 @@ def _errors(what: str) -> Iterator[None]:
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
-        raise ObjectStoreError(f"{what}: {_describe(exc)}") from None
+        raise ObjectStoreError(f"{what}: {describe_s3_error(exc)}") from None
 
 
-def _describe(exc: BaseException) -> str:
-    from botocore.exceptions import ClientError
+# What to do about the answers an operator can fix (S3's own error codes).
+_ADVICE = {
+    "InvalidAccessKeyId": "check s3.access_key_id",
+    "SignatureDoesNotMatch": "check the S3 secret key",
+    "AccessDenied": "check the key's permissions on the bucket",
+    "NoSuchBucket": "check s3.bucket, or create the bucket",
+}
+
+
+def describe_s3_error(exc: BaseException) -> str:
+    """One line for an error of the S3 client, with what to do where the operator can fix it."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
 
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        return f"{err.get('Code', 'error')}: {err.get('Message', '')}".rstrip(": ")
+        code = err.get("Code", "error")
+        text = f"{code}: {err.get('Message', '')}".rstrip(": ")
+        advice = _ADVICE.get(code)
+        return f"{text}; {advice}" if advice else text
+    if isinstance(exc, EndpointConnectionError):
+        return f"{exc}; check s3.endpoint_url and that the object store is running"
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return f"{exc}; set s3.access_key_id and the secret key (or its file)"
     return str(exc)
 
 

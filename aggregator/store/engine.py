@@ -54,7 +54,10 @@ def create_engine(url: str, *, password: str | None = None, must_exist: bool = F
     # database behind because of a typo.
     path = sqlite_file(parsed)
     if must_exist and path is not None and not path.exists():
-        raise StoreError(f"{path}: no such database file")
+        raise StoreError(
+            f"{path}: no such database file; check store.url (or --store), or create the store "
+            "with `footfall-aggregator db upgrade`"
+        )
     backend = parsed.get_backend_name()
     try:
         if backend == "sqlite":

@@ -106,7 +106,7 @@ class EventStore:
                 migrations.require_latest(engine)
         except OperationalError as exc:
             engine.dispose()
-            raise StoreError(f"cannot open {redacted(url)}: {_first_line(exc)}") from None
+            raise _cannot_open(url, exc) from None
         except StoreError:
             engine.dispose()
             raise
@@ -366,13 +366,20 @@ def _first_line(exc: DBAPIError) -> str:
     return redact(line)
 
 
+def _cannot_open(url: str, exc: OperationalError) -> StoreError:
+    return StoreError(
+        f"cannot open {redacted(url)}: {_first_line(exc)}; check store.url (or --store), the "
+        "password and that the database is running"
+    )
+
+
 def schema_status(url: str, *, password: str | None = None) -> migrations.SchemaStatus:
     """Schema version of the store at ``url`` without changing anything."""
     engine = create_engine(url, password=password, must_exist=True)
     try:
         return migrations.status(engine)
     except OperationalError as exc:
-        raise StoreError(f"cannot open {redacted(url)}: {_first_line(exc)}") from None
+        raise _cannot_open(url, exc) from None
     finally:
         engine.dispose()
 
@@ -383,6 +390,6 @@ def upgrade_schema(url: str, *, password: str | None = None) -> list[migrations.
     try:
         return migrations.upgrade(engine)
     except OperationalError as exc:
-        raise StoreError(f"cannot open {redacted(url)}: {_first_line(exc)}") from None
+        raise _cannot_open(url, exc) from None
     finally:
         engine.dispose()

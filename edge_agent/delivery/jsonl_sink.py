@@ -87,7 +87,10 @@ class JsonlFolderSink:
             self.crops_dir.mkdir(parents=True, exist_ok=True)
             self._fh = (folder / EVENTS_FILE).open("a+b")
         except OSError as exc:
-            raise SinkError(f"{folder}: cannot write events there ({exc.strerror})") from None
+            raise SinkError(
+                f"{folder}: cannot write events there ({exc.strerror}); choose a folder "
+                "this user may write"
+            ) from None
         try:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -10,6 +10,7 @@ and classifier sections here extend those parts.
 """
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, model_validator
@@ -28,6 +29,15 @@ from footfall.remote_settings import (
     Units,
 )
 from models.selection import DEFAULT_AGE_MODEL, DEFAULT_GENDER_MODEL, check_selection
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
+
+
+def video_file(spec: str) -> Path | None:
+    """The video file ``spec`` names, or None for a camera index ("0") or a stream URL."""
+    if spec.isdigit() or spec.split("://", 1)[0].lower() in STREAM_SCHEMES:
+        return None
+    return Path(spec)
 
 
 class SourceSettings(Section):

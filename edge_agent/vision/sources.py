@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.vision.settings import video_file
 from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS, timestamp_window_text
 from footfall.redact import redact
 
@@ -278,7 +279,8 @@ def open_source(
 ) -> FrameSource:
     """A camera index ("0"), an ``rtsp://`` / ``http(s)://`` URL, or a video file path (which
     needs ``start``, the wall-clock time of its first frame)."""
-    if spec.isdigit() or spec.split("://", 1)[0].lower() in ("rtsp", "rtsps", "http", "https"):
+    path = video_file(spec)
+    if path is None:
         return LiveSource(
             int(spec) if spec.isdigit() else spec,
             reconnect_min_seconds=reconnect_min_seconds,
@@ -286,7 +288,7 @@ def open_source(
         )
     if start is None:
         raise ValueError(f"{spec}: a video file needs the start time of its first frame")
-    return VideoFileSource(Path(spec), start)
+    return VideoFileSource(path, start)
 
 
 class QueueClosedError(Exception):

@@ -57,11 +57,14 @@ def test_replay_prints_counts(tmp_path: Path) -> None:
         (["replay", "{tmp}/missing.jsonl", "--store", "sqlite:///{tmp}/s.db"], 1,
          "error: {tmp}/missing.jsonl: file not found"),
         (["fleet", "--store", "sqlite:///{tmp}/nope.db"], 1,
-         "error: {tmp}/nope.db: no such database file"),
+         "error: {tmp}/nope.db: no such database file; check store.url (or --store), or "
+         "create the store with `footfall-aggregator db upgrade`"),
         (["dead-letters", "--store", "sqlite:///{tmp}/nope.db"], 1,
-         "error: {tmp}/nope.db: no such database file"),
+         "error: {tmp}/nope.db: no such database file; check store.url (or --store), or "
+         "create the store with `footfall-aggregator db upgrade`"),
         (["db", "status", "--store", "sqlite:///{tmp}/nope.db"], 1,
-         "error: {tmp}/nope.db: no such database file"),
+         "error: {tmp}/nope.db: no such database file; check store.url (or --store), or "
+         "create the store with `footfall-aggregator db upgrade`"),
         (["fleet", "--store", "postgresql://u:secret@db/x"], 2,
          "error: --store: must not contain a password; set store.password through the "
          "environment or store.password_file"),
@@ -72,7 +75,8 @@ def test_replay_prints_counts(tmp_path: Path) -> None:
         (["run", "--config", "{tmp}/no-mqtt.toml"], 1,
          "error: the configuration has no [mqtt] section; the ingest service needs one"),
         (["run", "--config", "{tmp}/closed-port.toml"], 1,
-         "error: cannot connect to the broker at 127.0.0.1:{port}: [Errno 111] Connection refused"),
+         "error: cannot connect to the broker at 127.0.0.1:{port}: [Errno 111] Connection refused; "
+         "check mqtt.host and mqtt.port, and that the broker is running"),
     ],
     ids=["replay-missing", "fleet-no-db", "dead-letters-no-db", "db-status-no-db",
          "password-in-url", "unknown-backend", "bad-duration", "run-without-mqtt",

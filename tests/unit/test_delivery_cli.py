@@ -60,7 +60,10 @@ def test_outbox_status_json_and_config(tmp_path: Path) -> None:
 def test_outbox_status_errors(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["outbox", "status", "--data-dir", str(tmp_path)])
     assert missing.exit_code == 1
-    assert missing.stderr == f"error: no outbox at {tmp_path / 'outbox.db'}\n"
+    assert missing.stderr == (
+        f"error: no outbox at {tmp_path / 'outbox.db'}; check the agent's data directory (its "
+        "data_dir)\n"
+    )
     neither = runner.invoke(app, ["outbox", "status"])
     assert neither.stderr == "error: give exactly one of --data-dir or --config\n"
 

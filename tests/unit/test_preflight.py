@@ -1,12 +1,14 @@
 """Start-up checks of the delivery side's files and credentials: one line naming the setting and
 the file; complete, readable settings pass."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from edge_agent.delivery.preflight import SetupError, check_broker_files, check_store_credentials
 from footfall.connections import BrokerSettings, ObjectStoreSettings
+from footfall.preflight import check_directory, check_output_file, check_writable_directory
 from infra.devservices.ca import make_test_ca
 
 
@@ -118,3 +120,65 @@ def test_no_s3_credentials_anywhere_is_named(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AK")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "SK")
     check_store_credentials(_s3())
+
+
+@pytest.mark.parametrize(
+    ("check", "make", "path", "message"),
+    [
+        (check_writable_directory, None, "new/deeper", None),
+        (check_writable_directory, "dir", "d", None),
+        (
+            check_writable_directory,
+            "file",
+            "f/sub",
+            "data_dir {tmp}/f/sub: {tmp}/f is not a directory; correct data_dir",
+        ),
+        (
+            check_writable_directory,
+            None,
+            "/proc/forbidden/data",
+            "data_dir /proc/forbidden/data: cannot write in /proc: No such file or directory; "
+            "set data_dir to a place this user may write",
+        ),
+        (check_output_file, None, "out/r.xlsx", None),
+        (
+            check_output_file,
+            "dir",
+            "d",
+            "data_dir {tmp}/d: is a directory; give the name of a file in it",
+        ),
+        (check_directory, "dir", "d", None),
+        (
+            check_directory,
+            None,
+            "d",
+            "data_dir {tmp}/d: no such directory; create it or correct data_dir",
+        ),
+        (
+            check_directory,
+            "file",
+            "d",
+            "data_dir {tmp}/d: not a directory; give a directory in data_dir",
+        ),
+    ],
+)
+def test_directories_and_output_files(
+    tmp_path: Path,
+    check: Callable[[str, Path], None],
+    make: str | None,
+    path: str,
+    message: str | None,
+) -> None:
+    target = tmp_path / path
+    if make == "dir":
+        target.mkdir()
+    elif make == "file":  # a file where the path's first directory should be
+        (tmp_path / path.split("/")[0]).write_text("x", encoding="utf-8")
+    before = sorted(tmp_path.rglob("*"))
+    if message is None:
+        check("data_dir", target)
+    else:
+        with pytest.raises(SetupError) as caught:
+            check("data_dir", target)
+        assert str(caught.value) == message.format(tmp=tmp_path)
+    assert sorted(tmp_path.rglob("*")) == before  # a check leaves nothing behind

@@ -152,19 +152,22 @@ def test_config_errors_never_show_a_secret(
             f"postgresql+psycopg://u@{UNREACHABLE}/db?password={SECRET}",
             None,
             f"cannot open postgresql+psycopg://u@{UNREACHABLE}/db?password=***: connection "
-            'failed: connection to server at "127.0.0.1", port 1 failed: Connection refused',
+            'failed: connection to server at "127.0.0.1", port 1 failed: Connection refused; '
+            "check store.url (or --store), the password and that the database is running",
         ),
         (
             f"postgresql+psycopg://u:{SECRET}@{UNREACHABLE}/db",
             None,
             f"cannot open postgresql+psycopg://u:***@{UNREACHABLE}/db: connection failed: "
-            'connection to server at "127.0.0.1", port 1 failed: Connection refused',
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused; check '
+            "store.url (or --store), the password and that the database is running",
         ),
         (
             f"postgresql+psycopg://u@{UNREACHABLE}/db",
             SECRET,
             f"cannot open postgresql+psycopg://u@{UNREACHABLE}/db: connection failed: "
-            'connection to server at "127.0.0.1", port 1 failed: Connection refused',
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused; check '
+            "store.url (or --store), the password and that the database is running",
         ),
         (
             f"postgresql://u:{SECRET}@127.0.0.1:notaport/db",
@@ -211,7 +214,8 @@ def test_cli_store_error_with_a_password_from_the_environment(tmp_path: Path) ->
     assert (result.exit_code, result.output) == (
         1,
         f"error: cannot open postgresql+psycopg://u@{UNREACHABLE}/db: connection failed: "
-        'connection to server at "127.0.0.1", port 1 failed: Connection refused\n',
+        'connection to server at "127.0.0.1", port 1 failed: Connection refused; check store.url '
+        "(or --store), the password and that the database is running\n",
     )
 
 
