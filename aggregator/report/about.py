@@ -53,6 +53,18 @@ def write_about(
     ]
     if empty_reason:
         rows.append(("No data", empty_reason, None))
+    calibrations = [
+        f"{sm.spot}: " + "; ".join(c for c in (sm.gender_calibration, sm.age_calibration) if c)
+        for sm in summaries
+        if sm.gender_calibration or sm.age_calibration
+    ]
+    rows.append(
+        (
+            "Share calibrations",
+            " | ".join(calibrations) or "none: shares are plain counts",
+            None,
+        )
+    )
     models = sorted({item for text in tally.models for item in _model_items(text)})
     rows.append(("Models in the events", "; ".join(models) or "none recorded", None))
     header(ws, ["Item", "Value"], [26, 60])

@@ -112,7 +112,7 @@ def write_charts(
     n = len(summaries)
     col = DATA_COLUMN
     # Per spot: people, women's share and its interval as distances below and above.
-    table = ["Spot", "People", "Women %", "Below", "Above"]
+    table = ["Spot", "People", "Women %", "Below", "Above", "Women % counted"]
     for j, h in enumerate(table):
         put(ws, 1, col + j, h)
         ws.cell(1, col + j).font = HEADER_FONT
@@ -123,6 +123,8 @@ def write_charts(
             put(ws, i, col + 2, s.women_share, PERCENT_FORMAT)
             put(ws, i, col + 3, s.women_share - s.women_ci[0], PERCENT_FORMAT)
             put(ws, i, col + 4, s.women_ci[1] - s.women_share, PERCENT_FORMAT)
+        if s.women_counted is not None:
+            put(ws, i, col + 5, s.women_counted, PERCENT_FORMAT)
     # Age counts per spot, for the 100 % stacked bars.
     age_col = col + len(table) + 1
     put(ws, 1, age_col, "Spot")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from aggregator.event_columns import event_columns, row_function
+from aggregator.event_columns import AGE_PROBABILITY_COLUMNS, event_columns, row_function
 from footfall.contract import PersonEvent
 
 # Columns of every event frame, in this order; what each holds is declared in
@@ -32,6 +32,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "gender_confidence",
     "age_group",
     "age_years",
+    *AGE_PROBABILITY_COLUMNS.values(),
     "face_quality",
     "crop_key",
     "crop_note",

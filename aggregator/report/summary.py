@@ -7,6 +7,8 @@ import numpy as np
 
 from aggregator.report.stats import wilson_interval
 from aggregator.report.tally import DIRECTIONS, GENDERS, SiteTally, SpotTally
+from aggregator.shares.estimate import ShareEstimate, estimate_shares
+from aggregator.shares.registry import calibration_for, model_of
 from footfall.contract import AGE_GROUPS, Direction, Gender
 
 # The rate rule. A rate per hour extrapolated from a few minutes of footage is mostly noise: one
@@ -31,7 +33,7 @@ class SpotSummary:
     women: int
     men: int
     gender_unknown: int
-    women_share: float | None  # of people whose gender is known
+    women_share: float | None  # of people whose gender is known; corrected where calibrated
     women_ci: tuple[float, float] | None
     men_share: float | None
     men_ci: tuple[float, float] | None
@@ -45,6 +47,12 @@ class SpotSummary:
     coverage_hours: float | None  # None: no status information at all
     people_per_hour: float | None  # None below the rate rule (MIN_RATE_HOURS) or with no coverage
     rank: int = 0
+    # The shares' provenance: the calibration that corrected them (None: plain counts with a
+    # sampling-only interval, as no calibration is known for the model), and the plain count.
+    gender_calibration: str | None = None
+    age_calibration: str | None = None
+    women_counted: float | None = None
+    age_intervals: tuple[tuple[float, float] | None, ...] = ()
 
     @property
     def gender_known(self) -> int:
@@ -84,6 +92,20 @@ def summarize_spot(
     per_slot = counts.sum(axis=(1, 2))
     peak = int(np.argmax(per_slot)) if people else None
     hours = merged_hours(coverage) if coverage is not None else None
+    women_share = women / known if known else None
+    women_ci = wilson_interval(women, known)
+    age_shares = tuple((int(x) / known_age if known_age else None) for x in by_age[:-1])
+    age_intervals: tuple[tuple[float, float] | None, ...] = (None,) * len(AGE_GROUP_LABELS)
+    gender_est = _estimate("gender", tally, tally.gender_posteriors())
+    if gender_est is not None:
+        women_share = float(gender_est.share[0])
+        women_ci = (float(gender_est.low[0]), float(gender_est.high[0]))
+    age_est = _estimate("age", tally, tally.age_posteriors())
+    if age_est is not None:
+        age_shares = tuple(float(v) for v in age_est.share)
+        age_intervals = tuple(
+            (float(lo), float(hi)) for lo, hi in zip(age_est.low, age_est.high, strict=True)
+        )
     return SpotSummary(
         spot=name,
         agents=tuple(sorted(tally.agents)),
@@ -94,12 +116,12 @@ def summarize_spot(
         women=women,
         men=men,
         gender_unknown=unknown,
-        women_share=women / known if known else None,
-        women_ci=wilson_interval(women, known),
+        women_share=women_share,
+        women_ci=women_ci,
         men_share=men / known if known else None,
         men_ci=wilson_interval(men, known),
         age_counts=tuple(int(x) for x in by_age),
-        age_shares=tuple((int(x) / known_age if known_age else None) for x in by_age[:-1]),
+        age_shares=age_shares,
         age_unknown_share=int(by_age[-1]) / people if people else None,
         gender_unknown_share=unknown / people if people else None,
         peak_slot=peak,
@@ -107,7 +129,22 @@ def summarize_spot(
         median_dwell=tally.median_dwell(),
         coverage_hours=hours,
         people_per_hour=(people / hours) if hours and hours >= min_rate_hours else None,
+        gender_calibration=gender_est.calibration if gender_est is not None else None,
+        age_calibration=age_est.calibration if age_est is not None else None,
+        women_counted=women / known if known else None,
+        age_intervals=age_intervals,
     )
+
+
+def _estimate(role: str, tally: SpotTally, posteriors: np.ndarray) -> ShareEstimate | None:
+    """The corrected shares of the spot's judged people, where the classifier its events name
+    has a calibration; None (plain counts) otherwise or with nobody judged."""
+    model = calibration_for(role, model_of(role, tally.models))
+    if model is None or len(posteriors) == 0:
+        return None
+    # 200 draws and a 2,000-person bootstrap subset keep a month of a busy spot to about a
+    # second (the subset's spread is scaled to the whole; estimate_shares).
+    return estimate_shares(posteriors, model.calibration, draws=200, bootstrap_cap=2000)
 
 
 def summarize(

@@ -93,11 +93,9 @@ def write_summary(
         "Rank: by people per hour among spots with enough footage, then the others by people."
         if has_coverage
         else "Rank: by people (no agent status was received, so the footage time is not known).",
-        "Women %: share among people whose gender was judged; the interval (Wilson score, 95 %) "
-        "shows the sampling uncertainty - a spot with few people judged gives a wide interval. "
-        "It does not include the classifier's own error (see the model cards). Gender judged / "
-        "Age judged: how many of the spot's people the shares rest on; the others showed no face "
-        "good enough to judge.",
+        _shares_note(summaries),
+        "Gender judged / Age judged: how many of the spot's people the shares rest on; the "
+        "others showed no face good enough to judge.",
         "Age columns: share of each age group among people whose age was judged.",
     ]
     if empty_reason:
@@ -111,3 +109,27 @@ def write_summary(
         cell.font = Font(bold=i == last + 2 and empty_reason is not None)
         ws.row_dimensions[i].height = 15 * wrapped_lines(text, total_width)
     print_setup(ws, title, title_rows="1:1")
+
+
+def _shares_note(summaries: list[SpotSummary]) -> str:
+    corrected = sorted(
+        {c for s in summaries for c in (s.gender_calibration, s.age_calibration) if c}
+    )
+    plain = [s.spot for s in summaries if s.gender_known and s.gender_calibration is None]
+    text = (
+        "Women % and the age mix are estimated, not counted: each person's most likely label, "
+        "counted, is pulled towards the classifier's own habits (a crowd of 75 % women is counted "
+        "as about 69 %), so the shares are corrected for the classifier's confusion measured on "
+        "labelled faces (calibration: " + "; ".join(corrected) + "). The 95 % interval carries "
+        "both the sampling (who happened to pass) and the classifier's own uncertainty."
+        if corrected
+        else "Women %: share among people whose gender was judged, counted."
+    )
+    if plain:
+        text += (
+            " No calibration is known for the classifier at "
+            + ", ".join(plain)
+            + ": there the shares are plain counts and the interval (Wilson score) covers sampling "
+            "only."
+        )
+    return text

@@ -4,6 +4,7 @@ Each batch is reduced with vectorised numpy (one ``bincount`` per spot), so a mi
 a few arrays of counts plus one float per person for the median dwell.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from aggregator.report.period import ReportPeriod
+from aggregator.shares.posteriors import age_posteriors, gender_posteriors
 from footfall.contract import AGE_GROUPS, AgeGroup, Direction, Gender
 
 # The axes of the counts, in the contract's words; the frames hold their text.
@@ -40,6 +42,11 @@ class SpotTally:
     week_hours: np.ndarray = field(init=False)  # [weekday (Monday = 0), hour]
     dwell_chunks: list[np.ndarray] = field(default_factory=list)
     agents: set[str] = field(default_factory=set)
+    # The judged people's posteriors (float32: 40 bytes a person) and the models behind them,
+    # for the share estimate.
+    gender_chunks: list[np.ndarray] = field(default_factory=list)
+    age_chunks: list[np.ndarray] = field(default_factory=list)
+    models: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.counts = np.zeros((self.slots, len(GENDERS), len(AGE_BANDS)), dtype=np.int64)
@@ -66,12 +73,27 @@ class SpotTally:
         self.directions += np.bincount(d, minlength=len(DIRECTIONS))
         self.dwell_chunks.append(frame["dwell_seconds"].to_numpy(dtype=np.float64, copy=True))
         self.agents.update(frame["agent"].unique().tolist())
+        self.gender_chunks.append(gender_posteriors(frame))
+        self.age_chunks.append(age_posteriors(frame))
+        self.models.update(frame["models"].dropna().tolist())
+
+    def gender_posteriors(self) -> np.ndarray:
+        return _stacked(self.gender_chunks, 2)
+
+    def age_posteriors(self) -> np.ndarray:
+        return _stacked(self.age_chunks, len(AGE_GROUPS))
 
     def median_dwell(self) -> float | None:
         if not self.dwell_chunks:
             return None
         values = np.concatenate(self.dwell_chunks)
         return float(np.median(values)) if values.size else None
+
+
+def _stacked(chunks: list[np.ndarray], classes: int) -> np.ndarray:
+    if not chunks:
+        return np.zeros((0, classes), dtype=np.float64)
+    return np.concatenate(chunks).astype(np.float64)
 
 
 @dataclass

@@ -117,3 +117,82 @@ def test_no_people_no_share() -> None:
 def test_bad_posteriors_are_refused(posteriors: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         em_prior(posteriors, CAL_PRIOR)
+
+
+def _asymmetric_crowd(
+    n: int, women: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A classifier that calls 20 % of women men but only 5 % of men women, with near-certain
+    posteriors (as a saturated gender head gives): counting is biased, tempering cannot fix it."""
+    is_woman = rng.random(n) < women
+    says_woman = np.where(is_woman, rng.random(n) > 0.20, rng.random(n) < 0.05)
+    p_f = np.where(says_woman, 0.99, 0.01)
+    return np.stack([p_f, 1 - p_f], axis=1), is_woman
+
+
+def test_the_adjusted_count_undoes_an_asymmetric_confusion() -> None:
+    rng = np.random.default_rng(11)
+    val_p, val_women = _asymmetric_crowd(3000, 0.5, rng)
+    cal = fit_calibration("asym", val_p, np.where(val_women, 0, 1), method="acc", replicates=30)
+    assert cal.confusion is not None
+    assert cal.confusion[0, 1] == pytest.approx(0.20, abs=0.03)  # women called men
+    assert cal.confusion[1, 0] == pytest.approx(0.05, abs=0.02)
+    errors, naive, covered = [], [], 0
+    for _ in range(20):
+        p, is_woman = _asymmetric_crowd(500, 0.75, rng)
+        est = estimate_shares(p, cal, draws=200)
+        errors.append(abs(est.share[0] - is_woman.mean()))
+        naive.append(abs(est.naive[0] - is_woman.mean()))
+        covered += est.low[0] <= is_woman.mean() <= est.high[0]
+    assert np.mean(naive) > 0.1  # 0.75 * 0.8 + 0.25 * 0.05 = 61 % counted
+    assert np.mean(errors) < 0.035
+    assert covered >= 17
+
+
+def test_vector_scaling_recovers_a_known_lean() -> None:
+    rng = np.random.default_rng(3)
+    n, c = 4000, 3
+    labels = rng.integers(0, c, n)
+    x = rng.normal(size=(n, c)) + 2.0 * np.eye(c)[labels]
+    # Unit noise and a shift of 2 on the true class: the calibrated posterior is softmax(2 x).
+    # What the classifier reports: twice as sharp, and leaning towards class 0 by 1 nat.
+    shown = 4.0 * x + np.array([1.0, 0.0, 0.0])
+    p = np.exp(shown - shown.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    cal = fit_calibration("lean", p, labels, bias=True, replicates=5)
+    assert cal.scale == pytest.approx(0.5, abs=0.05)
+    assert cal.bias is not None
+    # softmax(0.5 * shown + b) = softmax(2 x) needs b = -0.5 * lean (relative to class 0).
+    assert cal.bias[1] - cal.bias[0] == pytest.approx(0.5, abs=0.15)
+    assert cal.bias[2] - cal.bias[0] == pytest.approx(0.5, abs=0.15)
+
+
+def test_calibration_records_round_trip_with_their_method() -> None:
+    rng = np.random.default_rng(4)
+    p, women = _asymmetric_crowd(200, 0.5, rng)
+    for cal in (
+        fit_calibration("a", p, np.where(women, 0, 1), method="acc", replicates=3),
+        fit_calibration("b", p, np.where(women, 0, 1), bias=True, replicates=3),
+    ):
+        again = Calibration.from_dict(cal.to_dict())
+        assert again.method == cal.method and again.name == cal.name
+        assert np.allclose(again.prior, cal.prior, atol=1e-6)
+        for mine, theirs in ((again.confusion, cal.confusion), (again.bias, cal.bias)):
+            assert (mine is None) == (theirs is None)
+            if mine is not None and theirs is not None:
+                assert np.allclose(mine, theirs, atol=1e-6)
+    with pytest.raises(ValueError, match="needs a confusion"):
+        Calibration("c", np.array([0.5, 0.5]), method="acc")
+
+
+def test_a_pseudo_person_per_class_keeps_em_out_of_a_corner() -> None:
+    # Ten people with broad posteriors: the maximum-likelihood mix puts all of them in 2 of 8
+    # classes; one pseudo-person per class keeps every class possible.
+    broad = np.full((10, 8), 0.1)
+    broad[:7, 4] = 0.3
+    broad[7:, 7] = 0.3
+    broad /= broad.sum(axis=1, keepdims=True)
+    prior = np.full(8, 1 / 8)
+    assert em_prior(broad, prior).min() < 1e-3
+    shrunk = em_prior(broad, prior, pseudocount=1.0)
+    assert shrunk.min() > 0.02 and shrunk.argmax() == 4

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
@@ -19,7 +20,9 @@ from aggregator.report.workbook import (
     SiteReportInfo,
     build_site_workbook,
 )
-from footfall.contract import Direction, Gender, PersonEvent
+from aggregator.shares.estimate import adjusted_count
+from aggregator.shares.registry import calibration_for
+from footfall.contract import Direction, Gender, ModelRef, ModelRole, PersonEvent
 from footfall.contract.examples import example_event
 
 SITE = SiteReportInfo("site-a", "Site A", "Europe/Berlin")
@@ -79,6 +82,12 @@ def _table(ws: Worksheet, first_header: str) -> dict[str, dict[str, Any]]:
     return rows
 
 
+UNCALIBRATED = [
+    ModelRef(role=ModelRole.GENDER, name="home-made-gender", version="1"),
+    ModelRef(role=ModelRole.AGE, name="home-made-age", version="1"),
+]
+
+
 def test_totals_shares_and_confidence_intervals(tmp_path: Path) -> None:
     at = BERLIN_MIDNIGHT_UTC + timedelta(hours=9)
     events = (
@@ -101,6 +110,7 @@ def test_totals_shares_and_confidence_intervals(tmp_path: Path) -> None:
         ]
         + [_ev("south", at, Gender.MALE, 5.0)]
     )
+    events = [e.model_copy(update={"models": UNCALIBRATED}) for e in events]
     wb = load_workbook(_build(tmp_path, events))
     assert wb.sheetnames == ["Summary", "Charts", "north", "south", "About"]
     rows = _summary_rows(wb["Summary"])
@@ -112,9 +122,9 @@ def test_totals_shares_and_confidence_intervals(tmp_path: Path) -> None:
         3,
         1,
     )
-    low, high = wilson_interval(7, 10) or (0, 0)
-    assert north["Women % (95 % interval)"] == f"70 % ({low * 100:.0f}-{high * 100:.0f} %)"
+    # A classifier without a calibration: plain counts, a sampling-only (Wilson) interval.
     assert north["Women % (95 % interval)"] == "70 % (40-89 %)"
+    low, _ = wilson_interval(7, 10) or (0, 0)
     assert north["Gender judged"] == "10 of 11" and north["Age judged"] == "10 of 11"
     assert north["Age 25-32"] == pytest.approx(0.7)
     assert north["Age 60-100"] == pytest.approx(0.3)
@@ -125,11 +135,45 @@ def test_totals_shares_and_confidence_intervals(tmp_path: Path) -> None:
     # The charts' table keeps the numbers behind the texts.
     charts = _table(wb["Charts"], "Spot")
     assert charts["north"]["Women %"] == pytest.approx(0.7)
+    assert charts["north"]["Women % counted"] == pytest.approx(0.7)
     assert charts["north"]["Below"] == pytest.approx(0.7 - low)
-    assert charts["north"]["Above"] == pytest.approx(high - 0.7)
     assert charts["north"]["People"] == 11
+    notes = " ".join(str(c.value) for c in wb["Summary"]["A"] if isinstance(c.value, str))
+    assert "No calibration is known for the classifier at north, south" in notes
+
+
+def test_shares_of_a_calibrated_classifier_are_corrected_with_a_wider_interval(
+    tmp_path: Path,
+) -> None:
+    at = BERLIN_MIDNIGHT_UTC + timedelta(hours=9)
+    events = [
+        _ev("north", at + timedelta(seconds=i), Gender.FEMALE if i < 28 else Gender.MALE)
+        for i in range(40)
+    ]
+    wb = load_workbook(_build(tmp_path, events))
+    north = _summary_rows(wb["Summary"])["north"]
+    # 28 of 40 counted as women; the shipped calibration of the events' gender head undoes its
+    # measured confusion, and the interval widens by the classifier's own uncertainty.
+    cal = calibration_for("gender", "cydral-gender")
+    assert cal is not None and cal.calibration.confusion is not None
+    corrected = adjusted_count(np.array([0.7, 0.3]), cal.calibration.confusion)[0]
+    assert corrected > 0.7  # the classifier calls women men more often than the reverse
+    text = north["Women % (95 % interval)"]
+    assert text.startswith(f"{corrected * 100:.0f} % (")
+    low, high = (float(v) / 100 for v in text.split("(")[1].rstrip(" %)").split("-"))
+    wilson = wilson_interval(28, 40) or (0, 0)
+    assert low <= corrected <= high and high - low > wilson[1] - wilson[0]
+    charts = _table(wb["Charts"], "Spot")
+    assert charts["north"]["Women % counted"] == pytest.approx(0.7)
+    assert charts["north"]["Women %"] == pytest.approx(corrected)
+    notes = " ".join(str(c.value) for c in wb["Summary"]["A"] if isinstance(c.value, str))
+    assert "calibration: cydral-age on UTKFace val; cydral-gender on UTKFace val" in notes
+    about = {
+        r[0]: r[1] for r in wb["About"].iter_rows(min_row=2, max_col=2, values_only=True) if r[0]
+    }
+    assert "north: cydral-gender on UTKFace val" in str(about["Share calibrations"])
     # Known textbook value: 7 of 10 -> Wilson 95% interval ~ [0.3968, 0.8922].
-    assert (low, high) == pytest.approx((0.3968, 0.8922), abs=1e-4)
+    assert wilson_interval(7, 10) == pytest.approx((0.3968, 0.8922), abs=1e-4)
 
 
 def test_person_list_and_hourly_table_in_local_time(tmp_path: Path) -> None:
