@@ -77,6 +77,8 @@ def _status_columns() -> list["sa.Column[Any]"]:
         sa.Column("crops_dropped", sa.BigInteger(), nullable=True),
         sa.Column("source_reconnects", sa.BigInteger(), nullable=True),
         sa.Column("last_error", NOTE_TEXT, nullable=True),
+        sa.Column("source_state", ENUM_TEXT, nullable=True),
+        sa.Column("source_error", NOTE_TEXT, nullable=True),
     ]
 
 
@@ -117,6 +119,12 @@ agents = sa.Table(
     sa.Column("last_channel", ENUM_TEXT, nullable=False),
     sa.Column("state_since", UtcDateTime(), nullable=False, comment="When state last changed"),
     *_status_columns(),
+    sa.Column(
+        "pending_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="sent_at of the heartbeat outbox_depth and crops_pending come from",
+    ),
 )
 
 schema_version = sa.Table(
