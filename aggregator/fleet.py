@@ -113,6 +113,8 @@ def fleet_table(agents: Sequence[AgentRow], now: datetime, silent_after: timedel
         "last error",
         title=f"{len(agents)} agents; silent after {ago(silent_after)} without a message",
     )
+    # An error names a URL or a path, one long word: folded onto more lines, never cut short.
+    table.columns[-1].overflow = "fold"
     for a in agents:
         verdict = health(a, now, silent_after)
         # Every cell is a Text, never a str: rich would read "[...]" in agent-supplied strings
