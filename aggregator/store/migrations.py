@@ -81,6 +81,10 @@ def _v5_source_state(conn: sa.Connection) -> None:
     _add_columns(conn, tables.agents, "pending_at")
 
 
+def _v6_sites(conn: sa.Connection) -> None:
+    tables.metadata.create_all(conn, tables=[tables.sites])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, dead letters, agents and their status history", _v1_initial),
     Migration(2, "log of nightly workbook deliveries", _v2_deliveries),
@@ -92,6 +96,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "come from",
         _v5_source_state,
     ),
+    Migration(6, "sites and their time zones, as the configuration declares them", _v6_sites),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -151,3 +151,14 @@ deliveries = sa.Table(
     sa.Column("finished_at", UtcDateTime(), nullable=False),
 )
 sa.Index("ix_deliveries_site_day", deliveries.c.site, deliveries.c.day)
+
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("site", ID, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=True, comment="Display name for the workbook"),
+    sa.Column("timezone", SHORT_TEXT, nullable=False, comment="IANA time zone of the site"),
+    sa.Column("registered_at", UtcDateTime(), nullable=False, comment="Last written"),
+    comment="Sites as an aggregator's configuration declares them, so that commands without "
+    "that configuration report them in their own time zone",
+)
