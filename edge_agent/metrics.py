@@ -89,6 +89,13 @@ class AgentCollector(Collector):
             yield M.counter(
                 "source_reconnects", "Times the video source was reopened", stats.source_reconnects
             )
+            if stats.source_state is not None:
+                # A counter of reopens says nothing about whether frames arrive now.
+                yield M.gauge(
+                    "source_delivering",
+                    "1 while the video source delivers frames",
+                    stats.source_state is SourceState.DELIVERING,
+                )
             yield M.counter(
                 "events_emitted", "PersonEvents produced by the pipeline", stats.events_emitted
             )

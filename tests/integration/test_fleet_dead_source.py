@@ -130,6 +130,10 @@ def test_dead_rtsp_source_is_reconnecting_in_readyz_heartbeats_and_fleet(
             f"/readyz to blame the source (last answer {_readyz(health_port)})",
         )
 
+        with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/metrics") as response:
+            metrics = response.read().decode()
+        assert "\nfootfall_agent_source_delivering 0.0\n" in metrics
+
         def reconnecting() -> bool:
             agent = _agent(store_url)
             # pending_at: a heartbeat came, not only the online status made at connect.
