@@ -1,7 +1,7 @@
 """``footfall-aggregator``: the aggregator's command line. A thin layer over the library.
 
 Exit codes: 0 success; 1 an error, printed as one line; 2 an invalid configuration or option;
-3 (``fleet`` only) at least one agent is silent.
+3 (``fleet`` only) at least one agent is offline, silent or without video.
 """
 
 import signal
