@@ -1,7 +1,7 @@
 """``footfall-aggregator``: the aggregator's command line. A thin layer over the library.
 
 Exit codes: 0 success; 1 an error, printed as one line; 2 an invalid configuration or option;
-3 (``fleet`` only) at least one agent is silent.
+3 (``fleet`` only) at least one agent is offline, silent or without video.
 """
 
 import signal
@@ -247,18 +247,25 @@ def report(
         str | None,
         typer.Option(
             "--timezone",
-            help="IANA zone for a site not in the configuration (default UTC)",
+            help="IANA zone for a site not in the configuration (default: the zone the "
+            "service's configuration registered in the store, else UTC)",
             show_default=False,
         ),
     ] = None,
 ) -> None:
     """Build one site's workbook for a local day (default: yesterday) or a range of days."""
     from aggregator.delivery.crops import s3_crop_reader
-    from aggregator.delivery.jobs import build_report, site_info, yesterday
+    from aggregator.delivery.jobs import build_report, registered_site, site_info, yesterday
+    from aggregator.report.about import partial_note
     from footfall.preflight import check_output_file
 
     cfg = load_config(config, store)
-    info = site_info(cfg, site, timezone)
+    registered = None
+    if timezone is None and site not in {s.id for s in cfg.sites}:
+        # Not in this configuration: the zone an aggregator's configuration registered.
+        with opened_store(cfg, upgrade=False) as event_store:
+            registered = registered_site(event_store, site)
+    info = site_info(cfg, site, timezone, registered)
     if (first is None) != (last is None):
         raise fail("--from and --to go together", code=2)
     if first is not None and day is not None:
@@ -299,6 +306,8 @@ def report(
         typer.echo(f"  #{s.rank} {s.spot}: {s.people} people, {women}")
     if result.empty_reason:
         typer.echo(f"  no data: {result.empty_reason}")
+    if result.partial_until is not None:
+        typer.echo(f"  partial day: {partial_note(result.partial_until, result.period)}")
 
 
 @app.command()
@@ -311,10 +320,19 @@ def deliver(
         list[str] | None,
         typer.Option("--site", help="Only these sites (repeatable)", show_default=False),
     ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="Deliver a --date that is not over yet at a site; the workbook says it is partial",
+        ),
+    ] = False,
 ) -> None:
     """Build, upload and link each site's workbook for its local yesterday (or --date); mail the
-    link if configured. Retries; exits 1 if any site could not be delivered."""
+    link if configured. Retries; exits 1 if any site could not be delivered, 2 for a --date not
+    over yet at a site (without --allow-partial)."""
     from aggregator.delivery.jobs import deliver_sites
+    from aggregator.errors import PartialDayError
     from aggregator.setup_checks import delivery_checks, store_checks
 
     cfg = load_config(config)
@@ -326,10 +344,16 @@ def deliver(
     with opened_store(cfg) as event_store:
         try:
             outcomes = deliver_sites(
-                cfg, event_store, day=day.date() if day else None, site_ids=site
+                cfg,
+                event_store,
+                day=day.date() if day else None,
+                site_ids=site,
+                allow_partial=allow_partial,
             )
         except KeyError as exc:
             raise fail(str(exc.args[0]), code=2) from None
+        except PartialDayError as exc:
+            raise fail(str(exc), code=2) from None
     failed = [o for o in outcomes if not o.ok]
     for o in outcomes:
         if o.ok:

@@ -19,3 +19,7 @@ class IngestError(AggregatorError):
 
 class ReplayError(AggregatorError):
     """A replay input cannot be read."""
+
+
+class PartialDayError(AggregatorError):
+    """A delivery was asked for a day that is not over yet at the site, without allowing it."""

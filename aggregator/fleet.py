@@ -3,18 +3,19 @@ a time in, a health verdict and a table out."""
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from rich.table import Table
 from rich.text import Text
 
 from aggregator.store import AgentRow
-from footfall.contract import AgentState
+from footfall.contract import AgentState, SourceState
 
 
 class Health(StrEnum):
-    ONLINE = "online"  # said online and heard from recently
+    ONLINE = "online"  # said online and heard from recently, its source delivering
+    NO_VIDEO = "NO VIDEO"  # online and heard from, but its video source is reconnecting
     SILENT = "SILENT"  # said online, but nothing heard for longer than the threshold
     OFFLINE = "offline"  # said offline (itself, or the broker through its will)
 
@@ -24,11 +25,21 @@ def health(agent: AgentRow, now: datetime, silent_after: timedelta) -> Health:
         return Health.OFFLINE
     if now - agent.last_seen_at > silent_after:
         return Health.SILENT
+    if agent.source_state is SourceState.RECONNECTING:
+        return Health.NO_VIDEO
     return Health.ONLINE
 
 
 def silent(agents: Sequence[AgentRow], now: datetime, silent_after: timedelta) -> list[AgentRow]:
     return [a for a in agents if health(a, now, silent_after) is Health.SILENT]
+
+
+def unhealthy(
+    agents: Sequence[AgentRow], now: datetime, silent_after: timedelta
+) -> list[tuple[AgentRow, Health]]:
+    """Every agent that is not counting now (offline, silent or without video), with why."""
+    verdicts = [(a, health(a, now, silent_after)) for a in agents]
+    return [(a, v) for a, v in verdicts if v is not Health.ONLINE]
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -62,7 +73,24 @@ def _number(value: float | int | None, fmt: str = "{:,}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-_STYLE = {Health.ONLINE: "green", Health.SILENT: "bold red", Health.OFFLINE: "yellow"}
+_STYLE = {
+    Health.ONLINE: "green",
+    Health.NO_VIDEO: "bold red",
+    Health.SILENT: "bold red",
+    Health.OFFLINE: "yellow",
+}
+
+
+def _utc(value: datetime | None) -> str:
+    return "-" if value is None else f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+
+
+def _source_error(agent: AgentRow) -> str:
+    # An agent's own last_error names a reconnecting source's error already; this is for an
+    # agent whose heartbeat carried only the source's.
+    if agent.source_state is SourceState.RECONNECTING and agent.source_error:
+        return agent.source_error
+    return ""
 
 
 def fleet_table(agents: Sequence[AgentRow], now: datetime, silent_after: timedelta) -> Table:
@@ -71,18 +99,22 @@ def fleet_table(agents: Sequence[AgentRow], now: datetime, silent_after: timedel
         "spot",
         "agent",
         "health",
+        "source",
         "last seen",
         "state since",
         "fps",
         "outbox",
-        "dropped frames",
         "crops pending",
+        "pending as of",
+        "dropped frames",
         "software",
         "config",
         "models",
         "last error",
         title=f"{len(agents)} agents; silent after {ago(silent_after)} without a message",
     )
+    # An error names a URL or a path, one long word: folded onto more lines, never cut short.
+    table.columns[-1].overflow = "fold"
     for a in agents:
         verdict = health(a, now, silent_after)
         # Every cell is a Text, never a str: rich would read "[...]" in agent-supplied strings
@@ -92,16 +124,19 @@ def fleet_table(agents: Sequence[AgentRow], now: datetime, silent_after: timedel
             a.spot,
             a.agent,
             verdict.value,
+            a.source_state.value if a.source_state is not None else "-",
             f"{ago(now - a.last_seen_at)} ago",
             f"{ago(now - a.state_since)} ago",
             _number(a.fps, "{:.1f}"),
             _number(a.outbox_depth),
-            _number(a.frames_dropped),
             _number(a.crops_pending),
+            # The agent's clock (a recorded clip's: its footage time), so a time, not an age.
+            _utc(a.pending_at),
+            _number(a.frames_dropped),
             a.software_version,
             a.config_version or "-",
             ", ".join(f"{m.name}@{m.version}" for m in a.models) or "-",
-            a.last_error or "",
+            a.last_error or _source_error(a),
         ]
         row = [Text(c) for c in cells]
         row[3].stylize(_STYLE[verdict])

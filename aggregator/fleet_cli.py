@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from aggregator.bundles import BrokerEndpoint
     from aggregator.provisioning import Registry
 
-EXIT_SILENT_AGENTS = 3
+EXIT_UNHEALTHY_AGENTS = 3  # offline, silent or without video
+EXIT_SILENT_AGENTS = EXIT_UNHEALTHY_AGENTS  # the name it had while only silence counted
 EXIT_CONFIG_REJECTED = 3
 EXIT_NO_ANSWER = 4
 
@@ -88,13 +89,13 @@ def fleet(
         ),
     ] = None,
 ) -> None:
-    """Show every agent's last status; exit 3 if any online agent has gone silent."""
+    """Show every agent's last status; exit 3 if any agent is offline, silent (no message
+    for longer than --silent-after) or without video (its source reconnecting)."""
     if ctx.invoked_subcommand is not None:
         return
     from datetime import timedelta
 
-    from aggregator.fleet import fleet_table, parse_duration
-    from aggregator.fleet import silent as silent_agents
+    from aggregator.fleet import fleet_table, parse_duration, unhealthy
 
     cfg = load_config(config, store)
     if silent_after is None:
@@ -111,11 +112,11 @@ def fleet(
         return
     now = datetime.now(UTC)
     Console(width=200).print(fleet_table(agents, now, threshold))
-    quiet = silent_agents(agents, now, threshold)
-    if quiet:
-        names = ", ".join(f"{a.site}/{a.spot}/{a.agent}" for a in quiet)
-        typer.echo(f"{len(quiet)} silent: {names}", err=True)
-        raise typer.Exit(EXIT_SILENT_AGENTS)
+    failing = unhealthy(agents, now, threshold)
+    if failing:
+        names = ", ".join(f"{a.site}/{a.spot}/{a.agent} ({v.value})" for a, v in failing)
+        typer.echo(f"{len(failing)} of {len(agents)} not counting: {names}", err=True)
+        raise typer.Exit(EXIT_UNHEALTHY_AGENTS)
 
 
 def _registry(path: Path, broker_user: str | None = None, *, writes: bool = True) -> "Registry":

@@ -120,7 +120,7 @@ class AggregatorCollector(Collector):
             "agents",
             "Agents known to the store, by health",
             "health",
-            {verdict.value.lower(): verdicts.get(verdict, 0) for verdict in Health},
+            {verdict.name.lower(): verdicts.get(verdict, 0) for verdict in Health},
         )
 
 

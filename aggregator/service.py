@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounters:
     """Run the ingest service until ``stop`` is set (with the metrics and health endpoint when
     ``health.port`` is set)."""
-    from aggregator.delivery.jobs import nightly_scheduler
+    from aggregator.delivery.jobs import nightly_scheduler, register_sites
     from aggregator.ingest import MqttIngest  # paho is only needed here
 
     if config.mqtt is None:
@@ -24,6 +24,8 @@ def run_service(config: AggregatorConfig, stop: threading.Event) -> IngestCounte
     health_server = None
     worker = None
     try:
+        # Commands run without this configuration (report) find the sites' time zones there.
+        register_sites(config, store)
         log.info(
             "ingest %s -> %s (group %s)",
             config.mqtt.topic_prefix,

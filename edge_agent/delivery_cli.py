@@ -163,6 +163,22 @@ def run_agent(
             "with time zone (default: now)",
         ),
     ] = None,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime",
+            help="When source.url is a video file: deliver its frames at their own pace (frame i "
+            "no earlier than i/fps seconds after the first), as a camera would",
+        ),
+    ] = False,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="When source.url is a video file: start it again at its end, its time running "
+            "on from where the previous pass ended; runs until stopped",
+        ),
+    ] = False,
 ) -> None:
     """Run the agent: source.url through the pipeline into the durable outbox, events to MQTT,
     crops to S3. SIGTERM or Ctrl-C stops the source, drains for delivery.shutdown_drain_seconds
@@ -186,7 +202,9 @@ def run_agent(
         if first_frame.tzinfo is None:
             raise fail(f"--start {start!r} needs a time zone, e.g. +02:00 or Z", 2)
     try:
-        report = run_live(cfg, models_dir=models_dir, start=first_frame)
+        report = run_live(
+            cfg, models_dir=models_dir, start=first_frame, realtime=realtime, loop=loop
+        )
     except (AgentError, OutboxError, GeometryError) as exc:
         raise fail(str(exc)) from None
     if not report.stopped_cleanly:

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from edge_agent.delivery.heartbeat import FrameCounters
 from edge_agent.delivery.sender import LinkState
 from footfall import __version__
+from footfall.contract import SourceState
 from footfall.metrics import Families, registry_of
 
 if TYPE_CHECKING:
@@ -87,6 +89,13 @@ class AgentCollector(Collector):
             yield M.counter(
                 "source_reconnects", "Times the video source was reopened", stats.source_reconnects
             )
+            if stats.source_state is not None:
+                # A counter of reopens says nothing about whether frames arrive now.
+                yield M.gauge(
+                    "source_delivering",
+                    "1 while the video source delivers frames",
+                    stats.source_state is SourceState.DELIVERING,
+                )
             yield M.counter(
                 "events_emitted", "PersonEvents produced by the pipeline", stats.events_emitted
             )
@@ -169,11 +178,39 @@ def agent_registry(delivery: DeliveryParts) -> CollectorRegistry:
     return registry_of(AgentCollector(delivery))
 
 
+STALE_FRAME_SECONDS = 30.0
+"""A source that says it delivers but whose last frame was processed longer ago than this is
+not ready: a stream can hang without an error (a stalled read)."""
+
+
+def source_problem(frames: FrameCounters) -> str | None:
+    """Why the video source makes the agent not ready, or None (no source, or frames flow)."""
+    state = frames.source_state
+    if state is None:
+        return None
+    if state is SourceState.STARTING:
+        return "video source starting: no frame yet"
+    if state is SourceState.RECONNECTING:
+        return "video source reconnecting" + (
+            f": {frames.source_error}" if frames.source_error else ""
+        )
+    if state is SourceState.ENDED:
+        return "video source ended"
+    since = frames.seconds_since_frame
+    if since is not None and since > STALE_FRAME_SECONDS:
+        return f"no frame from the video source for {since:.0f} s"
+    return None
+
+
 def agent_readiness(delivery: DeliveryParts) -> str | None:
-    """Ready when connected to the broker (if there is one to connect to)."""
-    if delivery.sender is None:
-        return None
-    stats = delivery.sender.stats()
-    if stats.state is LinkState.CONNECTED:
-        return None
-    return f"MQTT {stats.state.value}" + (f": {stats.last_error}" if stats.last_error else "")
+    """Ready when the video source delivers frames (if there is one) and the agent is
+    connected to the broker (if there is one to connect to)."""
+    problems = [source_problem(delivery.status.frame_counters())]
+    if delivery.sender is not None:
+        stats = delivery.sender.stats()
+        if stats.state is not LinkState.CONNECTED:
+            problems.append(
+                f"MQTT {stats.state.value}" + (f": {stats.last_error}" if stats.last_error else "")
+            )
+    found = [p for p in problems if p is not None]
+    return "; ".join(found) if found else None

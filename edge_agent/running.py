@@ -97,13 +97,17 @@ def run_live(
     *,
     models_dir: Path | None = None,
     start: datetime | None = None,
+    realtime: bool = False,
+    loop: bool = False,
 ) -> DrainReport:
     """The ``run`` command: the configured source through the vision pipeline into the outbox,
     events to MQTT and crops to S3, until the source ends or SIGTERM; then drain and stop.
 
     ``start`` is the wall-clock time of the first frame when the source is a video file;
     cameras and streams are stamped with the clock. A file's events and status messages are
-    both on its footage's clock (:func:`footage_clock`), however fast it is read.
+    both on its footage's clock (:func:`footage_clock`), however fast it is read; ``realtime``
+    reads it at its own pace, ``loop`` over and over with that clock running on (testing a
+    deployment without a camera).
     """
     from edge_agent.build import (
         BuildError,
@@ -112,12 +116,16 @@ def run_live(
         build_person_detector,
         resolver_for,
     )
-    from edge_agent.vision.sources import SourceError, open_source
+    from edge_agent.vision.sources import SourceError, is_live_spec, open_source
 
     remote = RemoteConfigManager.load(config)
     config = remote.active
     if config.source.url is None:
         raise AgentError("source.url is not set: give the camera's RTSP/HTTP URL or index")
+    if (realtime or loop) and is_live_spec(config.source.url):
+        raise AgentError(
+            "--realtime and --loop are for a video file; source.url is a camera or a stream"
+        )
     try:
         # Before the models load and the camera opens: fail in a second, not after them.
         check_delivery(config)
@@ -140,6 +148,8 @@ def run_live(
             start=start or datetime.now(UTC),
             reconnect_min_seconds=config.source.reconnect_min_seconds,
             reconnect_max_seconds=config.source.reconnect_max_seconds,
+            realtime=realtime,
+            loop=loop,
         )
     except (SourceError, ValueError) as exc:
         raise AgentError(str(exc)) from None
@@ -183,7 +193,7 @@ def run_agent(
     pipeline = Pipeline.from_config(
         config, detector=detector, classifier=classifier, person_detector=person_detector
     )
-    meter = FrameMeter(source_reconnects=lambda: source.reconnects)
+    meter = FrameMeter(source_reconnects=lambda: source.reconnects, source=source.condition)
     footage = footage_clock(source)
     delivery = Delivery(
         config,

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from aggregator.delivery.mail import Mail, Mailer
 from aggregator.delivery.settings import DeliverySettings
+from aggregator.report.about import partial_note
 from aggregator.report.period import ReportPeriod
 from aggregator.report.source import ReportSource
 from aggregator.report.thumbnails import CropReader
@@ -88,14 +89,17 @@ class Deliverer:
         self.clock = clock
         self.crop_reader = crop_reader
 
-    def deliver(self, site: DeliverySite, day: date) -> DeliveryOutcome:
+    def deliver(
+        self, site: DeliverySite, day: date, *, partial_until: datetime | None = None
+    ) -> DeliveryOutcome:
+        """``partial_until``: the day is not over; the workbook says it has data up to then."""
         key = report_key(self.settings.key_prefix, site.id, day)
         delay = self.settings.retry_delay_seconds
         error: str | None = None
         people = 0
         for attempt in range(1, self.settings.attempts + 1):
             try:
-                people, url, expires, emailed = self._attempt(site, day, key)
+                people, url, expires, emailed = self._attempt(site, day, key, partial_until)
             except Exception as exc:  # a night's delivery must be reported, whatever broke
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning(
@@ -140,7 +144,7 @@ class Deliverer:
         return outcome
 
     def _attempt(
-        self, site: DeliverySite, day: date, key: str
+        self, site: DeliverySite, day: date, key: str, partial_until: datetime | None = None
     ) -> tuple[int, str, datetime, tuple[str, ...]]:
         period = ReportPeriod.day(day, site.timezone)
         work_root = self.settings.work_dir
@@ -158,6 +162,7 @@ class Deliverer:
                     tmpdir=Path(work),
                     crop_reader=self.crop_reader,
                     pictures_per_sheet=self.settings.pictures_per_sheet,
+                    partial_until=partial_until,
                 ),
             )
             # The person list exports go beside the workbook, before it: the workbook's object
@@ -225,6 +230,8 @@ def compose_mail(
         lines.append(f"  #{s.rank} {s.spot}: {s.people} people, {women}")
     if result.empty_reason:
         lines += ["", f"No data: {result.empty_reason}"]
+    if result.partial_until is not None:
+        lines += ["", f"Partial day: {partial_note(result.partial_until, result.period)}."]
     return Mail(
         site.email_to,
         f"Footfall report {name} {result.period.first:%Y-%m-%d}",

@@ -54,7 +54,8 @@ class NightlyScheduler:
     """Runs ``job(site, day)`` for each site at its local delivery time, in a daemon thread.
 
     A run that raises is logged and does not stop the others; the delivery job itself retries
-    and records failures.
+    and records failures. Each site's next run is logged when the scheduler starts and after
+    each of its runs. ``clock`` and ``wait`` (seconds -> True when stopped) are for tests.
     """
 
     def __init__(
@@ -62,11 +63,13 @@ class NightlyScheduler:
         schedules: list[SiteSchedule],
         job: Callable[[str, date], object],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wait: Callable[[float], bool] | None = None,
     ) -> None:
         self.schedules = schedules
         self.job = job
         self.clock = clock
         self._stop = threading.Event()
+        self._wait = wait or self._stop.wait
         self._thread = threading.Thread(target=self._loop, name="nightly-delivery", daemon=True)
 
     def start(self) -> None:
@@ -80,10 +83,12 @@ class NightlyScheduler:
         now = self.clock()
         due = {s.site: next_run(s, now) for s in self.schedules}
         by_site = {s.site: s for s in self.schedules}
+        for schedule in self.schedules:
+            log_next_run(schedule, due[schedule.site])
         while not self._stop.is_set() and due:
             site, when = min(due.items(), key=lambda kv: kv[1])
             wait = (when - self.clock()).total_seconds()
-            if wait > 0 and self._stop.wait(min(wait, 60.0)):
+            if wait > 0 and self._wait(min(wait, 60.0)):
                 return
             if self.clock() < when:
                 continue
@@ -94,3 +99,18 @@ class NightlyScheduler:
             except Exception:
                 log.exception("nightly delivery of %s for %s failed", site, day)
             due[site] = next_run(by_site[site], when)
+            log_next_run(by_site[site], due[site])
+
+
+def describe_next_run(schedule: SiteSchedule, when_utc: datetime) -> str:
+    """``site-a: next nightly delivery 2026-05-02 06:00 Europe/Berlin (04:00 UTC), for
+    2026-05-01``."""
+    local = when_utc.astimezone(schedule.tz)
+    return (
+        f"{schedule.site}: next nightly delivery {local:%Y-%m-%d %H:%M} {schedule.tz.key} "
+        f"({when_utc.astimezone(UTC):%Y-%m-%d %H:%M} UTC), for {report_day(schedule, when_utc)}"
+    )
+
+
+def log_next_run(schedule: SiteSchedule, when_utc: datetime) -> None:
+    log.info("%s", describe_next_run(schedule, when_utc))

@@ -28,6 +28,7 @@ def write_about(
     agents: Sequence[Any],
     dead_letters: int,
     empty_reason: str | None,
+    partial_until: datetime | None = None,
 ) -> None:
     rows: list[tuple[str, object, str | None]] = [
         ("Site", site_id, None),
@@ -53,6 +54,8 @@ def write_about(
     ]
     if empty_reason:
         rows.append(("No data", empty_reason, None))
+    if partial_until is not None:
+        rows.append(("Partial day", partial_note(partial_until, period), None))
     calibrations = [
         f"{sm.spot}: " + "; ".join(c for c in (sm.gender_calibration, sm.age_calibration) if c)
         for sm in summaries
@@ -115,3 +118,11 @@ def _model_items(models_json: str) -> list[str]:
         return [f"{m['role']}: {m['name']} {m['version']}" for m in items]
     except (ValueError, TypeError, KeyError):
         return [models_json]
+
+
+def partial_note(until: datetime, period: ReportPeriod) -> str:
+    local = until.astimezone(period.tz)
+    return (
+        f"the period was not over when this workbook was made: data up to {local:%Y-%m-%d %H:%M}"
+        " local time only"
+    )

@@ -107,6 +107,8 @@ class ReportOptions:
     crop_reader: CropReader | None = None  # where face pictures come from; none without it
     pictures_per_sheet: int = DEFAULT_PER_SHEET  # then only links
     exports: bool = True  # the person list as CSV and Parquet beside the workbook
+    # The period had not ended when the workbook was made: its data runs up to this instant.
+    partial_until: datetime | None = None
 
 
 @dataclass
@@ -122,6 +124,7 @@ class WorkbookResult:
     exports: list[Path] = field(default_factory=list)
     pictures: int = 0
     crops_missing: int = 0  # chosen for a picture but not found or not readable
+    partial_until: datetime | None = None  # ReportOptions.partial_until: data up to then
 
 
 def build_site_workbook(
@@ -232,6 +235,7 @@ def build_site_workbook(
                 agents,
                 dead,
                 empty_reason,
+                options.partial_until,
             )
             save_with_streamed_sheets(wb, streamed, out_path, workdir, sheet_pictures)
             if exports is not None:
@@ -267,6 +271,7 @@ def build_site_workbook(
         exports=export_paths,
         pictures=pictures.embedded,
         crops_missing=pictures.missing,
+        partial_until=options.partial_until,
     )
 
 

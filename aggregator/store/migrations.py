@@ -50,17 +50,21 @@ def _v2_deliveries(conn: sa.Connection) -> None:
     tables.metadata.create_all(conn, tables=[tables.deliveries])
 
 
-def _add_event_columns(conn: sa.Connection, *names: str) -> None:
+def _add_columns(conn: sa.Connection, table: sa.Table, *names: str) -> None:
     # A store created by this version already has the columns (version 1 creates the tables as
-    # they are defined now); one created before gets them, null for the events it holds. Adding
+    # they are defined now); one created before gets them, null for the rows it holds. Adding
     # a nullable column without a default rewrites no rows on either backend.
-    have = {c["name"] for c in sa.inspect(conn).get_columns(tables.events.name)}
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
     for name in names:
         if name in have:
             continue
-        column = tables.events.c[name]
+        column = table.c[name]
         sql_type = column.type.compile(dialect=conn.dialect)
-        conn.exec_driver_sql(f"ALTER TABLE {tables.events.name} ADD COLUMN {name} {sql_type}")
+        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {sql_type}")
+
+
+def _add_event_columns(conn: sa.Connection, *names: str) -> None:
+    _add_columns(conn, tables.events, *names)
 
 
 def _v3_content_hash(conn: sa.Connection) -> None:
@@ -71,11 +75,28 @@ def _v4_modes(conn: sa.Connection) -> None:
     _add_event_columns(conn, "counted_by", "face_note")
 
 
+def _v5_source_state(conn: sa.Connection) -> None:
+    for table in (tables.agent_status_history, tables.agents):
+        _add_columns(conn, table, "source_state", "source_error")
+    _add_columns(conn, tables.agents, "pending_at")
+
+
+def _v6_sites(conn: sa.Connection) -> None:
+    tables.metadata.create_all(conn, tables=[tables.sites])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, dead letters, agents and their status history", _v1_initial),
     Migration(2, "log of nightly workbook deliveries", _v2_deliveries),
     Migration(3, "content hash of each event, to report conflicting duplicates", _v3_content_hash),
     Migration(4, "the agent mode that counted each event, and why its face is unknown", _v4_modes),
+    Migration(
+        5,
+        "agents' video source state and error; the time of the heartbeat their pending counts "
+        "come from",
+        _v5_source_state,
+    ),
+    Migration(6, "sites and their time zones, as the configuration declares them", _v6_sites),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

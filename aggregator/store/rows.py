@@ -4,6 +4,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -18,6 +19,7 @@ from footfall.contract import (
     Gender,
     ModelRef,
     PersonEvent,
+    SourceState,
 )
 
 
@@ -164,12 +166,16 @@ def status_values(status: AgentStatus) -> dict[str, Any]:
         "last_error": status.last_error,
     }
     for name in STATS_FIELDS:
-        values[name] = getattr(stats, name) if stats is not None else None
+        value = getattr(stats, name) if stats is not None else None
+        values[name] = value.value if isinstance(value, Enum) else value
     return values
 
 
 STATS_FIELDS: tuple[str, ...] = tuple(AgentStats.model_fields)
 """The counters of a heartbeat (``AgentStats``), each a column of the status tables."""
+
+PENDING_FIELDS: tuple[str, ...] = ("outbox_depth", "crops_pending")
+"""The counters of the agents table taken from heartbeats only (see :class:`AgentRow`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +184,9 @@ class AgentRow:
 
     ``state`` is what the agent (or the broker, through its will) last said; ``last_seen_at`` is
     when the aggregator last heard anything from it. The counters come from the last message that
-    carried them and are None if none did.
+    carried them and are None if none did, except the pending counts (``outbox_depth``,
+    ``crops_pending``): those come from the latest heartbeat, sent at ``pending_at``, since the
+    offline status at shutdown is built before the outbox's last crops are uploaded.
     """
 
     site: str
@@ -206,11 +214,16 @@ class AgentRow:
     crops_dropped: int | None
     source_reconnects: int | None
     last_error: str | None
+    source_state: SourceState | None = None
+    source_error: str | None = None
+    pending_at: datetime | None = None
 
     @classmethod
     def from_mapping(cls, row: Mapping[Any, Any]) -> "AgentRow":
         values = {f.name: row[f.name] for f in fields(cls)}
         values["state"] = AgentState(values["state"])
+        if values["source_state"] is not None:
+            values["source_state"] = SourceState(values["source_state"])
         values["last_channel"] = Channel(values["last_channel"])
         values["models"] = model_refs(values["models"])
         return cls(**values)

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from aggregator.store import tables
-from aggregator.store.rows import STATS_FIELDS, StatusRecord, status_values
-from footfall.contract import AgentState
+from aggregator.store.rows import PENDING_FIELDS, STATS_FIELDS, StatusRecord, status_values
+from footfall.contract import AgentState, Channel
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> Any:
@@ -37,6 +37,10 @@ def record_status(conn: sa.Connection, record: StatusRecord) -> bool:
     )
     if conn.execute(history).first() is None:
         return False
+    pending = record.channel is Channel.HEARTBEAT and status.stats is not None
+    first_values = dict(values)
+    if not pending:
+        first_values.update(dict.fromkeys(PENDING_FIELDS))
     first = (
         _insert(conn, tables.agents)
         .values(
@@ -46,7 +50,8 @@ def record_status(conn: sa.Connection, record: StatusRecord) -> bool:
             last_sent_at=status.sent_at,
             last_channel=record.channel.value,
             state_since=record.received_at,
-            **values,
+            pending_at=status.sent_at if pending else None,
+            **first_values,
         )
         .on_conflict_do_nothing()
         .returning(tables.agents.c.agent)
@@ -71,8 +76,16 @@ def record_status(conn: sa.Connection, record: StatusRecord) -> bool:
             changes["last_sent_at"] = status.sent_at
         changes["last_channel"] = record.channel.value
         for name, value in values.items():
-            if name in STATS_FIELDS and status.stats is None:
+            if name in PENDING_FIELDS or (name in STATS_FIELDS and status.stats is None):
                 continue
             changes[name] = value
+    # What is pending is what the latest heartbeat counted, whatever the status messages say
+    # around it: the offline status is built before the last crops are uploaded. Heartbeats
+    # may arrive out of order after a reconnect, hence by their own sent_at.
+    held = current["pending_at"]
+    if pending and (held is None or status.sent_at >= held):
+        changes["pending_at"] = status.sent_at
+        for name in PENDING_FIELDS:
+            changes[name] = values[name]
     conn.execute(sa.update(t).where(where).values(**changes))
     return True

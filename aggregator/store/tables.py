@@ -77,6 +77,8 @@ def _status_columns() -> list["sa.Column[Any]"]:
         sa.Column("crops_dropped", sa.BigInteger(), nullable=True),
         sa.Column("source_reconnects", sa.BigInteger(), nullable=True),
         sa.Column("last_error", NOTE_TEXT, nullable=True),
+        sa.Column("source_state", ENUM_TEXT, nullable=True),
+        sa.Column("source_error", NOTE_TEXT, nullable=True),
     ]
 
 
@@ -117,6 +119,12 @@ agents = sa.Table(
     sa.Column("last_channel", ENUM_TEXT, nullable=False),
     sa.Column("state_since", UtcDateTime(), nullable=False, comment="When state last changed"),
     *_status_columns(),
+    sa.Column(
+        "pending_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="sent_at of the heartbeat outbox_depth and crops_pending come from",
+    ),
 )
 
 schema_version = sa.Table(
@@ -143,3 +151,14 @@ deliveries = sa.Table(
     sa.Column("finished_at", UtcDateTime(), nullable=False),
 )
 sa.Index("ix_deliveries_site_day", deliveries.c.site, deliveries.c.day)
+
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("site", ID, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=True, comment="Display name for the workbook"),
+    sa.Column("timezone", SHORT_TEXT, nullable=False, comment="IANA time zone of the site"),
+    sa.Column("registered_at", UtcDateTime(), nullable=False, comment="Last written"),
+    comment="Sites as an aggregator's configuration declares them, so that commands without "
+    "that configuration report them in their own time zone",
+)

@@ -11,14 +11,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 from edge_agent.delivery.outbox import OutboxCounters
 from edge_agent.delivery.stream_clock import StreamClock, StreamHeartbeats
 from footfall import __version__
-from footfall.contract import SCHEMA_VERSION, AgentState, AgentStats, AgentStatus, ModelRef
+from footfall.contract import (
+    SCHEMA_VERSION,
+    AgentState,
+    AgentStats,
+    AgentStatus,
+    ModelRef,
+    SourceState,
+)
 from footfall.contract.topics import AgentAddress
 
 _NOTE_MAX = 300
@@ -33,6 +40,19 @@ class FrameCounters:
     frames_dropped: int = 0
     fps: float = 0.0
     source_reconnects: int = 0
+    source_state: SourceState | None = None  # None: no source (e.g. ``deliver``)
+    source_error: str | None = None
+    seconds_since_frame: float | None = None  # None: no frame processed yet
+
+
+class SourceReport(Protocol):
+    """What a video source says about itself (the vision side's ``SourceCondition``)."""
+
+    @property
+    def state(self) -> SourceState: ...
+
+    @property
+    def error(self) -> str | None: ...
 
 
 class OutboxGauges(Protocol):
@@ -113,17 +133,25 @@ class StatusBuilder:
         # One reference assignment; the sender thread reads it when it builds a heartbeat.
         self._config_version = version
 
-    def last_error(self) -> str | None:
+    def last_error(self, frames: FrameCounters | None = None) -> str | None:
+        """The source's error while it is reconnecting (nothing else matters while no frame
+        arrives), else the first error of the delivery parts."""
+        frames = frames or self._frames()
+        if frames.source_state is SourceState.RECONNECTING and frames.source_error:
+            return frames.source_error
         for source in self.errors:
             error = source()
             if error:
                 return error
         return None
 
-    def stats(self) -> AgentStats:
+    def frame_counters(self) -> FrameCounters:
+        return self._frames()
+
+    def stats(self, frames: FrameCounters | None = None) -> AgentStats:
         counters = self._outbox.counters()
         base = self._baseline
-        frames = self._frames()
+        frames = frames or self._frames()
         return AgentStats(
             started_at=self.started_at,
             uptime_seconds=max(0.0, self._monotonic() - self._started),
@@ -138,6 +166,8 @@ class StatusBuilder:
             crops_pending=self._outbox.crops_pending(),
             crops_dropped=counters.crops_dropped - base.crops_dropped,
             source_reconnects=frames.source_reconnects,
+            source_state=frames.source_state,
+            source_error=_clip(frames.source_error),
         )
 
     def stream_heartbeats(self, interval: float) -> list[datetime] | None:
@@ -155,6 +185,7 @@ class StatusBuilder:
         self, state: AgentState, *, with_stats: bool, at: datetime | None = None
     ) -> AgentStatus:
         """``with_stats=False`` is for the will, which the broker sends later on our behalf."""
+        frames = self._frames() if with_stats else None  # one reading for stats and error
         return AgentStatus(
             schema_version=SCHEMA_VERSION,
             site=self.address.site,
@@ -165,8 +196,8 @@ class StatusBuilder:
             software_version=__version__,
             config_version=self._config_version,
             models=self._models,
-            stats=self.stats() if with_stats else None,
-            last_error=_clip(self.last_error()) if with_stats else None,
+            stats=self.stats(frames) if with_stats else None,
+            last_error=_clip(self.last_error(frames)) if with_stats else None,
         )
 
 
@@ -181,16 +212,21 @@ class FrameMeter:
     ``frames_in`` is taken from the processed frame's position in the source, so frames the
     bounded queue dropped before processing are counted as read and as dropped without the
     runner having to expose its queue.
+
+    ``source``: what the video source says about itself (state and last error); without it the
+    counters carry no source state.
     """
 
     def __init__(
         self,
         *,
         source_reconnects: Callable[[], int] = lambda: 0,
+        source: Callable[[], SourceReport] | None = None,
         window_seconds: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reconnects = source_reconnects
+        self._source = source
         self._window = window_seconds
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -199,6 +235,7 @@ class FrameMeter:
         self._index_base = 0
         self._last_index = -1
         self._recent: deque[float] = deque()
+        self._last_frame: float | None = None
 
     def on_frame(self, frame: _Indexed, _finished: object = None) -> None:
         now = self._monotonic()
@@ -209,6 +246,7 @@ class FrameMeter:
             self._last_index = frame.index
             self._read = self._index_base + frame.index + 1
             self._processed += 1
+            self._last_frame = now
             self._recent.append(now)
             while self._recent and self._recent[0] < now - self._window:
                 self._recent.popleft()
@@ -219,10 +257,16 @@ class FrameMeter:
             while self._recent and self._recent[0] < now - self._window:
                 self._recent.popleft()
             fps = len(self._recent) / self._window
-            return FrameCounters(
+            last = self._last_frame
+            counters = FrameCounters(
                 frames_in=self._read,
                 frames_processed=self._processed,
                 frames_dropped=max(0, self._read - self._processed),
                 fps=round(fps, 2),
                 source_reconnects=self._reconnects(),
+                seconds_since_frame=None if last is None else max(0.0, now - last),
             )
+        if self._source is None:
+            return counters
+        report = self._source()
+        return replace(counters, source_state=report.state, source_error=report.error)

@@ -2,13 +2,18 @@
 position), and live RTSP/HTTP URLs or camera indices (wall-clock time) that reconnect with
 backoff; and the bounded queue between capture and processing.
 
-A source yields :class:`TimedFrame` records. A file that cannot be read is one
+A source yields :class:`TimedFrame` records and says what it is doing in :meth:`condition`
+(the heartbeat and ``/readyz`` report it). A file that cannot be read is one
 :class:`SourceError` with a one-line reason, raised when the source is opened.
+
+A file can stand in for a camera when testing a deployment: ``realtime`` paces it by its
+timestamps, ``loop`` restarts it at its end with the stream time running on.
 """
 
 import logging
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.vision.settings import video_file
+from footfall.contract import SourceState
 from footfall.contract.types import EARLIEST_TIMESTAMP, END_OF_TIMESTAMPS, timestamp_window_text
 from footfall.redact import redact
 
@@ -32,6 +38,31 @@ T = TypeVar("T")
 
 class SourceError(Exception):
     """A source that cannot deliver frames; the message is one line naming it and why."""
+
+
+@dataclass(frozen=True)
+class SourceCondition:
+    """What a source is doing now, and the last error it met opening or reading (kept after it
+    recovers, so the fleet still sees why it reconnected)."""
+
+    state: SourceState
+    error: str | None = None
+
+
+class _ConditionCell:
+    """A :class:`SourceCondition` written by the capture thread, read by the heartbeat's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value = SourceCondition(SourceState.STARTING)
+
+    def set(self, state: SourceState, error: str | None = None) -> None:
+        with self._lock:
+            self._value = SourceCondition(state, error or self._value.error)
+
+    def get(self) -> SourceCondition:
+        with self._lock:
+            return self._value
 
 
 @dataclass(frozen=True)
@@ -77,7 +108,17 @@ class FrameSource(Protocol):
 
     def frames(self, stop: threading.Event) -> Iterator[TimedFrame]: ...
 
+    def condition(self) -> SourceCondition: ...
+
     def close(self) -> None: ...
+
+
+Sleep = Callable[[float, threading.Event], object]
+"""Waits up to the seconds given or until the event is set (``Event.wait``; tests pass a fake)."""
+
+
+def _wait_on_event(seconds: float, stop: threading.Event) -> object:
+    return stop.wait(seconds)
 
 
 def tolerated_shortfall(expected: int) -> int:
@@ -95,10 +136,25 @@ class VideoFileSource:
 
     After the frames ran out, :meth:`shortfall` says whether decoding stopped early: a file
     damaged or cut short mid-stream decodes up to the damage and then reads as ended.
+
+    ``realtime``: frame ``i`` is handed out no earlier than ``i / fps`` seconds (of
+    ``monotonic``) after the first, as a camera would deliver it; otherwise as fast as it
+    decodes. ``loop``: at its end the file is opened again and read anew, its frames stamped on
+    from where the previous pass ended (``start`` + frames read so far / fps), so timestamps,
+    indices and the footage clock keep increasing; it ends only when stopped (or when a pass
+    decodes nothing). ``sleep`` and ``monotonic`` are the pacing's clock (tests pass fakes).
     """
 
     def __init__(
-        self, path: Path, start: datetime, *, capture_factory: CaptureFactory = _open_capture
+        self,
+        path: Path,
+        start: datetime,
+        *,
+        capture_factory: CaptureFactory = _open_capture,
+        realtime: bool = False,
+        loop: bool = False,
+        sleep: Sleep = _wait_on_event,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if start.tzinfo is None or start.utcoffset() is None:
             raise ValueError("start must be time-zone aware")
@@ -108,6 +164,12 @@ class VideoFileSource:
             raise SourceError(f"{path}: not a file")
         self.path = path
         self.start = start
+        self.realtime = realtime
+        self.loop = loop
+        self._factory = capture_factory
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._condition = _ConditionCell()
         self._cap = capture_factory(str(path))
         if not self._cap.isOpened():
             self._cap.release()
@@ -131,7 +193,9 @@ class VideoFileSource:
             self._cap.release()
             raise SourceError(f"{path}: no decodable frames (broken or empty video)")
         self._first: U8 | None = first
-        self._index = 0
+        self._index = 0  # frames handed out, over every pass
+        self._pass_start = 0  # index of the current pass's first frame
+        self._passes = 1
         self._exhausted = False  # the decoder ran out, rather than the caller stopping
 
     @property
@@ -144,22 +208,70 @@ class VideoFileSource:
 
     @property
     def frame_count(self) -> int | None:
-        return self._count
+        """The container's count; None when looping (no end to make progress towards)."""
+        return None if self.loop else self._count
+
+    @property
+    def passes(self) -> int:
+        """Times the file was started (1 without ``loop``)."""
+        return self._passes
+
+    def condition(self) -> SourceCondition:
+        return self._condition.get()
+
+    def _next_image(self) -> U8 | None:
+        if self._first is not None:
+            image, self._first = self._first, None
+            return image
+        ok, read = self._cap.read()
+        if ok and read is not None:
+            return read
+        if not self.loop or self._index == self._pass_start:
+            return None
+        # The next pass: opened anew rather than rewound, since seeking is unreliable in
+        # many containers; its first frame follows the last one of this pass in stream time.
+        self._cap.release()
+        self._cap = self._factory(str(self.path))
+        ok, read = self._cap.read() if self._cap.isOpened() else (False, None)
+        if not ok or read is None:
+            self._condition.set(SourceState.ENDED, f"{self.path}: could not be read again")
+            return None
+        self._pass_start = self._index
+        self._passes += 1
+        log.info("%s: pass %d from stream time %+.1f s", self.path, self._passes, self._at())
+        return read
+
+    def _at(self) -> float:
+        return self._index / self.fps
+
+    def _pace(self, first_wall: float, stop: threading.Event) -> None:
+        # Measured from the first frame, not frame to frame, so a slow read is caught up on
+        # rather than adding up.
+        while not stop.is_set():
+            ahead = first_wall + self._at() - self._monotonic()
+            if ahead <= 0:
+                return
+            self._sleep(ahead, stop)
 
     def frames(self, stop: threading.Event) -> Iterator[TimedFrame]:
-        while not stop.is_set():
-            if self._first is not None:
-                image, self._first = self._first, None
-            else:
-                ok, read = self._cap.read()
-                if not ok or read is None:
+        first_wall: float | None = None
+        try:
+            while not stop.is_set():
+                image = self._next_image()
+                if image is None:
                     self._exhausted = True
                     return
-                image = read
-            yield TimedFrame(
-                image, self.start + timedelta(seconds=self._index / self.fps), self._index
-            )
-            self._index += 1
+                if self.realtime:
+                    if first_wall is None:
+                        first_wall = self._monotonic() - self._at()
+                    self._pace(first_wall, stop)
+                    if stop.is_set():
+                        return
+                self._condition.set(SourceState.DELIVERING)
+                yield TimedFrame(image, self.start + timedelta(seconds=self._at()), self._index)
+                self._index += 1
+        finally:
+            self._condition.set(SourceState.ENDED)
 
     @property
     def frames_read(self) -> int:
@@ -167,11 +279,12 @@ class VideoFileSource:
 
     def shortfall(self) -> str | None:
         """Why the clip ended early (frames read vs the container's count), or None when it was
-        read to its end, was stopped by the caller, or has no frame count to judge by."""
+        read to its end, was stopped by the caller, or has no frame count to judge by. When
+        looping, about the last pass."""
         expected = self._count
         if not self._exhausted or expected is None:
             return None
-        read = self._index
+        read = self._index - self._pass_start
         if expected - read <= tolerated_shortfall(expected):
             return None
         return (
@@ -220,10 +333,14 @@ class LiveSource:
         self._on_reconnect = on_reconnect
         self._reconnects = 0
         self._cap: Capture | None = None
+        self._condition = _ConditionCell()
 
     @property
     def live(self) -> bool:
         return True
+
+    def condition(self) -> SourceCondition:
+        return self._condition.get()
 
     @property
     def reconnects(self) -> int:
@@ -238,12 +355,19 @@ class LiveSource:
         self._reconnects += 1
         # An RTSP URL usually carries the camera's password.
         where = redact(self.target) if isinstance(self.target, str) else self.target
+        self._condition.set(SourceState.RECONNECTING, f"video source {where} {why}")
         log.warning("video source %s %s; reopening in %.1f s", where, why, delay)
         if self._on_reconnect is not None:
             self._on_reconnect(self._reconnects, delay)
         stop.wait(delay)
 
     def frames(self, stop: threading.Event) -> Iterator[TimedFrame]:
+        try:
+            yield from self._frames(stop)
+        finally:
+            self._condition.set(SourceState.ENDED)
+
+    def _frames(self, stop: threading.Event) -> Iterator[TimedFrame]:
         index = 0
         delays = backoff_delays(self.reconnect_min, self.reconnect_max)
         while not stop.is_set():
@@ -253,21 +377,31 @@ class LiveSource:
                 cap.release()
                 self._wait(delays, stop, "cannot be opened")
                 continue
+            read_any = False
             while not stop.is_set():
                 ok, image = cap.read()
                 if not ok or image is None:
                     break
+                if not read_any:
+                    read_any = True
+                    self._condition.set(SourceState.DELIVERING)
                 delays = backoff_delays(self.reconnect_min, self.reconnect_max)
                 yield TimedFrame(image, self._clock(), index)
                 index += 1
             cap.release()
             self._cap = None
             if not stop.is_set():
-                self._wait(delays, stop, "stopped delivering frames")
+                why = "stopped delivering frames" if read_any else "opened but gave no frame"
+                self._wait(delays, stop, why)
 
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
+
+
+def is_live_spec(spec: str) -> bool:
+    """Whether ``source.url`` names a camera index or a stream rather than a video file."""
+    return spec.isdigit() or spec.split("://", 1)[0].lower() in ("rtsp", "rtsps", "http", "https")
 
 
 def open_source(
@@ -276,9 +410,12 @@ def open_source(
     start: datetime | None = None,
     reconnect_min_seconds: float = 1.0,
     reconnect_max_seconds: float = 30.0,
+    realtime: bool = False,
+    loop: bool = False,
 ) -> FrameSource:
     """A camera index ("0"), an ``rtsp://`` / ``http(s)://`` URL, or a video file path (which
-    needs ``start``, the wall-clock time of its first frame)."""
+    needs ``start``, the wall-clock time of its first frame). ``realtime`` and ``loop`` are for
+    files (see :class:`VideoFileSource`); a live source is paced by its camera and never ends."""
     path = video_file(spec)
     if path is None:
         return LiveSource(
@@ -288,7 +425,7 @@ def open_source(
         )
     if start is None:
         raise ValueError(f"{spec}: a video file needs the start time of its first frame")
-    return VideoFileSource(path, start)
+    return VideoFileSource(path, start, realtime=realtime, loop=loop)
 
 
 class QueueClosedError(Exception):

@@ -27,6 +27,7 @@ from footfall.contract.vocab import (
     Gender,
     ModelRole,
     Side,
+    SourceState,
     age_group_for_years,
 )
 
@@ -58,6 +59,7 @@ __all__ = [
     "PersonEvent",
     "Receipt",
     "Side",
+    "SourceState",
     "age_group_for_years",
     "decode",
     "format_utc_ms",

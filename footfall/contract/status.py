@@ -4,7 +4,7 @@ from pydantic import Field
 
 from footfall.contract.events import ModelRef
 from footfall.contract.types import Count, Note, Record, SchemaVersion1, ShortText, UtcTimestamp
-from footfall.contract.vocab import AgentState
+from footfall.contract.vocab import AgentState, SourceState
 from footfall.ids import SafeId
 
 
@@ -23,6 +23,17 @@ class AgentStats(Record):
     crops_pending: Count = Field(description="Face crops waiting for upload")
     crops_dropped: Count = Field(description="Face crops dropped to keep the outbox in its cap")
     source_reconnects: Count = Field(description="Times the video source was reopened")
+    # Optional, so that heartbeats of agents that predate them stay valid.
+    source_state: SourceState | None = Field(
+        default=None,
+        description="What the video source is doing: starting, delivering, reconnecting or "
+        "ended; null when the agent runs no pipeline (e.g. only delivers its outbox)",
+    )
+    source_error: Note | None = Field(
+        default=None,
+        description="Last error opening or reading the video source (kept after it recovers; "
+        "source_state says whether it still holds)",
+    )
 
 
 class AgentStatus(Record):

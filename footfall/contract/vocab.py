@@ -74,6 +74,15 @@ class AgentState(StrEnum):
     OFFLINE = "offline"
 
 
+class SourceState(StrEnum):
+    """What the agent's video source is doing, as its heartbeat reports it."""
+
+    STARTING = "starting"  # opened (or being opened), no frame read yet
+    DELIVERING = "delivering"  # frames arrive
+    RECONNECTING = "reconnecting"  # cannot be opened or stopped delivering; reopened with backoff
+    ENDED = "ended"  # a recorded clip read to its end, or the capture stopped
+
+
 class ModelRole(StrEnum):
     DETECTOR = "detector"
     GENDER = "gender"

@@ -19,9 +19,9 @@ from edge_agent.remote_config import RemoteConfigManager
 from edge_agent.running import run_agent
 from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.pipeline import Pipeline
-from edge_agent.vision.sources import TimedFrame
+from edge_agent.vision.sources import SourceCondition, TimedFrame
 from footfall.connections import BrokerSettings
-from footfall.contract import AgentStatus, decode
+from footfall.contract import AgentStatus, SourceState, decode
 from infra import devservices as ds
 from models.runtime.classifier import FakeClassifier
 from tests.services import MqttNamespace
@@ -42,6 +42,9 @@ class EndlessSource:
         while not stop.wait(0.02):
             yield TimedFrame(image, datetime.now(UTC), index)
             index += 1
+
+    def condition(self) -> SourceCondition:
+        return SourceCondition(SourceState.DELIVERING)
 
     def close(self) -> None:
         return None

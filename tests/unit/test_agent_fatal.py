@@ -20,8 +20,9 @@ from edge_agent.delivery.sender import LinkState
 from edge_agent.running import run_agent, run_until_stopped
 from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.sinks import EventSink
-from edge_agent.vision.sources import TimedFrame
+from edge_agent.vision.sources import SourceCondition, TimedFrame
 from footfall.connections import BrokerSettings, ObjectStoreSettings
+from footfall.contract import SourceState
 from footfall.mqtt_link import BrokerLink
 from footfall.objectstore import MemoryObjectStore
 from models.runtime.classifier import FakeClassifier
@@ -118,6 +119,9 @@ class _EndlessScene:
         while not stop.wait(0.01):
             yield TimedFrame(image, datetime.now(UTC), index)
             index += 1
+
+    def condition(self) -> SourceCondition:
+        return SourceCondition(SourceState.DELIVERING)
 
     def close(self) -> None:
         self.closed = True

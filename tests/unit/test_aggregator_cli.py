@@ -11,6 +11,7 @@ from typer.testing import CliRunner, Result
 
 from aggregator.cli import app
 from aggregator.store import EventStore, StatusRecord
+from aggregator.store.migrations import LATEST_VERSION
 from footfall.contract import AgentState, Channel
 from footfall.contract.examples import example_status, random_events
 
@@ -119,13 +120,19 @@ def test_db_status_and_upgrade(tmp_path: Path) -> None:
         "applied 2: log of nightly workbook deliveries\n"
         "applied 3: content hash of each event, to report conflicting duplicates\n"
         "applied 4: the agent mode that counted each event, and why its face is unknown\n"
+        "applied 5: agents' video source state and error; the time of the heartbeat their "
+        "pending counts come from\n"
+        "applied 6: sites and their time zones, as the configuration declares them\n"
     )
     assert runner.invoke(app, ["db", "upgrade", "--store", url]).stdout == "already up to date\n"
     result = runner.invoke(app, ["db", "status", "--store", url])
-    assert result.stdout == (f"store: {url}\nschema version: 4 (this software: 4)\nup to date\n")
+    latest = LATEST_VERSION
+    assert result.stdout == (
+        f"store: {url}\nschema version: {latest} (this software: {latest})\nup to date\n"
+    )
 
 
-def test_fleet_lists_agents_and_exits_3_when_one_is_silent(tmp_path: Path) -> None:
+def test_fleet_lists_agents_and_exits_3_when_one_is_silent_or_offline(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
     store = EventStore.open(url)
     now = datetime.now(UTC)
@@ -147,7 +154,20 @@ def test_fleet_lists_agents_and_exits_3_when_one_is_silent(tmp_path: Path) -> No
     result = runner.invoke(app, ["fleet", "--store", url, "--silent-after", "5m"])
     assert result.exit_code == 3
     assert "cam-1" in result.stdout and "cam-3" in result.stdout
-    assert _error(result) == "1 silent: site-a/south/cam-2"
+    assert _error(result) == (
+        "2 of 3 not counting: site-a/south/cam-2 (SILENT), site-a/west/cam-3 (offline)"
+    )
+    relaxed = runner.invoke(app, ["fleet", "--store", url, "--silent-after", "1h"])
+    assert relaxed.exit_code == 3, relaxed.output
+    assert _error(relaxed) == "1 of 3 not counting: site-a/west/cam-3 (offline)"
+    back = StatusRecord(
+        Channel.HEARTBEAT,
+        example_status(agent="cam-3", spot="west", sent_at=now + timedelta(seconds=1)),
+        now,
+    )
+    store = EventStore.open(url)
+    store.record_statuses([back])
+    store.close()
     relaxed = runner.invoke(app, ["fleet", "--store", url, "--silent-after", "1h"])
     assert relaxed.exit_code == 0, relaxed.output
     empty = runner.invoke(app, ["fleet", "--store", url, "--site", "elsewhere"])

@@ -1,14 +1,23 @@
 """Fleet health and its table: pure functions of agent rows and the time."""
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console
 
-from aggregator.fleet import Health, ago, fleet_table, health, parse_duration, silent
+from aggregator.fleet import (
+    Health,
+    ago,
+    fleet_table,
+    health,
+    parse_duration,
+    silent,
+    unhealthy,
+)
 from aggregator.store import AgentRow
-from footfall.contract import AgentState, Channel
+from footfall.contract import AgentState, Channel, SourceState
 from footfall.contract.examples import EXAMPLE_MODELS
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -99,3 +108,45 @@ def test_table_shows_every_agent_and_never_reads_agent_text_as_markup() -> None:
     assert "│ offline " in lines["cam-3"]
     assert "yunet@2023mar, cydral-gender@1, cydral-age@1" in lines["cam-1"]
     assert [a.agent for a in silent(agents, NOW, timedelta(seconds=120))] == ["cam-2"]
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split("[\u2502\u2503]", line)]
+
+
+def test_a_reconnecting_source_is_no_video_with_its_error_and_pending_has_a_time() -> None:
+    error = "video source rtsp://127.0.0.1:1 cannot be opened"
+    agents = [
+        replace(
+            _agent("cam-1"),
+            source_state=SourceState.DELIVERING,
+            pending_at=NOW - timedelta(seconds=5),
+        ),
+        replace(
+            _agent("cam-2", quiet_s=1),
+            fps=0.0,
+            source_state=SourceState.RECONNECTING,
+            source_error=error,
+        ),
+        # Recovered: the last source error is kept in the record, but it no longer holds.
+        replace(_agent("cam-3"), source_state=SourceState.DELIVERING, source_error=error),
+    ]
+    after = timedelta(seconds=120)
+    assert [health(a, NOW, after) for a in agents] == [
+        Health.ONLINE,
+        Health.NO_VIDEO,
+        Health.ONLINE,
+    ]
+    assert [(a.agent, v) for a, v in unhealthy(agents, NOW, after)] == [("cam-2", Health.NO_VIDEO)]
+    console = Console(width=300, record=True, color_system=None)
+    console.print(fleet_table(agents, NOW, after))
+    text = console.export_text().splitlines()
+    header = next(_cells(line) for line in text if " health " in line)
+    lines = {_cells(line)[3]: _cells(line) for line in text if "│ cam-" in line}
+    row = {name: dict(zip(header, cells, strict=True)) for name, cells in lines.items()}
+    assert row["cam-1"]["health"] == "online" and row["cam-1"]["source"] == "delivering"
+    assert row["cam-1"]["pending as of"] == "2026-05-01 11:59:55Z"
+    assert row["cam-1"]["crops pending"] == "0" and row["cam-1"]["last error"] == ""
+    assert row["cam-2"]["health"] == "NO VIDEO" and row["cam-2"]["source"] == "reconnecting"
+    assert row["cam-2"]["last error"] == error and row["cam-2"]["pending as of"] == "-"
+    assert row["cam-3"]["last error"] == ""

@@ -3,10 +3,13 @@
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from edge_agent.delivery.heartbeat import FrameCounters, FrameMeter, StatusBuilder
 from edge_agent.delivery.outbox import OutboxCounters
+from edge_agent.metrics import source_problem
 from footfall import __version__
-from footfall.contract import AgentState, AgentStatus, ModelRef, ModelRole, decode
+from footfall.contract import AgentState, AgentStatus, ModelRef, ModelRole, SourceState, decode
 from footfall.contract.topics import AgentAddress
 
 ADDRESS = AgentAddress("site-a", "spot-1", "agent-1")
@@ -89,3 +92,72 @@ def test_frame_meter_counts_reads_drops_reopens_and_recent_fps() -> None:
     assert counters.fps == 0.7  # 7 frames in the last 10 s
     now["t"] += 30
     assert meter.snapshot().fps == 0.0
+
+
+@dataclass(frozen=True)
+class Report:
+    state: SourceState
+    error: str | None = None
+
+
+def test_heartbeat_carries_the_source_state_and_a_reconnecting_source_error_comes_first() -> None:
+    now = {"t": 0.0}
+    report = {"r": Report(SourceState.STARTING)}
+    meter = FrameMeter(source=lambda: report["r"], monotonic=lambda: now["t"])
+    builder = StatusBuilder(
+        ADDRESS, Gauges(), config_version=None, frames=meter.snapshot, wall_clock=lambda: START
+    )
+    builder.errors = [lambda: "MQTT refused"]
+    beat = builder.build(AgentState.ONLINE, with_stats=True)
+    assert beat.stats is not None and beat.stats.source_state is SourceState.STARTING
+    assert beat.last_error == "MQTT refused"
+    error = "video source rtsp://127.0.0.1:1 cannot be opened"
+    report["r"] = Report(SourceState.RECONNECTING, error)
+    beat = builder.build(AgentState.ONLINE, with_stats=True)
+    assert beat.stats is not None
+    assert (beat.stats.source_state, beat.stats.source_error) == (SourceState.RECONNECTING, error)
+    assert beat.last_error == error
+    assert decode(AgentStatus, beat.to_json()) == beat
+    # Recovered: the error is still reported as the source's last, but no longer the agent's.
+    report["r"] = Report(SourceState.DELIVERING, error)
+    beat = builder.build(AgentState.ONLINE, with_stats=True)
+    assert beat.stats is not None and beat.stats.source_error == error
+    assert beat.last_error == "MQTT refused"
+
+
+def test_without_a_source_the_heartbeat_has_no_source_state() -> None:
+    builder = StatusBuilder(ADDRESS, Gauges(), config_version=None, wall_clock=lambda: START)
+    beat = builder.build(AgentState.ONLINE, with_stats=True)
+    assert beat.stats is not None
+    assert (beat.stats.source_state, beat.stats.source_error) == (None, None)
+    assert b"source_state" in beat.to_json()
+
+
+@pytest.mark.parametrize(
+    ("counters", "problem"),
+    [
+        (FrameCounters(), None),
+        (FrameCounters(source_state=SourceState.STARTING), "video source starting: no frame yet"),
+        (
+            FrameCounters(source_state=SourceState.RECONNECTING, source_error="x cannot be opened"),
+            "video source reconnecting: x cannot be opened",
+        ),
+        (FrameCounters(source_state=SourceState.ENDED), "video source ended"),
+        (FrameCounters(source_state=SourceState.DELIVERING, seconds_since_frame=1.0), None),
+        (
+            FrameCounters(source_state=SourceState.DELIVERING, seconds_since_frame=31.0),
+            "no frame from the video source for 31 s",
+        ),
+    ],
+)
+def test_readiness_of_the_source(counters: FrameCounters, problem: str | None) -> None:
+    assert source_problem(counters) == problem
+
+
+def test_frame_meter_says_how_long_ago_the_last_frame_was() -> None:
+    now = {"t": 5.0}
+    meter = FrameMeter(monotonic=lambda: now["t"])
+    assert meter.snapshot().seconds_since_frame is None
+    meter.on_frame(Frame(0))
+    now["t"] = 12.5
+    assert meter.snapshot().seconds_since_frame == 7.5

@@ -16,13 +16,14 @@ from edge_agent.vision.sources import (
     BoundedFrameQueue,
     LiveSource,
     QueueClosedError,
+    SourceCondition,
     SourceError,
     TimedFrame,
     VideoFileSource,
     backoff_delays,
     open_source,
 )
-from footfall.contract import Direction
+from footfall.contract import Direction, SourceState
 from footfall.contract.topics import AgentAddress
 from models.runtime.classifier import FakeClassifier
 from tests.unit.synthetic_faces import Walker, face_image, timeline
@@ -160,6 +161,66 @@ def test_live_source_reconnects_with_backoff_and_counts() -> None:
     assert all(c.released for c in made)
 
 
+def test_live_source_condition_follows_its_frames_and_keeps_the_last_error() -> None:
+    # Cannot be opened, then delivers 2 frames and stops, then opens but gives nothing.
+    plan = [FakeCapture(False, 0), FakeCapture(True, 2), FakeCapture(True, 0)]
+    stop = threading.Event()
+    reconnecting: list[SourceCondition] = []
+    source: LiveSource
+
+    def factory(_target: str | int) -> FakeCapture:
+        if not plan:
+            stop.set()
+            return FakeCapture(False, 0)
+        return plan.pop(0)
+
+    source = LiveSource(
+        "rtsp://user:secret@cam/stream",
+        reconnect_min_seconds=0.001,
+        reconnect_max_seconds=0.001,
+        capture_factory=factory,
+        clock=lambda: START,
+        on_reconnect=lambda _n, _d: reconnecting.append(source.condition()),
+    )
+    assert source.condition() == SourceCondition(SourceState.STARTING)
+    delivering = [source.condition() for _frame in source.frames(stop)]
+    where = "video source rtsp://user:***@cam/stream"
+    assert delivering == [SourceCondition(SourceState.DELIVERING, f"{where} cannot be opened")] * 2
+    assert reconnecting == [
+        SourceCondition(SourceState.RECONNECTING, f"{where} {why}")
+        for why in (
+            "cannot be opened",
+            "stopped delivering frames",
+            "opened but gave no frame",
+            "cannot be opened",
+        )
+    ]
+    assert source.condition() == SourceCondition(SourceState.ENDED, f"{where} cannot be opened")
+
+
+def test_live_source_reports_reconnecting_with_the_reason_while_it_cannot_open() -> None:
+    stop = threading.Event()
+    conditions: list[SourceCondition] = []
+    source: LiveSource
+
+    def on_reconnect(count: int, _delay: float) -> None:
+        conditions.append(source.condition())
+        if count == 2:
+            stop.set()
+
+    source = LiveSource(
+        "rtsp://127.0.0.1:1",
+        reconnect_min_seconds=0.001,
+        reconnect_max_seconds=0.001,
+        capture_factory=lambda _t: FakeCapture(False, 0),
+        on_reconnect=on_reconnect,
+    )
+    assert list(source.frames(stop)) == []
+    error = "video source rtsp://127.0.0.1:1 cannot be opened"
+    assert conditions == [SourceCondition(SourceState.RECONNECTING, error)] * 2
+    assert source.condition() == SourceCondition(SourceState.ENDED, error)
+
+
 def test_backoff_doubles_up_to_the_cap() -> None:
     gen = backoff_delays(1.0, 5.0)
     assert [next(gen) for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
@@ -223,6 +284,9 @@ class ListSource:
         yield from self._frames
         if self._fail is not None:
             raise self._fail
+
+    def condition(self) -> SourceCondition:
+        return SourceCondition(SourceState.DELIVERING)
 
     def close(self) -> None:
         self.closed = True

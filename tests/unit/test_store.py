@@ -22,7 +22,15 @@ from aggregator.store import (
     tables,
 )
 from aggregator.store.store import schema_status
-from footfall.contract import AgeGroup, AgentState, Channel, Direction, Gender, PersonEvent
+from footfall.contract import (
+    AgeGroup,
+    AgentState,
+    Channel,
+    Direction,
+    Gender,
+    PersonEvent,
+    SourceState,
+)
 from footfall.contract.examples import example_event, example_status, random_events
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -212,6 +220,69 @@ def test_status_history_ignores_copies_and_agents_keeps_the_latest(store: EventS
     assert store.agents("elsewhere") == []
 
 
+def _counted(
+    sent_at: datetime, *, crops: int, channel: Channel = Channel.HEARTBEAT
+) -> StatusRecord:
+    record = _record(AgentState.ONLINE, sent_at, sent_at, channel=channel)
+    status = record.status
+    assert status.stats is not None
+    stats = status.stats.model_copy(update={"crops_pending": crops, "outbox_depth": crops})
+    return StatusRecord(channel, status.model_copy(update={"stats": stats}), sent_at)
+
+
+def test_pending_counts_come_from_the_latest_heartbeat_only(store: EventStore) -> None:
+    s = timedelta(seconds=1)
+    # The online status at connect counts what a previous run left: not a heartbeat, not shown.
+    store.record_statuses([_counted(T0, crops=7, channel=Channel.STATUS)])
+    (agent,) = store.agents()
+    assert (agent.crops_pending, agent.outbox_depth, agent.pending_at) == (None, None, None)
+    store.record_statuses([_counted(T0 + 30 * s, crops=0)])
+    # The offline status at shutdown is built before the uploader's last crops went out.
+    offline = _counted(T0 + 40 * s, crops=3, channel=Channel.STATUS)
+    offline = StatusRecord(
+        offline.channel,
+        offline.status.model_copy(update={"state": AgentState.OFFLINE}),
+        offline.received_at,
+    )
+    store.record_statuses([offline])
+    (agent,) = store.agents()
+    assert agent.state is AgentState.OFFLINE
+    assert (agent.crops_pending, agent.outbox_depth) == (0, 0)
+    assert agent.pending_at == T0 + 30 * s
+    # A heartbeat delivered late (older than the one held) does not replace its counts.
+    store.record_statuses([_counted(T0 + 20 * s, crops=5)])
+    assert store.agents()[0].crops_pending == 0
+    store.record_statuses([_counted(T0 + 60 * s, crops=2)])
+    (agent,) = store.agents()
+    assert (agent.crops_pending, agent.pending_at) == (2, T0 + 60 * s)
+
+
+def test_source_state_and_error_are_stored_and_old_heartbeats_still_fit(
+    store: EventStore,
+) -> None:
+    record = _record(AgentState.ONLINE, T0, T0)
+    assert record.status.stats is not None
+    assert record.status.stats.source_state is None  # as from an agent that predates them
+    store.record_statuses([record])
+    (agent,) = store.agents()
+    assert (agent.source_state, agent.source_error) == (None, None)
+    stats = record.status.stats.model_copy(
+        update={
+            "source_state": SourceState.RECONNECTING,
+            "source_error": "video source rtsp://127.0.0.1:1 cannot be opened",
+        }
+    )
+    later = StatusRecord(
+        Channel.HEARTBEAT,
+        record.status.model_copy(update={"sent_at": T0 + timedelta(seconds=30), "stats": stats}),
+        T0 + timedelta(seconds=30),
+    )
+    store.record_statuses([later])
+    (agent,) = store.agents()
+    assert agent.source_state is SourceState.RECONNECTING
+    assert agent.source_error == "video source rtsp://127.0.0.1:1 cannot be opened"
+
+
 def test_coverage_intervals_from_heartbeats_and_statuses(store: EventStore) -> None:
     s = timedelta(seconds=1)
     records = [
@@ -255,8 +326,8 @@ def test_opening_without_upgrade_refuses_an_old_or_newer_schema(tmp_path: Path) 
     with pytest.raises(SchemaError) as info:
         EventStore.open(url, upgrade=False)
     assert str(info.value) == (
-        "the store's schema is at version 0, this software needs 4: run "
-        "`footfall-aggregator db upgrade`"
+        "the store's schema is at version 0, this software needs "
+        f"{migrations.LATEST_VERSION}: run `footfall-aggregator db upgrade`"
     )
     EventStore.open(url).close()
     engine = sa.create_engine(url)
