@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from aggregator.calibrate_cli import calibrate
 from aggregator.cli_common import check_setup, domain_errors, load_config, opened_store
 from aggregator.config import AggregatorConfig
 from aggregator.fleet_cli import EXIT_SILENT_AGENTS as EXIT_SILENT_AGENTS
@@ -406,6 +407,7 @@ def deliveries(
 
 app.command()(survey)
 app.command()(demo)
+app.command()(calibrate)
 
 
 @db_app.command("status")

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from aggregator.event_columns import AGE_PROBABILITY_COLUMNS, event_columns, row_function
+from aggregator.shares.registry import ModelCalibration
 from footfall.contract import PersonEvent
 
 # Columns of every event frame, in this order; what each holds is declared in
@@ -93,6 +94,10 @@ class ReportSource:
     def agents(self, site: str) -> list[AgentInfo]:
         raise NotImplementedError
 
+    def spot_calibrations(self, site: str) -> dict[tuple[str, str], ModelCalibration]:
+        """(spot, role) -> the site calibration an operator fitted for it; none by default."""
+        return {}
+
 
 def events_to_frame(events: Iterable[PersonEvent]) -> pd.DataFrame:
     """Flatten contract events into an event frame (used by tests and the embedded mode)."""
@@ -107,6 +112,7 @@ class EventListSource(ReportSource):
     coverage: dict[str, list[tuple[datetime, datetime]]] | None = None
     dead_letters: int = 0
     agent_infos: list[AgentInfo] = field(default_factory=list)
+    calibrations: dict[tuple[str, str], ModelCalibration] = field(default_factory=dict)
 
     def iter_event_frames(
         self, site: str, start_utc: datetime, end_utc: datetime, batch_size: int
@@ -137,3 +143,6 @@ class EventListSource(ReportSource):
 
     def agents(self, site: str) -> list[AgentInfo]:
         return self.agent_infos
+
+    def spot_calibrations(self, site: str) -> dict[tuple[str, str], ModelCalibration]:
+        return self.calibrations

@@ -1,5 +1,6 @@
 """Per-spot summary figures and the ranking of spots, from tallies and coverage."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -8,7 +9,7 @@ import numpy as np
 from aggregator.report.stats import wilson_interval
 from aggregator.report.tally import DIRECTIONS, GENDERS, SiteTally, SpotTally
 from aggregator.shares.estimate import ShareEstimate, estimate_shares
-from aggregator.shares.registry import calibration_for, model_of
+from aggregator.shares.registry import ModelCalibration, calibration_for, model_of
 from footfall.contract import AGE_GROUPS, Direction, Gender
 
 # The rate rule. A rate per hour extrapolated from a few minutes of footage is mostly noise: one
@@ -81,6 +82,7 @@ def summarize_spot(
     tally: SpotTally,
     coverage: list[tuple[datetime, datetime]] | None,
     min_rate_hours: float = MIN_RATE_HOURS,
+    site_calibrations: Mapping[str, ModelCalibration] | None = None,
 ) -> SpotSummary:
     counts = tally.counts
     people = int(counts.sum())
@@ -96,11 +98,12 @@ def summarize_spot(
     women_ci = wilson_interval(women, known)
     age_shares = tuple((int(x) / known_age if known_age else None) for x in by_age[:-1])
     age_intervals: tuple[tuple[float, float] | None, ...] = (None,) * len(AGE_GROUP_LABELS)
-    gender_est = _estimate("gender", tally, tally.gender_posteriors())
+    own = site_calibrations or {}
+    gender_est = _estimate("gender", tally, tally.gender_posteriors(), own.get("gender"))
     if gender_est is not None:
         women_share = float(gender_est.share[0])
         women_ci = (float(gender_est.low[0]), float(gender_est.high[0]))
-    age_est = _estimate("age", tally, tally.age_posteriors())
+    age_est = _estimate("age", tally, tally.age_posteriors(), own.get("age"))
     if age_est is not None:
         age_shares = tuple(float(v) for v in age_est.share)
         age_intervals = tuple(
@@ -136,10 +139,14 @@ def summarize_spot(
     )
 
 
-def _estimate(role: str, tally: SpotTally, posteriors: np.ndarray) -> ShareEstimate | None:
-    """The corrected shares of the spot's judged people, where the classifier its events name
-    has a calibration; None (plain counts) otherwise or with nobody judged."""
-    model = calibration_for(role, model_of(role, tally.models))
+def _estimate(
+    role: str, tally: SpotTally, posteriors: np.ndarray, site: ModelCalibration | None
+) -> ShareEstimate | None:
+    """The corrected shares of the spot's judged people: with the spot's own site calibration
+    when an operator fitted one for the classifier its events name, else the classifier's
+    calibration; None (plain counts) when it has none or nobody was judged."""
+    named = model_of(role, tally.models)
+    model = site if site is not None and site.model == named else calibration_for(role, named)
     if model is None or len(posteriors) == 0:
         return None
     # 200 draws and a 2,000-person bootstrap subset keep a month of a busy spot to about a
@@ -152,6 +159,7 @@ def summarize(
     coverage: dict[str, list[tuple[datetime, datetime]]] | None,
     known_spots: set[str],
     min_rate_hours: float = MIN_RATE_HOURS,
+    calibrations: Mapping[tuple[str, str], ModelCalibration] | None = None,
 ) -> list[SpotSummary]:
     """One summary per spot (spots with no people included), best-ranked first.
 
@@ -167,6 +175,7 @@ def summarize(
             tally.spots.get(n) or tally.spot(n),
             None if coverage is None else coverage.get(n, []),
             min_rate_hours,
+            {role: c for (spot, role), c in (calibrations or {}).items() if spot == n},
         )
         for n in names
     ]

@@ -180,7 +180,12 @@ def build_site_workbook(
             coverage = source.coverage_intervals(site.id, period.start_utc, period.end_utc)
             agents = source.agents(site.id)
             dead = source.count_dead_letters(site.id, period.start_utc, period.end_utc)
-            summaries = summarize(tally, coverage, {a.spot for a in agents})
+            summaries = summarize(
+                tally,
+                coverage,
+                {a.spot for a in agents},
+                calibrations=source.spot_calibrations(site.id),
+            )
             empty_reason = (
                 _empty_reason(tally, summaries, coverage, dead) if tally.events == 0 else None
             )

@@ -18,11 +18,24 @@ F32 = npt.NDArray[np.float32]
 GENDER_CLASSES: tuple[Gender, ...] = (Gender.FEMALE, Gender.MALE)
 
 
+def gender_judged(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Which rows of ``frame`` have a gender posterior."""
+    confidence = frame["gender_confidence"].to_numpy(dtype=np.float64)
+    known = frame["gender"].isin([g.value for g in GENDER_CLASSES]).to_numpy()
+    return np.asarray(known & ~np.isnan(confidence), np.bool_)
+
+
+def age_judged(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Which rows of ``frame`` have age-group probabilities."""
+    probs = frame[list(AGE_PROBABILITY_COLUMNS.values())].to_numpy(dtype=np.float64)
+    return np.asarray(~np.isnan(probs).any(axis=1), np.bool_)
+
+
 def gender_posteriors(frame: pd.DataFrame) -> F32:
     """(N, 2) rows of [P(female), P(male)] for the judged people of ``frame``."""
     gender = frame["gender"]
     confidence = frame["gender_confidence"].to_numpy(dtype=np.float64)
-    judged = gender.isin([g.value for g in GENDER_CLASSES]).to_numpy() & ~np.isnan(confidence)
+    judged = gender_judged(frame)
     female = (gender == Gender.FEMALE.value).to_numpy()[judged]
     p_female = np.where(female, confidence[judged], 1.0 - confidence[judged])
     return np.stack([p_female, 1.0 - p_female], axis=1).astype(np.float32)
@@ -31,7 +44,6 @@ def gender_posteriors(frame: pd.DataFrame) -> F32:
 def age_posteriors(frame: pd.DataFrame) -> F32:
     """(N, 8) group probabilities of the people of ``frame`` whose age was judged."""
     probs = frame[list(AGE_PROBABILITY_COLUMNS.values())].to_numpy(dtype=np.float64)
-    judged = ~np.isnan(probs).any(axis=1)
-    rows = probs[judged]
+    rows = probs[age_judged(frame)]
     total = rows.sum(axis=1, keepdims=True)
     return np.asarray(rows / np.where(total > 0, total, 1.0), np.float32)

@@ -85,6 +85,10 @@ def _v6_sites(conn: sa.Connection) -> None:
     tables.metadata.create_all(conn, tables=[tables.sites])
 
 
+def _v7_spot_calibrations(conn: sa.Connection) -> None:
+    tables.metadata.create_all(conn, tables=[tables.spot_calibrations])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, dead letters, agents and their status history", _v1_initial),
     Migration(2, "log of nightly workbook deliveries", _v2_deliveries),
@@ -97,6 +101,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _v5_source_state,
     ),
     Migration(6, "sites and their time zones, as the configuration declares them", _v6_sites),
+    Migration(7, "site calibrations of the classifier, per spot", _v7_spot_calibrations),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -7,7 +7,9 @@ from datetime import datetime
 import pandas as pd
 
 from aggregator.report.source import EVENT_COLUMNS, AgentInfo, ReportSource, event_frame
+from aggregator.shares.registry import ModelCalibration, parse
 from aggregator.store.coverage import Interval
+from aggregator.store.spot_calibrations import SpotCalibrationsTable
 from aggregator.store.store import EventStore
 
 
@@ -50,3 +52,9 @@ class StoreReportSource(ReportSource):
             )
             for a in self.store.agents(site)
         ]
+
+    def spot_calibrations(self, site: str) -> dict[tuple[str, str], ModelCalibration]:
+        return {
+            (row.spot, row.role): parse(row.record)
+            for row in SpotCalibrationsTable(self.store.engine).for_site(site)
+        }

@@ -211,6 +211,24 @@ class EventStore:
         for page in self._pages(select, key, site, start_utc, end_utc, batch_size):
             yield reader.values(page)
 
+    def event_columns_for_crops(
+        self, site: str, spot: str, crop_keys: Sequence[str], columns: Sequence[str]
+    ) -> dict[str, list[Any]]:
+        """``columns`` (plus ``crop_key``) of the events of ``site``/``spot`` whose crop is one
+        of ``crop_keys``: the people an operator labelled for a site calibration."""
+        names = list(dict.fromkeys([*columns, "crop_key"]))
+        reader = ColumnReader(self.engine.dialect.name, event_columns(names))
+        t = tables.events
+        rows: list[Any] = []
+        keys = list(dict.fromkeys(crop_keys))
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), 500):  # bounded IN lists
+                stmt = sa.select(*reader.select(t)).where(
+                    t.c.site == site, t.c.spot == spot, t.c.crop_key.in_(keys[i : i + 500])
+                )
+                rows.extend(conn.execute(stmt).all())
+        return reader.values(rows)
+
     def _pages(
         self,
         select: "sa.Select[Any]",

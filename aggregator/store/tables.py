@@ -162,3 +162,18 @@ sites = sa.Table(
     comment="Sites as an aggregator's configuration declares them, so that commands without "
     "that configuration report them in their own time zone",
 )
+
+
+spot_calibrations = sa.Table(
+    "spot_calibrations",
+    metadata,
+    sa.Column("site", ID, primary_key=True),
+    sa.Column("spot", ID, primary_key=True),
+    sa.Column("role", SHORT_TEXT, primary_key=True, comment="gender or age"),
+    sa.Column("model", SHORT_TEXT, nullable=False, comment="The classifier head it corrects"),
+    sa.Column("labelled", sa.Integer(), nullable=False, comment="People the operator labelled"),
+    sa.Column("record", sa.Text(), nullable=False, comment="The calibration, as JSON"),
+    sa.Column("fitted_at", UtcDateTime(), nullable=False),
+    comment="Site calibrations: the classifier's confusion measured on a labelled sample of one "
+    "spot's own crops (footfall-aggregator calibrate); that spot's shares use it",
+)

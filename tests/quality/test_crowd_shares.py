@@ -46,3 +46,41 @@ def test_skewed_crowds_get_their_shares_back(test_faces: LabelledPosteriors) -> 
     assert age_error < 0.03
     assert age_error < 0.7 * np.mean([r.naive_error().mean() for r in age])
     assert np.mean([r.covered().mean() for r in age]) >= 0.8
+
+
+def test_a_site_calibration_from_100_labelled_val_faces_keeps_the_shares(
+    shared_dir: Path, test_faces: LabelledPosteriors
+) -> None:
+    """The operator's path with real faces: 100 labelled UTKFace val faces stand in for a spot's
+    labelled crops; the site calibration fitted from them still gets skewed test crowds right."""
+    from aggregator.shares.crowds import draw_crowd
+    from aggregator.shares.estimate import estimate_shares
+    from aggregator.shares.registry import calibration_for
+    from aggregator.shares.site import fit_site_age, fit_site_gender
+
+    val = predict_split(
+        shared_dir / "data" / "utkface",
+        "val",
+        "cydral",
+        models_dir=shared_dir / "models",
+        limit=100,
+    )
+    gender_model = calibration_for("gender", "cydral-gender")
+    age_model = calibration_for("age", "cydral-age")
+    assert gender_model is not None and age_model is not None
+    site_gender = fit_site_gender("site", gender_model, val.gender, val.gender_labels)
+    site_age = fit_site_age("site", age_model, val.age, val.age_labels)
+    assert site_gender.confusion is not None and len(site_gender.replicates) == 50
+    for scenario in SCENARIOS:
+        if scenario.people < 500:
+            continue
+        posteriors, truth = draw_crowd(test_faces, scenario, np.random.default_rng(5))
+        calibration = site_gender if scenario.role == "gender" else site_age
+        est = estimate_shares(posteriors, calibration, draws=200)
+        if scenario.role == "gender":
+            # 100 labelled people measure the confusion to a few points, and the interval says
+            # so: wider than with the 2,334 val faces, and still covering the truth.
+            assert abs(est.share[0] - truth[0]) <= 0.06, (scenario, est.share[0])
+            assert est.low[0] <= truth[0] <= est.high[0], (est.low[0], est.high[0], truth[0])
+        else:
+            assert np.abs(est.share - truth).mean() < 0.035, (scenario, est.share)
