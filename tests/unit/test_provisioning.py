@@ -67,8 +67,8 @@ def test_passwd_refuses_anything_but_a_hash() -> None:
                 "topic write p/v1/s/sp/cam-1/status",
                 "topic write p/v1/s/sp/cam-1/heartbeat",
                 "topic write p/v1/s/sp/cam-1/config-result",
-                "topic read p/v1/s/sp/cam-1/config",
                 "topic read p/v1/s/sp/cam-1/receipts",
+                "topic readwrite p/v1/s/sp/cam-1/config",
             ],
         ),
         (
