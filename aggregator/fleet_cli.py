@@ -58,6 +58,22 @@ BrokerUserOpt = Annotated[
         help="System user Mosquitto runs as (e.g. mosquitto): generated files get its group, 0640",
     ),
 ]
+InstallDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--install-dir",
+        help="Directory the bundle's files will be in where they are used: the paths written "
+        "into its TOML (default /etc/footfall-agent for an agent, /etc/footfall for a service; "
+        "give the --out directory to use the bundle where it is)",
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="The agent's data_dir written into agent.toml (default /var/lib/footfall-agent)",
+    ),
+]
 ReloadOpt = Annotated[
     Path | None,
     typer.Option(
@@ -160,6 +176,13 @@ def _reload(pid_file: Path | None) -> None:
     typer.echo(f"broker reloaded (SIGHUP to pid {pid})")
 
 
+def _places(install_dir: Path | None, data_dir: Path | None = None) -> dict[str, Path]:
+    """The bundle writer's keyword arguments for the paths given; absolute, since the TOML
+    is read from wherever the program using it happens to start."""
+    places = {"install_dir": install_dir, "data_dir": data_dir}
+    return {key: path.expanduser().absolute() for key, path in places.items() if path is not None}
+
+
 def _report_bundle(paths: list[Path]) -> None:
     typer.echo(f"bundle: {paths[0].parent}")
     for path in paths:
@@ -183,6 +206,8 @@ def provision(
     ] = None,
     broker_user: BrokerUserOpt = None,
     reload_pid_file: ReloadOpt = None,
+    install_dir: InstallDirOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Create an agent's broker account and its bundle (agent.toml, mqtt.password, ca.crt)."""
     from aggregator.bundles import write_agent_bundle
@@ -193,7 +218,9 @@ def provision(
     reg = _registry(registry, broker_user)
     with domain_errors():
         issued = reg.provision_agent(site, spot, agent, topic_prefix=topic_prefix)
-        paths = write_agent_bundle(target, issued, endpoint, source_url=source_url)
+        paths = write_agent_bundle(
+            target, issued, endpoint, source_url=source_url, **_places(install_dir, data_dir)
+        )
     typer.echo(f"provisioned agent {agent} at {site}/{spot}")
     _report_bundle(paths)
     _reload(reload_pid_file)
@@ -211,6 +238,7 @@ def add_user(
     topic_prefix: PrefixOpt = "footfall/v1",
     broker_user: BrokerUserOpt = None,
     reload_pid_file: ReloadOpt = None,
+    install_dir: InstallDirOpt = None,
 ) -> None:
     """Create an aggregator account (reads everything) or an operator account (publishes
     agents' configs); writes mqtt.toml, mqtt.password and ca.crt."""
@@ -227,7 +255,7 @@ def add_user(
     reg = _registry(registry, broker_user)
     with domain_errors():
         issued = reg.add_service(parsed, name, topic_prefix=topic_prefix)
-        paths = write_service_bundle(target, issued, endpoint)
+        paths = write_service_bundle(target, issued, endpoint, **_places(install_dir))
     typer.echo(f"provisioned {parsed.value} {name}")
     _report_bundle(paths)
     _reload(reload_pid_file)
@@ -246,6 +274,8 @@ def rotate(
     ] = None,
     broker_user: BrokerUserOpt = None,
     reload_pid_file: ReloadOpt = None,
+    install_dir: InstallDirOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """New password for an account, in a new bundle; the old password stops working when the
     broker reloads."""
@@ -259,9 +289,10 @@ def rotate(
     with domain_errors():
         issued = reg.rotate(name)
         if issued.account.role is Role.AGENT:
-            paths = write_agent_bundle(target, issued, endpoint, source_url=source_url)
+            places = _places(install_dir, data_dir)
+            paths = write_agent_bundle(target, issued, endpoint, source_url=source_url, **places)
         else:
-            paths = write_service_bundle(target, issued, endpoint)
+            paths = write_service_bundle(target, issued, endpoint, **_places(install_dir))
     typer.echo(f"new password for {name}")
     _report_bundle(paths)
     _reload(reload_pid_file)

@@ -132,7 +132,7 @@ class Delivery:
                     status=self.status,
                     heartbeat_seconds=d.heartbeat_seconds,
                     window=d.inflight_window,
-                    config_handler=self.remote.handle,
+                    config_handler=self.remote.answer,
                     confirm=d.confirm,
                     receipt_timeout_seconds=d.receipt_timeout_seconds,
                     on_fatal=self._fatal,
@@ -193,9 +193,8 @@ class Delivery:
             event.set()
 
     def attach_pipeline(self, pipeline: Pipeline) -> None:
-        """Remote configurations reach ``pipeline`` from now on; the heartbeat's
-        ``config_version`` follows what the pipeline has actually switched to, and a counting
-        line that does not fit its frames is rejected."""
+        """Remote configurations reach ``pipeline`` from now on (it switches at its next frame),
+        and a counting line that does not fit its frames is rejected."""
         self._pipeline = pipeline
         self.remote.checks.append(pipeline.check_config)
 
@@ -203,15 +202,12 @@ class Delivery:
         self.config = active
         if self.sender is not None:
             self.sender.set_heartbeat_seconds(active.delivery.heartbeat_seconds)
-        status = self.status
-
-        def switched(config: AgentConfig) -> None:
-            status.config_version = config.config_version
-
+        # Reported at once (the sender publishes the status right after its answer): the
+        # configuration is accepted and saved, and the pipeline's next frame runs it. Waiting
+        # for that frame would report nothing while the camera is down.
+        self.status.config_version = active.config_version
         if self._pipeline is not None:
-            self._pipeline.request_config(active, on_applied=switched)
-        else:
-            switched(active)
+            self._pipeline.request_config(active)
 
     @property
     def sink(self) -> EventSink:

@@ -19,6 +19,15 @@ still hold.
 
 An applied configuration is saved under the data directory and used from the next start on, so
 a restart without a broker keeps it.
+
+A rejected configuration must not stay retained on the broker: every restart would reject it
+again, and a new device on the same address would never get the configuration that works. So
+the answer to a rejection (:meth:`RemoteConfigManager.answer`) also says what the ``config``
+topic must hold again: the configuration still in effect, exactly as it was published, or an
+empty payload (clears the retained message) when the agent runs on its file alone. The agent
+publishes that retained itself (its ACL lets it write its own ``config`` topic and nobody
+else's); the broker then hands that message back to it, which is recognised and not applied a
+second time.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -96,6 +106,16 @@ def _reason(errors: list[str]) -> str:
 ConfigListener = Callable[[AgentConfig], None]
 
 
+@dataclass(frozen=True)
+class ConfigAnswer:
+    """What the agent does about one message of its ``config`` topic."""
+
+    result: ConfigResult | None  # published retained on config-result; None: nothing to answer
+    # Published retained on the config topic: the configuration in effect as it was published
+    # (b"" clears the retained message); None leaves the topic as it is.
+    restore: bytes | None = None
+
+
 class RemoteConfigManager:
     """The agent's side: holds the file configuration, the remote one in effect and the
     resulting active configuration; checks and applies what arrives on the config topic.
@@ -114,6 +134,8 @@ class RemoteConfigManager:
         self.base = base
         self.remote = remote
         self.active = effective_config(base, remote)
+        # The config topic's payload that produced ``remote`` (b"": none), for restoring it.
+        self.payload = remote.to_json() if remote is not None else b""
         self.path = base.data_dir / REMOTE_CONFIG_FILE
         self.listeners: list[ConfigListener] = []
         # Checks that need what only the running agent knows (the frame size): each raises
@@ -122,6 +144,7 @@ class RemoteConfigManager:
         self.outcomes: Counter[str] = Counter()  # answers given, by outcome
         self._clock = clock
         self._lock = threading.Lock()
+        self._restoring: bytes | None = None  # restored on the topic, not yet seen coming back
 
     @classmethod
     def load(cls, base: AgentConfig) -> RemoteConfigManager:
@@ -131,8 +154,10 @@ class RemoteConfigManager:
         if not path.is_file():
             return cls(base)
         try:
-            remote = parse_remote_config(path.read_bytes())
+            payload = path.read_bytes()
+            remote = parse_remote_config(payload)
             manager = cls(base, remote)
+            manager.payload = payload
         except (OSError, RemoteConfigError) as exc:
             log.warning(
                 "ignoring the saved remote configuration %s (%s); using %s until the broker "
@@ -148,6 +173,30 @@ class RemoteConfigManager:
     @property
     def active_version(self) -> str:
         return self.active.config_version
+
+    def answer(self, payload: bytes) -> ConfigAnswer:
+        """:meth:`handle`, plus what the config topic must hold afterwards: after a rejection,
+        the configuration in effect again. The broker's copy of a restored payload is not an
+        operator's push: it is not applied again (unless another one was applied meanwhile:
+        then that one is restored, so the topic ends on what the agent runs)."""
+        with self._lock:
+            if self._restoring is not None and payload == self._restoring:
+                self._restoring = None
+                if payload == self.payload:
+                    return ConfigAnswer(None)
+                self._restoring = self.payload
+                return ConfigAnswer(None, self.payload)
+        result = self.handle(payload)
+        if result.outcome is not ConfigOutcome.REJECTED:
+            return ConfigAnswer(result)
+        with self._lock:
+            self._restoring = self.payload
+        log.warning(
+            "restoring %s on the config topic, so a restart or a new device gets it and not "
+            "the rejected one",
+            f"configuration {self.active_version}" if self.payload else "no remote configuration",
+        )
+        return ConfigAnswer(result, self.payload)
 
     def handle(self, payload: bytes) -> ConfigResult:
         """Check and apply one message of the config topic; the answer to publish. Never
@@ -181,6 +230,7 @@ class RemoteConfigManager:
         else:
             atomic_write(self.path, payload.decode("utf-8"), mode=0o600)
         self.remote, self.active = remote, active
+        self.payload = payload or b""
         for listener in self.listeners:
             listener(active)
         if remote is None:
@@ -207,4 +257,4 @@ class RemoteConfigManager:
         )
 
 
-__all__ = ["REMOTE_CONFIG_FILE", "RemoteConfigManager", "effective_config"]
+__all__ = ["REMOTE_CONFIG_FILE", "ConfigAnswer", "RemoteConfigManager", "effective_config"]

@@ -33,7 +33,10 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,3}")
 
 AGENT_WRITE_CHANNELS = ("events", "status", "heartbeat", "config-result")
-AGENT_READ_CHANNELS = ("config", "receipts")
+AGENT_READ_CHANNELS = ("receipts",)
+# Its own config: read, and written back when it rejects a push (the configuration in effect is
+# retained again, so a restart or a new device does not get the rejected one).
+AGENT_READWRITE_CHANNELS = ("config",)
 
 
 def new_password() -> str:
@@ -122,9 +125,10 @@ class AccountAcl:
 def acl_lines(account: AccountAcl, extra: Sequence[str] = ()) -> list[str]:
     """The ACL block of one account.
 
-    - agent: writes ``<base>/{events,status,heartbeat,config-result}`` and reads
-      ``<base>/{config,receipts}``, where ``<base>`` is ``<prefix>/<site>/<spot>/<agent>``;
-      nothing else.
+    - agent: writes ``<base>/{events,status,heartbeat,config-result}``, reads
+      ``<base>/receipts`` and reads and writes ``<base>/config`` (to put the configuration in
+      effect back after rejecting a push), where ``<base>`` is
+      ``<prefix>/<site>/<spot>/<agent>``; nothing else.
     - aggregator: reads everything under its prefix; writes only every agent's ``receipts``
       (so no agent can confirm its own or another agent's events).
     - operator: writes and reads every agent's ``config`` (a retained config is published and
@@ -145,6 +149,7 @@ def acl_lines(account: AccountAcl, extra: Sequence[str] = ()) -> list[str]:
         base = account.agent_base
         lines += [f"topic write {base}/{ch}" for ch in AGENT_WRITE_CHANNELS]
         lines += [f"topic read {base}/{ch}" for ch in AGENT_READ_CHANNELS]
+        lines += [f"topic readwrite {base}/{ch}" for ch in AGENT_READWRITE_CHANNELS]
     lines += list(extra)
     return lines
 

@@ -23,7 +23,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, time
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
@@ -211,6 +211,12 @@ def load_config(
     ]
     overrides = _env_overrides(env_prefix, environ)
     origin = {p: env_var_name(env_prefix, p) for p in overrides}
+    # A section the file does not have, made by environment variables alone (a secret meant
+    # for another configuration, say): its errors must say where it came from.
+    created: dict[str, list[str]] = {}
+    for p in overrides:
+        if len(p) > 1 and p[0] not in data:
+            created.setdefault(p[0], []).append(origin[p])
     for p, raw in overrides.items():
         value, problem = _env_value(model, p, raw, origin[p])
         if problem is not None:
@@ -222,10 +228,14 @@ def load_config(
     try:
         return model.model_validate_json(json.dumps(data, default=_json_default), strict=True)
     except ValidationError as exc:
-        raise ConfigError(source, _format_errors(exc, origin)) from None
+        raise ConfigError(source, _format_errors(exc, origin, created)) from None
 
 
-def _format_errors(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> list[str]:
+def _format_errors(
+    exc: ValidationError,
+    origin: Mapping[tuple[str, ...], str],
+    created: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(str(p) for p in err["loc"])
@@ -236,6 +246,9 @@ def _format_errors(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) 
         # A key set inside a JSON environment value came from that variable too.
         source = next((origin[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origin), None)
         where = f" (from {source})" if source else ""
+        if not source and created and loc and loc[0] in created:
+            names = ", ".join(created[loc[0]])
+            where = f" (the file has no [{loc[0]}] section: it comes from {names})"
         if (
             err["type"] not in ("missing", "extra_forbidden")
             and not _is_secret_loc(err)

@@ -71,10 +71,10 @@ from edge_agent.delivery.heartbeat import StatusSource
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.preflight import SetupError
 from edge_agent.delivery.worker import DeliveryWorker, one_line
+from edge_agent.remote_config import ConfigAnswer
 from footfall.contract import (
     MAX_RECEIPT_BYTES,
     AgentState,
-    ConfigResult,
     ContractError,
     FieldError,
     Receipt,
@@ -130,7 +130,7 @@ class SenderStats:
     config_results: int = 0  # answers published to config messages
 
 
-ConfigHandler = Callable[[bytes], ConfigResult]
+ConfigHandler = Callable[[bytes], ConfigAnswer]
 
 
 class LinkSetupError(Exception):
@@ -167,8 +167,8 @@ class EventSender(DeliveryWorker[SenderStats]):
         on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         """``config_handler``: called with each message of the agent's ``config`` topic (which
-        is subscribed to on every connection when given); its answer is published retained on
-        ``config-result``. ``on_fatal``: called once, from the sender's thread, with one line
+        is subscribed to on every connection when given); its result is published retained on
+        ``config-result``, what it restores retained on ``config``, then the status at once. ``on_fatal``: called once, from the sender's thread, with one line
         saying why the sender cannot go on (see the module docstring)."""
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
@@ -421,11 +421,19 @@ class _Session:
                 continue
             if s._config_handler is None or message.topic != s.config_topic:
                 continue
-            result = s._config_handler(message.payload)
-            payload = result.to_json()
-            mid = self.link.publish(s.config_result_topic, payload, qos=1, retain=True)
-            self.aux[mid] = s.config_result_topic
-            s._count("config_results")
+            answer = s._config_handler(message.payload)
+            if answer.result is not None:
+                payload = answer.result.to_json()
+                mid = self.link.publish(s.config_result_topic, payload, qos=1, retain=True)
+                self.aux[mid] = s.config_result_topic
+                s._count("config_results")
+            if answer.restore is not None:
+                mid = self.link.publish(s.config_topic, answer.restore, qos=1, retain=True)
+                self.aux[mid] = s.config_topic
+            if answer.result is not None:
+                # The version in effect now, without waiting for the next heartbeat (which may
+                # be an hour away) or for a frame (a camera that is down sends none).
+                self._publish_status(AgentState.ONLINE)
         return len(messages)
 
     def _take_receipt(self, payload: bytes) -> None:

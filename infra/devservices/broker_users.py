@@ -27,7 +27,8 @@ class BrokerUser:
 
     - ``aggregator``: reads ``<prefix>/#``.
     - ``agent``: writes ``<prefix>/<site>/<spot>/<agent>/{events,status,heartbeat,config-result}``
-      and reads ``<prefix>/<site>/<spot>/<agent>/config``, nothing else.
+      and ``receipts``, reads and writes its own ``config`` (to restore it after a rejection),
+      nothing else.
     - ``operator``: writes and reads every agent's ``config``, reads every ``config-result``.
     - ``admin``: reads and writes every topic.
 

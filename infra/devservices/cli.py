@@ -57,6 +57,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         state_dir=state_dir,
         keep=args.keep or state_dir is not None,
         s3_buckets=[args.bucket] if args.bucket else [],
+        registry=Path(args.registry) if args.registry else None,
     )
     stop = threading.Event()
 
@@ -165,6 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     up.add_argument("--keep", action="store_true", help="keep the temporary state directory")
     up.add_argument("--bucket", default="footfall", help="S3 bucket to create ('' for none)")
+    up.add_argument(
+        "--registry",
+        help="fleet registry directory: the broker is infra/mosquitto/mosquitto.conf (TLS only) "
+        "on the registry's password and ACL files, reloaded by `fleet ... --reload-pid-file "
+        "$MQTT_PID_FILE`; without it, built-in test accounts",
+    )
     down = sub.add_parser("down", help="stop the services of an earlier `up`")
     down.add_argument("--state-dir", required=True)
     args = parser.parse_args(argv)

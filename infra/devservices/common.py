@@ -295,7 +295,9 @@ def _chown(path: Path, account: _Account | None, mode: int | None = None) -> Non
         path.chmod(mode)
 
 
-def _check_reachable(path: Path, user: str, account: _Account | None) -> None:
+def _check_reachable(
+    path: Path, user: str, account: _Account | None, *, what: str = "state dir"
+) -> None:
     """Raise if ``user`` cannot traverse every parent of ``path``.
 
     pytest's ``tmp_path`` (/tmp/pytest-of-root) and /root are 0700: a broker that drops to
@@ -312,10 +314,15 @@ def _check_reachable(path: Path, user: str, account: _Account | None) -> None:
         else:
             ok = bool(st.st_mode & stat.S_IXOTH)
         if not ok:
+            hint = (
+                "pick a state dir under a directory others can traverse (the default, a fresh "
+                "directory in /tmp, is fine)"
+                if what == "state dir"
+                else f"let others traverse it (chmod o+x {parent}) or move it"
+            )
             raise ServiceError(
-                f"state dir {path} is unreachable for user {user!r}: {parent} has mode "
-                f"{stat.S_IMODE(st.st_mode):04o}; pick a state dir under a directory others can "
-                "traverse (the default, a fresh directory in /tmp, is fine)"
+                f"{what} {path} is unreachable for user {user!r}: {parent} has mode "
+                f"{stat.S_IMODE(st.st_mode):04o}; {hint}"
             )
 
 

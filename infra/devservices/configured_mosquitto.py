@@ -80,7 +80,7 @@ class ConfiguredMosquitto(Service):
         self._account = _account("mosquitto") if _is_root() else None
         _check_reachable(self.state_dir, "mosquitto", self._account)
         for path in (password_file, acl_file):
-            _check_reachable(path, "mosquitto", self._account)
+            _check_reachable(path, "mosquitto", self._account, what="broker file")
 
     def rendered(self) -> list[str]:
         """The template's lines with the machine-specific values replaced; raises
@@ -129,6 +129,10 @@ class ConfiguredMosquitto(Service):
             "MQTT_HOST": self.host,
             "MQTT_TLS_PORT": str(self.tls_port),
             "MQTT_CA_FILE": str(self.ca_file),
+            # What `fleet ... --reload-pid-file` signals after changing the password/ACL files.
+            "MQTT_PID_FILE": str(self.pid_file),
+            "MQTT_PASSWORD_FILE": str(self.password_file),
+            "MQTT_ACL_FILE": str(self.acl_file),
         }
 
     def reload(self) -> None:

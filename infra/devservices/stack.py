@@ -11,7 +11,8 @@ from types import TracebackType
 from typing import Self
 
 from infra.devservices.broker_users import BrokerUser
-from infra.devservices.common import DEFAULT_TOPIC_PREFIX, SERVICE_NAMES, _log
+from infra.devservices.common import DEFAULT_TOPIC_PREFIX, SERVICE_NAMES, _is_root, _log
+from infra.devservices.configured_mosquitto import ConfiguredMosquitto
 from infra.devservices.mosquitto import Mosquitto
 from infra.devservices.postgres import Postgres
 from infra.devservices.s3 import S3Identity, S3Server
@@ -26,6 +27,12 @@ class Services:
     """Any subset of the three services, sharing one state directory (``<dir>/<service>``).
 
     ``start()`` starts them in order and, if one fails, closes those already started.
+
+    ``registry``: a fleet registry directory (``footfall-aggregator fleet ...``). The broker is
+    then the deployment's own (``infra/mosquitto/mosquitto.conf``, on one TLS listener) reading
+    the registry's generated password and ACL files where they are, so provisioning commands
+    with ``--reload-pid-file <state>/mosquitto/mosquitto.pid`` act on it exactly as on a
+    production broker; ``broker_users`` and ``topic_prefix`` do not apply.
     """
 
     only: Iterable[str] = SERVICE_NAMES
@@ -38,7 +45,8 @@ class Services:
     pg_user: str = "footfall"
     pg_password: str | None = None
     pg_database: str = "footfall"
-    mosquitto: Mosquitto | None = field(default=None, init=False)
+    registry: Path | None = None
+    mosquitto: Mosquitto | ConfiguredMosquitto | None = field(default=None, init=False)
     s3: S3Server | None = field(default=None, init=False)
     postgres: Postgres | None = field(default=None, init=False)
 
@@ -65,12 +73,15 @@ class Services:
     def start(self) -> Self:
         try:
             if "mosquitto" in self.only and self.mosquitto is None:
-                self.mosquitto = Mosquitto(
-                    users=self.broker_users,
-                    topic_prefix=self.topic_prefix,
-                    state_dir=self._sub("mosquitto"),
-                    keep=True,
-                )
+                if self.registry is not None:
+                    self.mosquitto = _registry_broker(self.registry, self._sub("mosquitto"))
+                else:
+                    self.mosquitto = Mosquitto(
+                        users=self.broker_users,
+                        topic_prefix=self.topic_prefix,
+                        state_dir=self._sub("mosquitto"),
+                        keep=True,
+                    )
                 self.mosquitto.start()
             if "s3" in self.only and self.s3 is None:
                 self.s3 = S3Server(
@@ -128,3 +139,27 @@ class Services:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+DEPLOYMENT_CONFIG = Path(__file__).resolve().parents[1] / "mosquitto" / "mosquitto.conf"
+
+
+def _registry_broker(registry: Path, state_dir: Path) -> ConfiguredMosquitto:
+    """The deployment's broker on ``registry``'s files. They are generated first (an empty
+    registry gets empty ones), given to the broker's group as ``fleet ... --broker-user
+    mosquitto`` does, so it can read them after dropping privileges."""
+    # Imported here: the other services need no more than the standard library.
+    from aggregator.provisioning import Registry, RegistryError
+
+    try:
+        reg = Registry(registry.absolute(), broker_user="mosquitto" if _is_root() else None)
+        reg.render()
+    except RegistryError as exc:
+        raise ValueError(f"--registry {registry}: {exc}") from None
+    return ConfiguredMosquitto(
+        DEPLOYMENT_CONFIG,
+        password_file=reg.passwd_file,
+        acl_file=reg.acl_file,
+        state_dir=state_dir,
+        keep=True,
+    )

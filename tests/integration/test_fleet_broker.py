@@ -206,8 +206,8 @@ def test_provisioned_agent_publishes_only_under_its_own_topics(fleet: Fleet) -> 
             message = aggregator.next_message()
             assert message is not None and message.topic == f"{own}/{channel}"
 
-        # Writing as another agent, or into its own config, is refused (MQTT 5 tells).
-        for topic in (f"{other}/events", f"{own}/config", f"{PREFIX}/site-a/spot-1/x/events"):
+        # Writing as another agent, or into another agent's config, is refused (MQTT 5 tells).
+        for topic in (f"{other}/events", f"{other}/config", f"{PREFIX}/site-a/spot-1/x/events"):
             assert agent.publish(topic, b"{}").value == NOT_AUTHORIZED
         # The aggregator writes nothing.
         assert aggregator.publish(f"{own}/config", b"{}").value == NOT_AUTHORIZED
@@ -219,6 +219,10 @@ def test_provisioned_agent_publishes_only_under_its_own_topics(fleet: Fleet) -> 
         assert received is not None and received.topic == f"{own}/config"
         assert agent.next_message(timeout=0.5) is None  # not cam-2's config, not any event
         assert operator.publish(f"{own}/events", b"{}").value == NOT_AUTHORIZED
+        # Its own config it may write too: how it restores the last good one after a rejection.
+        assert not agent.publish(f"{own}/config", b'{"v": 0}').is_failure
+        received = agent.next_message()
+        assert received is not None and received.payload == b'{"v": 0}'
 
     with fleet.client("cam-2", other_password) as second:
         assert not second.connect().is_failure

@@ -1,6 +1,7 @@
 """Remote configuration end to end against the real Mosquitto: a running agent (real delivery
 wiring, real pipeline with a scripted detector) and the operator's ``fleet push-config``."""
 
+import logging
 import secrets
 import threading
 import time
@@ -21,7 +22,7 @@ from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.pipeline import Pipeline
 from edge_agent.vision.sources import SourceCondition, TimedFrame
 from footfall.connections import BrokerSettings
-from footfall.contract import AgentStatus, SourceState, decode
+from footfall.contract import AgentStatus, ConfigOutcome, ConfigResult, SourceState, decode
 from infra import devservices as ds
 from models.runtime.classifier import FakeClassifier
 from tests.services import MqttNamespace
@@ -50,8 +51,16 @@ class EndlessSource:
         return None
 
 
+class DarkSource(EndlessSource):
+    """A live camera that is down: no frame ever comes."""
+
+    def frames(self, stop: threading.Event) -> Iterator[TimedFrame]:
+        stop.wait()
+        yield from ()
+
+
 class RunningAgent:
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, source: EndlessSource | None = None) -> None:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.pipeline: Pipeline | None = None
@@ -66,7 +75,7 @@ class RunningAgent:
             try:
                 run_agent(
                     config,
-                    EndlessSource(),
+                    source or EndlessSource(),
                     FakeDetector([]),
                     FakeClassifier(),
                     stop=self.stop,
@@ -239,3 +248,136 @@ def test_push_config_refused_for_an_account_without_the_operator_role(
     assert "Not authorized (reason code 135); the account needs the operator role" in (
         result.output
     )
+
+
+def test_a_rejected_push_leaves_the_last_good_config_retained(
+    mqtt_namespace: MqttNamespace,
+    operator: ds.BrokerUser,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The version in effect is in the retained status at once, even from a camera that sends
+    no frame and with an hour between heartbeats; after a rejection the broker holds the last
+    good config again, so neither a restart nor a new device meets the rejected one."""
+    ns = mqtt_namespace
+    agent_user = ns.agents[0]
+
+    def agent_config(data_dir: Path) -> AgentConfig:
+        return AgentConfig.model_validate(
+            {
+                "config_version": "file-1",
+                "mode": "face",
+                "site": agent_user.site,
+                "spot": agent_user.spot,
+                "agent": agent_user.agent,
+                "data_dir": data_dir,
+                "mqtt": _broker_settings(ns, agent_user),
+                "delivery": {"heartbeat_seconds": 3600, "shutdown_drain_seconds": 1},
+            }
+        )
+
+    ops_config = tmp_path / "operator.toml"
+    ops_config.write_text(
+        f'[mqtt]\nhost = "{ns.broker.host}"\nport = {ns.broker.tls_port}\n'
+        f'ca_file = "{ns.broker.ca_file}"\nusername = "{operator.name}"\n'
+        f'topic_prefix = "{ns.prefix}"\n'
+    )
+    monkeypatch.setenv("FOOTFALL_AGGREGATOR__MQTT__PASSWORD", operator.password)
+    good = tmp_path / "good.toml"
+    good.write_text('config_version = "good-1"\n[crops]\npolicy = "drop"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text('config_version = "bad-2"\n[tracker]\nlow_score = 0.2\n')
+    push = [
+        *("fleet", "push-config", "--config", str(ops_config), "--agent", agent_user.agent or ""),
+        *("--site", agent_user.site or "", "--spot", agent_user.spot or "", "--wait", "20"),
+    ]
+    config_topic = ns.topic(agent_user, "config")
+
+    def retained_config() -> bytes | None:
+        with ns.client(ns.aggregator) as reader:
+            assert not reader.connect().is_failure
+            reader.subscribe(config_topic)
+            message = reader.next_message(timeout=1.0)
+            return message.payload if message is not None and message.retain else None
+
+    with ns.client(ns.aggregator) as watcher:
+        assert not watcher.connect().is_failure
+        watcher.subscribe(ns.topic(agent_user, "status"))
+        watcher.subscribe(ns.topic(agent_user, "config-result"))
+        statuses: list[AgentStatus] = []
+        results: list[ConfigResult] = []
+
+        def take(timeout: float = 0.2) -> bool:
+            message = watcher.next_message(timeout=timeout)
+            if message is None:
+                return False
+            if message.topic.endswith("/status"):
+                statuses.append(decode(AgentStatus, message.payload))
+            else:
+                results.append(decode(ConfigResult, message.payload))
+            return True
+
+        def drain() -> None:
+            while take(0.5):
+                pass
+            statuses.clear()
+            results.clear()
+
+        def status_says(version: str) -> bool:
+            take()
+            return bool(statuses) and statuses[-1].config_version == version
+
+        first = RunningAgent(agent_config(tmp_path / "device-1"), DarkSource())
+        try:
+            assert _wait_for(lambda: status_says("file-1"))
+            result = runner.invoke(app, [*push, str(good)])
+            assert result.exit_code == 0, result.output
+            assert _wait_for(lambda: status_says("good-1"))
+            result = runner.invoke(app, [*push, str(bad)])
+            assert result.exit_code == 3, result.output
+            assert "REJECTED bad-2" in result.output
+            statuses.clear()
+            assert _wait_for(lambda: status_says("good-1"))
+            assert _wait_for(lambda: retained_config() is not None)
+            restored = retained_config()
+            assert restored is not None and b'"good-1"' in restored
+        finally:
+            first.close()
+        assert first.error is None
+
+        # A restart of the same device: the retained config is the good one, applied again.
+        drain()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="edge_agent.remote_config"):
+            again = RunningAgent(agent_config(tmp_path / "device-1"), DarkSource())
+            try:
+                assert _wait_for(lambda: take() and bool(results))
+                assert (results[0].outcome, results[0].config_version) == (
+                    ConfigOutcome.APPLIED,
+                    "good-1",
+                )
+            finally:
+                again.close()
+        assert again.error is None
+        said = [
+            (r.levelno, r.getMessage())
+            for r in caplog.records
+            if r.name == "edge_agent.remote_config"
+        ]
+        assert (logging.INFO, "remote configuration good-1 applied") in said
+        assert not [m for level, m in said if level >= logging.WARNING], said
+
+        # A new device on that address (nothing saved) gets the last good config.
+        drain()
+        fresh = RunningAgent(agent_config(tmp_path / "device-2"), DarkSource())
+        try:
+            assert _wait_for(lambda: status_says("good-1"))
+            assert statuses[0].config_version == "file-1"  # its online status, from its file
+            assert [(r.outcome, r.active_version) for r in results] == [
+                (ConfigOutcome.APPLIED, "good-1")
+            ]
+        finally:
+            fresh.close()
+        assert fresh.error is None
+    assert retained_config() == restored

@@ -322,3 +322,27 @@ def test_mqtt_3_1_1_is_refused_when_only_the_puback_would_confirm() -> None:
         ValueError, match=re.escape("protocol '3.1.1' with delivery.confirm = 'broker'")
     ):
         AgentConfig.model_validate({**base, "delivery": {"confirm": "broker"}})
+
+
+def test_a_section_made_by_the_environment_alone_says_so(tmp_path: Path) -> None:
+    """An operator's mqtt.toml on a machine whose environment holds the aggregator's S3
+    secret: the [s3] section the variable makes lacks its other keys, and says why it is there."""
+    text = '[mqtt]\nhost = "broker"\nusername = "ops"\n'
+    env = {"FOOTFALL_AGGREGATOR__S3__SECRET_ACCESS_KEY": "x" * 40}
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            AggregatorConfig, _write(tmp_path, text), env_prefix="FOOTFALL_AGGREGATOR", environ=env
+        )
+    assert info.value.errors == [
+        "s3.bucket: Field required (the file has no [s3] section: it comes from "
+        "FOOTFALL_AGGREGATOR__S3__SECRET_ACCESS_KEY)"
+    ]
+    # A section the file has keeps the plain message.
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            AggregatorConfig,
+            _write(tmp_path, text + '[s3]\nendpoint_url = "http://s3"\n'),
+            env_prefix="FOOTFALL_AGGREGATOR",
+            environ=env,
+        )
+    assert info.value.errors == ["s3.bucket: Field required"]

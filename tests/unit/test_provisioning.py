@@ -67,8 +67,8 @@ def test_passwd_refuses_anything_but_a_hash() -> None:
                 "topic write p/v1/s/sp/cam-1/status",
                 "topic write p/v1/s/sp/cam-1/heartbeat",
                 "topic write p/v1/s/sp/cam-1/config-result",
-                "topic read p/v1/s/sp/cam-1/config",
                 "topic read p/v1/s/sp/cam-1/receipts",
+                "topic readwrite p/v1/s/sp/cam-1/config",
             ],
         ),
         (
@@ -206,3 +206,51 @@ def test_cli_reload_refuses_a_pid_that_is_not_mosquitto(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "the broker was not reloaded: process 1 from" in result.output
+
+
+def test_cli_bundles_name_their_files_where_install_dir_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.config import load_aggregator_config
+    from edge_agent.config import load_agent_config
+
+    monkeypatch.chdir(tmp_path)
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    reg = ["--registry", "reg", "--broker-host", "127.0.0.1", "--broker-port", "18883"]
+    result = runner.invoke(
+        app,
+        [
+            *("fleet", "provision", *reg, "--ca", str(ca), "--site", "s", "--spot", "sp"),
+            *("--agent", "cam-1", "--out", "b", "--install-dir", "b", "--data-dir", "data"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    agent = load_agent_config(tmp_path / "b" / "agent.toml")
+    assert agent.data_dir == tmp_path / "data"
+    assert agent.mqtt is not None and agent.mqtt.port == 18883
+    assert agent.mqtt.ca_file == tmp_path / "b" / "ca.crt"
+    assert agent.mqtt.password_file == tmp_path / "b" / "mqtt.password"
+
+    result = runner.invoke(
+        app,
+        [
+            *("fleet", "add-user", *reg, "--ca", str(ca), "--role", "operator", "--name", "ops"),
+            *("--out", "ops", "--install-dir", "ops"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    ops = load_aggregator_config(tmp_path / "ops" / "mqtt.toml")
+    assert ops.mqtt is not None and ops.mqtt.ca_file == tmp_path / "ops" / "ca.crt"
+    assert ops.mqtt.password_file == tmp_path / "ops" / "mqtt.password"
+    assert (tmp_path / "ops" / "mqtt.password").is_file()
+
+    # Without --install-dir, the paths of an installed device (as the guide installs it).
+    result = runner.invoke(
+        app, ["fleet", "provision", *reg, "--site", "s", "--spot", "sp2", "--agent", "cam-2"]
+    )
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "bundle-cam-2" / "agent.toml").read_text()
+    assert 'password_file = "/etc/footfall-agent/mqtt.password"' in text
+    assert 'data_dir = "/var/lib/footfall-agent"' in text
+    assert "owner root, group footfall-agent, mode 0640" in text

@@ -12,7 +12,12 @@ import pytest
 
 from edge_agent.agent import Delivery
 from edge_agent.config import AgentConfig
-from edge_agent.remote_config import REMOTE_CONFIG_FILE, RemoteConfigManager, effective_config
+from edge_agent.remote_config import (
+    REMOTE_CONFIG_FILE,
+    ConfigAnswer,
+    RemoteConfigManager,
+    effective_config,
+)
 from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.pipeline import Pipeline
 from edge_agent.vision.settings import CountingSettings
@@ -267,6 +272,52 @@ def test_sender_subscribes_answers_and_heartbeat_follows(
         second = decode(ConfigResult, broker.on_topic(f"{prefix}/config-result")[1].payload)
         assert second.outcome is ConfigOutcome.REJECTED and second.reason == "x: unknown key"
         assert delivery.status.config_version == "r-1"
+        # The config in effect is retained again (byte for byte), so a restart does not meet
+        # the rejected one.
+        assert broker.retained[f"{prefix}/config"] == _payload(
+            config_version="r-1", delivery={"heartbeat_seconds": 0.5}
+        )
+        # Each answer is followed by the retained status with the version in effect.
+        statuses = [decode(AgentStatus, m.payload) for m in broker.on_topic(f"{prefix}/status")]
+        assert len(statuses) >= 3 and statuses[-1].config_version == "r-1"
+
+
+def test_a_rejection_restores_the_config_in_effect(tmp_path: Path) -> None:
+    manager = RemoteConfigManager(_config(tmp_path))
+    bad = _payload(config_version="r-2", x=1)
+    # Nothing remote in effect: the rejected message is cleared.
+    first = manager.answer(bad)
+    assert first.result is not None and first.result.outcome is ConfigOutcome.REJECTED
+    assert first.restore == b""
+    assert manager.answer(b"") == ConfigAnswer(None)  # the broker's copy of the clearing
+
+    good = _payload(config_version="r-1", counting=HORIZONTAL)
+    applied = manager.answer(good)
+    assert applied.result is not None and applied.result.outcome is ConfigOutcome.APPLIED
+    assert applied.restore is None
+    assert manager.answer(bad).restore == good
+    assert manager.answer(good) == ConfigAnswer(None)
+    # The same config pushed again by the operator is answered as usual.
+    again = manager.answer(good)
+    assert again.result is not None and again.result.outcome is ConfigOutcome.APPLIED
+
+    # After a restart the saved payload is what is restored, exactly as published.
+    restarted = RemoteConfigManager.load(_config(tmp_path))
+    assert restarted.answer(bad).restore == good
+
+
+def test_a_push_that_overtakes_the_restore_is_what_the_topic_ends_on(tmp_path: Path) -> None:
+    manager = RemoteConfigManager(_config(tmp_path))
+    good = _payload(config_version="r-1")
+    newer = _payload(config_version="r-3")
+    assert manager.answer(good).restore is None
+    assert manager.answer(_payload(config_version="r-2", x=1)).restore == good
+    # The operator's next push reaches the broker before the restore and is applied first.
+    assert manager.answer(newer).restore is None
+    # The restore then comes back and would leave r-1 retained: r-3 is put back instead.
+    assert manager.answer(good) == ConfigAnswer(None, newer)
+    assert manager.answer(newer) == ConfigAnswer(None)
+    assert manager.active_version == "r-3"
 
 
 def test_aggregator_takes_config_results_and_checks_their_identity(tmp_path: Path) -> None:
