@@ -423,7 +423,8 @@ def test_an_unreachable_object_store_fails_the_delivery_with_what_to_check(
     args = ["deliver", "--config", str(tmp_path / "agg.toml"), "--date", "2026-05-04"]
     result = runner.invoke(app, args)
     assert result.exit_code == 1
-    key = "reports/north-mall/2026-05-04/north-mall_2026-05-04.xlsx"
+    # The person-list exports go up before the workbook, so the first put to fail is the CSV's.
+    key = "reports/north-mall/2026-05-04/north-mall_2026-05-04.persons.csv"
     assert result.stderr.strip().splitlines()[-1] == (
         f"north-mall 2026-05-04: FAILED after 1 attempts: ObjectStoreError: put s3://reports/"
         f'{key}: Could not connect to the endpoint URL: "http://127.0.0.1:1/reports/{key}"; '
