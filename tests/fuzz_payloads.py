@@ -21,7 +21,15 @@ CONTROL_CHARS = [chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))]
 FORMULAS = ["=cmd|' /C calc'!A0", "=1+1", "+SUM(A1:A9)", "-2+3", "@SUM(1)", '=HYPERLINK("x")']
 # Required keys (crop_note, crop.content_type, counted_by and face.note have defaults, so
 # removing them is valid).
-OPTIONAL_KEYS = {"crop_note", "content_type", "last_error", "counted_by", "note"}
+OPTIONAL_KEYS = {
+    "crop_note",
+    "content_type",
+    "last_error",
+    "counted_by",
+    "note",
+    "source_state",
+    "source_error",
+}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from aggregator.batching import Delivery, IngestLoop
 from aggregator.intake import Inbound
 from aggregator.replay import replay_files
 from aggregator.store import EventStore, StoredEvent, WriteBatch, tables
+from aggregator.store.migrations import LATEST_VERSION
 from footfall.contract import Direction, Gender, PersonEvent
 from footfall.contract.examples import example_event, random_events
 
@@ -146,7 +147,7 @@ def test_upgrading_a_version_2_store_adds_the_hash_column(tmp_path: Path) -> Non
         with store.engine.connect() as conn:
             hashes = conn.execute(sa.select(tables.events.c.content_sha256)).scalars().all()
             versions = conn.execute(sa.select(tables.schema_version.c.version)).scalars().all()
-        assert (hashes, sorted(versions)) == ([None], [1, 2, 3, 4])
+        assert (hashes, sorted(versions)) == ([None], list(range(1, LATEST_VERSION + 1)))
         assert store.write(WriteBatch(events=[arrived(OTHER)])).events_conflict == 1
         assert store.write(WriteBatch(events=[arrived(FIRST)])).events_duplicate == 1
     finally:

@@ -130,9 +130,12 @@ def test_report_for_today_prints_that_it_is_partial(tmp_path: Path) -> None:
 
 
 def _config(tmp_path: Path) -> Path:
+    (tmp_path / "s3.secret").write_text("SK\n", encoding="utf-8")
     cfg = tmp_path / "agg.toml"
     cfg.write_text(
         f'[store]\nurl = "sqlite:///{tmp_path / "f.db"}"\n[s3]\nbucket = "reports"\n'
+        # Credentials, so that the setup checks pass and the day's own check is reached.
+        f'access_key_id = "AK"\nsecret_access_key_file = "{tmp_path / "s3.secret"}"\n'
         '[delivery]\nattempts = 1\n[[sites]]\nid = "site-a"\ntimezone = "Pacific/Kiritimati"\n',
         encoding="utf-8",
     )
