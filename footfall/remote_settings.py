@@ -138,11 +138,14 @@ class TrackerSettings(Section):
 
     @model_validator(mode="after")
     def _score_order(self) -> Self:
-        if self.low_score > self.high_score:
-            raise ValueError(
-                f"low_score ({self.low_score}) must not exceed high_score ({self.high_score})"
-            )
+        check_score_order(self.low_score, self.high_score)
         return self
+
+
+def check_score_order(low: float, high: float) -> None:
+    """ByteTrack's two thresholds: the second-chance pass must not start above the first."""
+    if low > high:
+        raise ValueError(f"low_score ({low}) must not exceed high_score ({high})")
 
 
 class CountingMode(StrEnum):

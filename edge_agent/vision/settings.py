@@ -27,6 +27,7 @@ from footfall.remote_settings import (
     RemoteClassifierSettings,
     TrackerSettings,
     Units,
+    check_score_order,
 )
 from models.selection import DEFAULT_AGE_MODEL, DEFAULT_GENDER_MODEL, check_selection
 
@@ -197,10 +198,7 @@ class PersonSettings(Section):
 
     @model_validator(mode="after")
     def _score_order(self) -> Self:
-        if self.low_score > self.high_score:
-            raise ValueError(
-                f"low_score ({self.low_score}) must not exceed high_score ({self.high_score})"
-            )
+        check_score_order(self.low_score, self.high_score)
         if self.low_score < self.score_threshold:
             raise ValueError(
                 f"low_score ({self.low_score}) is below score_threshold "
