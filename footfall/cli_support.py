@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -44,6 +44,64 @@ NoFileChecksOpt = Annotated[
         "the files are installed)",
     ),
 ]
+
+
+T = TypeVar("T")
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    """The one line on stderr for a spelling that still works for this release."""
+    typer.secho(
+        f"warning: {old} is deprecated, use {new}; the old spelling goes in the next release",
+        fg=typer.colors.YELLOW,
+        err=True,
+    )
+
+
+def one_spelling(value: T | None, old_value: T | None, *, new: str, old: str) -> T | None:
+    """The value given as ``new``, or as its deprecated spelling ``old`` (which warns); both
+    given is an error (exit 2), since they could disagree."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise fail(f"give {new} only: {old} is its deprecated spelling", 2)
+    warn_deprecated(old, new)
+    return old_value
+
+
+def required_spelling(value: T | None, old_value: T | None, *, new: str, old: str) -> T:
+    """:func:`one_spelling` for an option a command needs: neither spelling given is exit 2."""
+    found = one_spelling(value, old_value, new=new, old=old)
+    if found is None:
+        raise fail(f"missing option {new}", 2)
+    return found
+
+
+def readable_metavars(command: Any) -> None:
+    """Value placeholders an operator can read in ``--help``: none for a flag (typer shows
+    ``<bool>``), the element for a repeatable option (not ``<list[Path]>``), ``<int>`` with its
+    range rather than ``<int range>``, and the date format as ``YYYY-MM-DD``. Options with a
+    metavar of their own keep it."""
+    from typer._click import Context
+
+    ctx = Context(command)
+    params = list(command.params)
+    help_option = command.get_help_option(ctx)
+    if help_option is not None:
+        params.append(help_option)
+    for param in params:
+        if param.param_type_name != "option" or param.metavar is not None:
+            continue
+        if param.is_flag or param.count:
+            param.metavar = ""
+            continue
+        shown = param.display_type(ctx)
+        if shown.startswith("<list[") and shown.endswith("]>"):
+            shown = f"<{shown[6:-2].lower()}>"
+        shown = shown.replace(" range>", ">").replace("%Y-%m-%d", "YYYY-MM-DD")
+        param.metavar = shown
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -193,6 +251,10 @@ class ReportingGroup(TyperGroup):
         ("footfall.mqtt_link", "LinkError"),
         ("footfall.objectstore", "ObjectStoreError"),
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        readable_metavars(self)
 
     def invoke(self, ctx: Any) -> Any:
         token = _debug.set(False)
