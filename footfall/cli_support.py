@@ -11,6 +11,7 @@ endpoint, a configuration error raised late. The traceback is shown only with ``
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import sys
 import traceback
@@ -18,10 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 from footfall.redact import redact, redact_logs
 from footfall.settings import ConfigError
@@ -34,6 +38,32 @@ DebugOpt = Annotated[
     bool,
     typer.Option("--debug", help="Show tracebacks: before an error's one line, and in the log"),
 ]
+
+
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Machine-readable output: the rows as a JSON list of objects"),
+]
+
+
+def table_rows(table: Table) -> list[dict[str, str]]:
+    """The rows of a rich table as objects keyed by the column headers, cells as printed."""
+    columns = [(str(c.header), [str(cell) for cell in c.cells]) for c in table.columns]
+    return [{name: cells[i] for name, cells in columns} for i in range(table.row_count)]
+
+
+def print_json(value: object) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def print_table(table: Table, as_json: bool = False, *, width: int = 200) -> None:
+    """A table for the operator, or with ``--json`` the same rows as JSON on stdout."""
+    if as_json:
+        print_json(table_rows(table))
+        return
+    from rich.console import Console
+
+    Console(width=width).print(table)
 
 
 NoFileChecksOpt = Annotated[

@@ -49,7 +49,7 @@ SplitOpt = Annotated[
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="Agent configuration (TOML) for our pipeline; defaults otherwise"
+        "--config", "-c", help="Agent configuration (TOML) for our pipeline; defaults otherwise"
     ),
 ]
 WhichOpt = Annotated[
