@@ -4,6 +4,7 @@ Exit codes: 0 success; 1 an error, printed as one line; 2 an invalid configurati
 3 (``fleet`` only) at least one agent is offline, silent or without video.
 """
 
+import logging
 import signal
 import threading
 from datetime import date, datetime
@@ -479,7 +480,10 @@ def db_upgrade(config: ConfigOpt = None, store: StoreOpt = None) -> None:
     cfg = load_config(config, store)
     check_setup(store_checks(cfg))  # the store may be created here
     with domain_errors(), config_errors_exit():
-        applied = upgrade_schema(cfg.store.url, password=cfg.store.password_value())
+        # Printed below: the log would only repeat it.
+        applied = upgrade_schema(
+            cfg.store.url, password=cfg.store.password_value(), announce=logging.DEBUG
+        )
     for migration in applied:
         typer.echo(f"applied {migration.version}: {migration.description}")
     if not applied:
