@@ -123,6 +123,7 @@ def test_db_status_and_upgrade(tmp_path: Path) -> None:
         "applied 5: agents' video source state and error; the time of the heartbeat their "
         "pending counts come from\n"
         "applied 6: sites and their time zones, as the configuration declares them\n"
+        "applied 7: site calibrations of the classifier, per spot\n"
     )
     assert runner.invoke(app, ["db", "upgrade", "--store", url]).stdout == "already up to date\n"
     result = runner.invoke(app, ["db", "status", "--store", url])
