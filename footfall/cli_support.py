@@ -107,11 +107,15 @@ def required_spelling(value: T | None, old_value: T | None, *, new: str, old: st
     return found
 
 
+def _no_usage(_ctx: Any) -> list[str]:
+    return []
+
+
 def readable_metavars(command: Any) -> None:
     """Value placeholders an operator can read in ``--help``: none for a flag (typer shows
     ``<bool>``), the element for a repeatable option (not ``<list[Path]>``), ``<int>`` with its
     range rather than ``<int range>``, and the date format as ``YYYY-MM-DD``. Options with a
-    metavar of their own keep it."""
+    metavar of their own keep it; hidden arguments stay out of the usage line."""
     from typer._click import Context
 
     ctx = Context(command)
@@ -120,6 +124,11 @@ def readable_metavars(command: Any) -> None:
     if help_option is not None:
         params.append(help_option)
     for param in params:
+        if param.param_type_name == "argument" and param.hidden:
+            # A deprecated positional: hidden from the help, and from the usage line too,
+            # which typer writes for every argument.
+            param.get_usage_pieces = _no_usage
+            continue
         if param.param_type_name != "option" or param.metavar is not None:
             continue
         if param.is_flag or param.count:

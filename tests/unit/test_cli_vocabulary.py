@@ -219,6 +219,21 @@ def test_help_placeholders_are_readable(app: typer.Typer) -> None:
     assert "<bool>" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("app", "command"),
+    [
+        *CONFIG_COMMANDS,
+        (aggregator_app, ["fleet", "revoke"]),
+        (aggregator_app, ["fleet", "rotate"]),
+    ],
+)
+def test_deprecated_positionals_are_not_in_the_usage(app: typer.Typer, command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    usage = next(line for line in result.stdout.splitlines() if "Usage:" in line)
+    assert usage.split()[-1] == "[OPTIONS]", usage
+
+
 def test_db_upgrade_does_not_log_what_it_prints(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -229,3 +244,40 @@ def test_db_upgrade_does_not_log_what_it_prints(
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("applied 1: ")
     assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
+
+
+def test_process_json_is_the_summary_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline itself is not what this checks: a stand-in returns one clip's result."""
+    import edge_agent.process as process
+    from edge_agent.clips import ClipSpec
+    from footfall.contract import Direction
+
+    clip = tmp_path / "door.mp4"
+    clip.write_bytes(b"")
+
+    def fake(specs: list[ClipSpec], *_args: object, **_kwargs: object) -> list[object]:
+        return [
+            process.ClipResult(
+                specs[0],
+                frames=250,
+                video_seconds=10.0,
+                wall_seconds=5.0,
+                people=3,
+                directions={Direction.IN: 2, Direction.OUT: 1},
+            )
+        ]
+
+    monkeypatch.setattr(process, "process_clips", fake)
+    args = ["process", "--out", str(tmp_path / "out"), "--clip", str(clip), "--site", "s"]
+    args += ["--spot", "p", "--start", "2026-05-01T09:00:00+02:00", "--json"]
+    result = runner.invoke(agent_app, args)
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert (row["clip"], row["site/spot"], row["people"], row["in"], row["out"]) == (
+        "door.mp4",
+        "s/p",
+        "3",
+        "2",
+        "1",
+    )
+    assert (row["x real time"], row["status"]) == ("2.0", "ok")
