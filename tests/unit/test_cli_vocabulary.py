@@ -281,3 +281,24 @@ def test_process_json_is_the_summary_rows(tmp_path: Path, monkeypatch: pytest.Mo
         "1",
     )
     assert (row["x real time"], row["status"]) == ("2.0", "ok")
+
+
+@pytest.mark.parametrize(
+    ("spelling", "stderr"),
+    [
+        ("--models-dir", ""),
+        (
+            "--models",
+            "warning: --models is deprecated, use --models-dir; the old spelling goes in the next "
+            "release\n",
+        ),
+    ],
+)
+def test_eval_mot_models_dir(tmp_path: Path, spelling: str, stderr: str) -> None:
+    """eval mot spells the model folder as every other command; the clip check then ends it."""
+    args = ["eval", "mot", "--clip", str(tmp_path / "none.mp4"), spelling, str(tmp_path)]
+    result = runner.invoke(agent_app, args)
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"{stderr}error: clip {tmp_path / 'none.mp4'} not found: give the path of a video file\n",
+    )
