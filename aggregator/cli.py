@@ -4,6 +4,7 @@ Exit codes: 0 success; 1 an error, printed as one line; 2 an invalid configurati
 3 (``fleet`` only) at least one agent is offline, silent or without video.
 """
 
+import logging
 import signal
 import threading
 from datetime import date, datetime
@@ -24,12 +25,17 @@ from aggregator.survey_cli import demo, survey
 from footfall import __version__
 from footfall.cli_support import (
     DebugOpt,
+    JsonOpt,
     NoFileChecksOpt,
     ReportingGroup,
     config_errors_exit,
     fail,
+    print_json,
+    print_table,
     report_valid,
+    required_spelling,
     start,
+    table_rows,
 )
 
 
@@ -52,8 +58,9 @@ db_app = typer.Typer(help="Schema of the store: status and migrations.", no_args
 app.add_typer(db_app, name="db")
 app.add_typer(fleet_app, name="fleet")
 
-ConfigArg = Annotated[
-    Path, typer.Argument(help="Aggregator configuration file (TOML)", show_default=False)
+# The old spelling of validate-config's file: hidden, accepted with a warning for this release.
+LegacyConfigArg = Annotated[
+    Path | None, typer.Argument(hidden=True, show_default=False, metavar="CONFIG")
 ]
 ConfigOpt = Annotated[
     Path | None,
@@ -86,10 +93,18 @@ def version() -> None:
 
 
 @app.command("validate-config")
-def validate_config(path: ConfigArg, no_file_checks: NoFileChecksOpt = False) -> None:
+def validate_config(
+    config: ConfigOpt = None,
+    legacy_config: LegacyConfigArg = None,
+    no_file_checks: NoFileChecksOpt = False,
+) -> None:
     """Check an aggregator configuration file and the files it names; print every problem with
     its key path (exit 2)."""
     from aggregator.setup_checks import all_checks, problems
+
+    path = required_spelling(
+        config, legacy_config, new="--config CONFIG", old="a positional CONFIG"
+    )
 
     cfg = load_config(path)
     report_valid(path, [] if no_file_checks else problems(all_checks(cfg)))
@@ -159,6 +174,12 @@ def dead_letters(
     store: StoreOpt = None,
     site: SiteOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many to list")] = 20,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Machine-readable output: total, counts by reason and the rows"
+        ),
+    ] = False,
 ) -> None:
     """Count rejected messages by reason and list the most recent ones."""
     cfg = load_config(config, store)
@@ -166,12 +187,6 @@ def dead_letters(
         reasons = event_store.dead_letter_reasons(site=site)
         rows = event_store.dead_letters(site=site, limit=limit)
     total = sum(reasons.values())
-    typer.echo(
-        f"{total} dead letters"
-        + (": " + ", ".join(f"{r} {n}" for r, n in reasons.items()) if reasons else "")
-    )
-    if not rows:
-        return
     table = Table("id", "received (UTC)", "reason", "field", "topic / source", "bytes", "detail")
     for row in rows:
         table.add_row(
@@ -188,7 +203,15 @@ def dead_letters(
                 )
             )
         )
-    Console(width=200).print(table)
+    if as_json:
+        print_json({"total": total, "reasons": dict(reasons), "rows": table_rows(table)})
+        return
+    typer.echo(
+        f"{total} dead letters"
+        + (": " + ", ".join(f"{r} {n}" for r, n in reasons.items()) if reasons else "")
+    )
+    if rows:
+        Console(width=200).print(table)
 
 
 DateOpt = Annotated[
@@ -376,6 +399,7 @@ def deliveries(
     store: StoreOpt = None,
     site: SiteOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many to list")] = 20,
+    as_json: JsonOpt = False,
 ) -> None:
     """List recent workbook deliveries, failed ones included."""
     from aggregator.store.deliveries import DeliveryLogTable
@@ -402,7 +426,7 @@ def deliveries(
                 )
             )
         )
-    Console(width=200).print(table)
+    print_table(table, as_json)
 
 
 app.command()(survey)
@@ -411,13 +435,32 @@ app.command()(calibrate)
 
 
 @db_app.command("status")
-def db_status(config: ConfigOpt = None, store: StoreOpt = None) -> None:
+def db_status(
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Machine-readable output: versions and pending migrations"),
+    ] = False,
+) -> None:
     """Print the store's schema version and the migrations still to apply."""
     from aggregator.store.store import schema_status
 
     cfg = load_config(config, store)
     with domain_errors(), config_errors_exit():
         found = schema_status(cfg.store.url, password=cfg.store.password_value())
+    if as_json:
+        pending = [{"version": m.version, "description": m.description} for m in found.pending]
+        print_json(
+            {
+                "store": _redacted(cfg.store.url),
+                "schema_version": found.current,
+                "software_version": found.latest,
+                "pending": pending,
+                "up_to_date": found.up_to_date,
+            }
+        )
+        return
     typer.echo(f"store: {_redacted(cfg.store.url)}")
     typer.echo(f"schema version: {found.current} (this software: {found.latest})")
     if found.current > found.latest:
@@ -437,7 +480,10 @@ def db_upgrade(config: ConfigOpt = None, store: StoreOpt = None) -> None:
     cfg = load_config(config, store)
     check_setup(store_checks(cfg))  # the store may be created here
     with domain_errors(), config_errors_exit():
-        applied = upgrade_schema(cfg.store.url, password=cfg.store.password_value())
+        # Printed below: the log would only repeat it.
+        applied = upgrade_schema(
+            cfg.store.url, password=cfg.store.password_value(), announce=logging.DEBUG
+        )
     for migration in applied:
         typer.echo(f"applied {migration.version}: {migration.description}")
     if not applied:

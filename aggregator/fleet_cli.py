@@ -4,7 +4,6 @@ commands: provision, add-user, rotate, revoke, list-provisioned, render, push-co
 Passwords are written into bundle files (mode 0600) and printed nowhere.
 """
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,7 +14,15 @@ from rich.table import Table
 from rich.text import Text
 
 from aggregator.cli_common import check_setup, domain_errors, load_config, opened_store
-from footfall.cli_support import config_errors_exit, fail
+from footfall.cli_support import (
+    JsonOpt,
+    config_errors_exit,
+    fail,
+    print_json,
+    print_table,
+    required_spelling,
+    warn_deprecated,
+)
 
 if TYPE_CHECKING:
     from aggregator.bundles import BrokerEndpoint
@@ -74,6 +81,19 @@ DataDirOpt = Annotated[
         help="The agent's data_dir written into agent.toml (default /var/lib/footfall-agent)",
     ),
 ]
+# Accounts are named by their kind: --agent for an agent's, --user for an aggregator's or an
+# operator's. The old spellings (a positional NAME, add-user --name) are hidden and warn.
+AgentAccountOpt = Annotated[
+    str | None,
+    typer.Option("--agent", help="Agent account (the agent id)", show_default=False),
+]
+UserAccountOpt = Annotated[
+    str | None,
+    typer.Option("--user", help="Aggregator or operator account", show_default=False),
+]
+LegacyNameArg = Annotated[
+    str | None, typer.Argument(hidden=True, metavar="NAME", show_default=False)
+]
 ReloadOpt = Annotated[
     Path | None,
     typer.Option(
@@ -104,6 +124,7 @@ def fleet(
             show_default=False,
         ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show every agent's last status; exit 3 if any agent is offline, silent (no message
     for longer than --silent-after) or without video (its source reconnecting)."""
@@ -123,11 +144,14 @@ def fleet(
             raise fail(f"--silent-after: {exc}", code=2) from None
     with opened_store(cfg, upgrade=False) as event_store:
         agents = event_store.agents(site)
+    if not agents and as_json:
+        print_json([])
+        return
     if not agents:
         typer.echo("no agent has reported yet" + (f" for site {site}" if site else ""))
         return
     now = datetime.now(UTC)
-    Console(width=200).print(fleet_table(agents, now, threshold))
+    print_table(fleet_table(agents, now, threshold), as_json)
     failing = unhealthy(agents, now, threshold)
     if failing:
         names = ", ".join(f"{a.site}/{a.spot}/{a.agent} ({v.value})" for a, v in failing)
@@ -145,6 +169,35 @@ def _registry(path: Path, broker_user: str | None = None, *, writes: bool = True
         check_setup([lambda: check_directory("--registry", path)])
     with domain_errors():
         return Registry(path, broker_user=broker_user)
+
+
+def _account(agent: str | None, user: str | None, legacy: str | None) -> str:
+    """The account ``--agent`` or ``--user`` names, or the old positional name (any kind) with
+    a warning."""
+    if legacy is not None:
+        if agent is not None or user is not None:
+            raise fail("give --agent or --user only: a positional NAME is their deprecated form", 2)
+        warn_deprecated("a positional NAME", "--agent NAME or --user NAME")
+        return legacy
+    if (agent is None) == (user is None):
+        raise fail("give one of --agent NAME or --user NAME", 2)
+    name = agent if agent is not None else user
+    assert name is not None
+    return name
+
+
+def _check_kind(reg: "Registry", name: str, agent: str | None, user: str | None) -> None:
+    """An account named with ``--agent`` is an agent's, one named with ``--user`` is not."""
+    from footfall.broker_auth import Role
+
+    if agent is None and user is None:
+        return  # the old positional name: any kind, as before
+    with domain_errors():
+        account = reg.get(name)
+    if agent is not None and account.role is not Role.AGENT:
+        raise fail(f"--agent {name}: a {account.role.value} account; use --user {name}", 2)
+    if user is not None and account.role is Role.AGENT:
+        raise fail(f"--user {name}: an agent account; use --agent {name}", 2)
 
 
 def _endpoint(host: str, port: int, ca: Path | None) -> "BrokerEndpoint":
@@ -230,8 +283,12 @@ def provision(
 def add_user(
     registry: RegistryOpt,
     role: Annotated[str, typer.Option("--role", help="aggregator or operator")],
-    name: Annotated[str, typer.Option("--name", help="Broker user name")],
     broker_host: BrokerHostOpt,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Broker user name of the account", show_default=False),
+    ] = None,
+    legacy_name: Annotated[str | None, typer.Option("--name", hidden=True)] = None,
     broker_port: BrokerPortOpt = 8883,
     ca: CaOpt = None,
     out: OutOpt = None,
@@ -245,6 +302,7 @@ def add_user(
     from aggregator.bundles import write_service_bundle
     from footfall.broker_auth import Role
 
+    name = required_spelling(user, legacy_name, new="--user NAME", old="--name NAME")
     try:
         parsed = Role(role)
     except ValueError:
@@ -263,9 +321,11 @@ def add_user(
 
 @fleet_app.command("rotate")
 def rotate(
-    name: Annotated[str, typer.Argument(help="Account to give a new password")],
     registry: RegistryOpt,
     broker_host: BrokerHostOpt,
+    agent: AgentAccountOpt = None,
+    user: UserAccountOpt = None,
+    legacy_name: LegacyNameArg = None,
     broker_port: BrokerPortOpt = 8883,
     ca: CaOpt = None,
     out: OutOpt = None,
@@ -277,15 +337,17 @@ def rotate(
     install_dir: InstallDirOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """New password for an account, in a new bundle; the old password stops working when the
-    broker reloads."""
+    """New password for an account (--agent or --user), in a new bundle; the old password stops
+    working when the broker reloads."""
     from aggregator.bundles import write_agent_bundle, write_service_bundle
     from footfall.broker_auth import Role
 
     endpoint = _endpoint(broker_host, broker_port, ca)
     reg = _registry(registry, broker_user)
+    name = _account(agent, user, legacy_name)
     target = out or Path(f"bundle-{name}")
     _check_out(target)
+    _check_kind(reg, name, agent, user)
     with domain_errors():
         issued = reg.rotate(name)
         if issued.account.role is Role.AGENT:
@@ -300,13 +362,18 @@ def rotate(
 
 @fleet_app.command("revoke")
 def revoke(
-    name: Annotated[str, typer.Argument(help="Account to revoke")],
     registry: RegistryOpt,
+    agent: AgentAccountOpt = None,
+    user: UserAccountOpt = None,
+    legacy_name: LegacyNameArg = None,
     broker_user: BrokerUserOpt = None,
     reload_pid_file: ReloadOpt = None,
 ) -> None:
-    """Remove an account from the broker's files (its record stays, marked revoked)."""
+    """Remove an account (--agent or --user) from the broker's files (its record stays, marked
+    revoked)."""
     reg = _registry(registry, broker_user)
+    name = _account(agent, user, legacy_name)
+    _check_kind(reg, name, agent, user)
     with domain_errors():
         reg.revoke(name)
     typer.echo(f"revoked {name}")
@@ -330,7 +397,7 @@ def render(
 @fleet_app.command("list-provisioned")
 def list_provisioned(
     registry: RegistryOpt,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Every account in the registry, revoked ones included."""
     reg = _registry(registry, writes=False)
@@ -338,7 +405,7 @@ def list_provisioned(
         accounts = reg.accounts()
     if as_json:
         rows = [a.model_dump(mode="json", exclude={"password_hash"}) for a in accounts]
-        typer.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     if not accounts:
         typer.echo(f"no accounts in {registry}")

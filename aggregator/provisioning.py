@@ -230,7 +230,7 @@ class Registry:
             raise RegistryError(str(exc).splitlines()[0]) from None
         self._save(account)
         self._render()
-        log.info("provisioned %s %s", role.value, name)
+        log.debug("provisioned %s %s", role.value, name)
         return Issued(account, password)
 
     def rotate(self, name: str) -> Issued:
@@ -245,7 +245,7 @@ class Registry:
             )
             self._save(account)
             self._render()
-        log.info("rotated the password of %s", name)
+        log.debug("rotated the password of %s", name)
         return Issued(account, password)
 
     def revoke(self, name: str) -> Account:
@@ -257,7 +257,7 @@ class Registry:
             account = account.model_copy(update={"revoked_at": _now()})
             self._save(account)
             self._render()
-        log.info("revoked %s", name)
+        log.debug("revoked %s", name)
         return account
 
     def render(self) -> None:
@@ -313,5 +313,5 @@ def reload_broker(pid_file: Path) -> int:
     if "mosquitto" not in comm:
         raise RegistryError(f"process {pid} from {pid_file} is {comm!r}, not mosquitto")
     os.kill(pid, signal.SIGHUP)
-    log.info("sent SIGHUP to mosquitto (pid %d)", pid)
+    log.debug("sent SIGHUP to mosquitto (pid %d)", pid)
     return pid

@@ -8,15 +8,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edge_agent.cli_options import AgentConfigOpt, LegacyConfigArg, agent_config
 from edge_agent.delivery_cli import check_broker, deliver, outbox_app, run_agent
 from edge_agent.evaluation.cli import eval_app
 from footfall import __version__
 from footfall.cli_support import (
     DebugOpt,
+    JsonOpt,
     NoFileChecksOpt,
     ReportingGroup,
     config_errors_exit,
     fail,
+    print_table,
     report_valid,
     start,
 )
@@ -53,9 +56,6 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 
-ConfigArg = Annotated[
-    Path, typer.Argument(help="Agent configuration file (TOML)", show_default=False)
-]
 ModelsDirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -83,18 +83,23 @@ def version() -> None:
 
 
 @app.command("validate-config")
-def validate_config(path: ConfigArg, no_file_checks: NoFileChecksOpt = False) -> None:
+def validate_config(
+    config: AgentConfigOpt = None,
+    legacy_config: LegacyConfigArg = None,
+    no_file_checks: NoFileChecksOpt = False,
+) -> None:
     """Check an agent configuration file and the files it names; print every problem with its
     key path (exit 2)."""
     from edge_agent.config import load_agent_config
     from edge_agent.setup_checks import problems
     from edge_agent.vision.settings import PipelineMode
 
+    path = agent_config(config, legacy_config)
     with config_errors_exit():
-        config = load_agent_config(path)
-    report_valid(path, [] if no_file_checks else problems(config))
+        loaded = load_agent_config(path)
+    report_valid(path, [] if no_file_checks else problems(loaded))
     # Which mode, in words: the most consequential choice in the file, and a default one.
-    if config.mode is PipelineMode.PERSON:
+    if loaded.mode is PipelineMode.PERSON:
         typer.echo(
             "mode: person - bodies are tracked and counted, faces found on them give gender and "
             'age; for cameras that see people whole (street, shop front). Use mode = "face" '
@@ -113,7 +118,7 @@ def _resolver(models_dir: Path | None, allow_download: bool = True) -> ModelReso
 
 
 @models_app.command("list")
-def models_list(models_dir: ModelsDirOpt = None) -> None:
+def models_list(models_dir: ModelsDirOpt = None, as_json: JsonOpt = False) -> None:
     """Show every model in the manifest, its licence and where it was found (no download)."""
     resolver = _resolver(models_dir)
     table = Table("name", "role", "version", "file", "bytes", "licence", "commercial", "found in")
@@ -130,7 +135,7 @@ def models_list(models_dir: ModelsDirOpt = None) -> None:
             "yes" if spec.commercial_use else "NO",
             where,
         )
-    Console(width=200).print(table)
+    print_table(table, as_json)
 
 
 @models_app.command("fetch")
@@ -207,7 +212,8 @@ def process(
         typer.Option("--clips", help="TOML or CSV file listing path, site, spot, start (, agent)"),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Agent configuration (TOML); defaults otherwise")
+        Path | None,
+        typer.Option("--config", "-c", help="Agent configuration (TOML); defaults otherwise"),
     ] = None,
     models_dir: ModelsDirOpt = None,
     annotate: Annotated[
@@ -215,6 +221,7 @@ def process(
         typer.Option("--annotate", help="Also write each clip with boxes, ids and line drawn"),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per clip")] = True,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run the pipeline over recorded clips, writing one event per person (JSON lines) and
     face crops into --out. A clip that cannot be read is reported and skipped, one that stops
@@ -284,12 +291,12 @@ def process(
         raise fail(str(exc)) from None
     finally:
         sink.close()
-    _print_summary(results, out)
+    _print_summary(results, out, as_json)
     if any(not r.ok for r in results):
         raise typer.Exit(1)
 
 
-def _print_summary(results: list["ClipResult"], out: Path) -> None:
+def _print_summary(results: list["ClipResult"], out: Path, as_json: bool) -> None:
     from footfall.contract import Direction
 
     table = Table(
@@ -322,6 +329,9 @@ def _print_summary(results: list["ClipResult"], out: Path) -> None:
             str(r.unknown_gender),
             "ok" if r.ok else "INCOMPLETE" if r.processed else "FAILED",
         )
+    if as_json:
+        print_table(table, as_json)
+        return
     console = Console(width=160)
     console.print(table)
     console.print(f"events: {out / 'events.jsonl'}")

@@ -14,15 +14,12 @@ from edge_agent.vision.sinks import EventSink
 
 if TYPE_CHECKING:
     from edge_agent.agent import DrainReport
+from edge_agent.cli_options import AgentConfigOpt, LegacyConfigArg, agent_config
 from footfall.cli_support import config_errors_exit, fail
 
 log = logging.getLogger(__name__)
 
 outbox_app = typer.Typer(help="Inspect the on-device outbox.", no_args_is_help=True)
-
-ConfigArg = Annotated[
-    Path, typer.Argument(help="Agent configuration file (TOML)", show_default=False)
-]
 
 
 def _age(seconds: float | None) -> str:
@@ -39,9 +36,12 @@ def outbox_status(
         Path | None, typer.Option("--data-dir", help="The agent's data directory")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Agent configuration (for data_dir and cap)")
+        Path | None,
+        typer.Option("--config", "-c", help="Agent configuration (for data_dir and cap)"),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output: the figures as one object")
+    ] = False,
 ) -> None:
     """Depth, oldest entry age, crops pending, bytes and lifetime counters of the outbox."""
     from edge_agent.config import OutboxSettings, load_agent_config
@@ -84,7 +84,8 @@ def outbox_status(
 
 
 def deliver(
-    config: ConfigArg,
+    config: AgentConfigOpt = None,
+    legacy_config: LegacyConfigArg = None,
     until_empty: Annotated[
         bool,
         typer.Option("--until-empty", help="Exit once every event and crop has left the outbox"),
@@ -97,6 +98,7 @@ def deliver(
     from edge_agent.delivery.outbox import OutboxError
     from edge_agent.running import run_until_stopped
 
+    config = agent_config(config, legacy_config)
     with config_errors_exit():
         cfg = load_agent_config(config)
     if cfg.mqtt is None and cfg.s3 is None:
@@ -131,13 +133,14 @@ def _nothing_left_in(report: "DrainReport", events: bool, crops: bool) -> bool:
     return (not events or report.events_left == 0) and (not crops or report.crops_left == 0)
 
 
-def check_broker(config: ConfigArg) -> None:
+def check_broker(config: AgentConfigOpt = None, legacy_config: LegacyConfigArg = None) -> None:
     """Connect to the configured broker once: a line saying it worked, or one clear error."""
     from edge_agent.config import load_agent_config
     from edge_agent.delivery.preflight import SetupError, check_broker_files
     from footfall.mqtt_link import LinkError
     from footfall.mqtt_link import check_broker as check
 
+    config = agent_config(config, legacy_config)
     with config_errors_exit():
         cfg = load_agent_config(config)
     if cfg.mqtt is None:
@@ -150,7 +153,8 @@ def check_broker(config: ConfigArg) -> None:
 
 
 def run_agent(
-    config: ConfigArg,
+    config: AgentConfigOpt = None,
+    legacy_config: LegacyConfigArg = None,
     models_dir: Annotated[
         Path | None,
         typer.Option("--models-dir", help="Directory holding model files (default: config)"),
@@ -191,6 +195,7 @@ def run_agent(
     from edge_agent.running import run_live
     from edge_agent.vision.counting import GeometryError
 
+    config = agent_config(config, legacy_config)
     with config_errors_exit():
         cfg = load_agent_config(config)
     first_frame = None

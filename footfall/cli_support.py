@@ -11,6 +11,7 @@ endpoint, a configuration error raised late. The traceback is shown only with ``
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import sys
 import traceback
@@ -18,10 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 from footfall.redact import redact, redact_logs
 from footfall.settings import ConfigError
@@ -36,6 +40,32 @@ DebugOpt = Annotated[
 ]
 
 
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Machine-readable output: the rows as a JSON list of objects"),
+]
+
+
+def table_rows(table: Table) -> list[dict[str, str]]:
+    """The rows of a rich table as objects keyed by the column headers, cells as printed."""
+    columns = [(str(c.header), [str(cell) for cell in c.cells]) for c in table.columns]
+    return [{name: cells[i] for name, cells in columns} for i in range(table.row_count)]
+
+
+def print_json(value: object) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def print_table(table: Table, as_json: bool = False, *, width: int = 200) -> None:
+    """A table for the operator, or with ``--json`` the same rows as JSON on stdout."""
+    if as_json:
+        print_json(table_rows(table))
+        return
+    from rich.console import Console
+
+    Console(width=width).print(table)
+
+
 NoFileChecksOpt = Annotated[
     bool,
     typer.Option(
@@ -44,6 +74,73 @@ NoFileChecksOpt = Annotated[
         "the files are installed)",
     ),
 ]
+
+
+T = TypeVar("T")
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    """The one line on stderr for a spelling that still works for this release."""
+    typer.secho(
+        f"warning: {old} is deprecated, use {new}; the old spelling goes in the next release",
+        fg=typer.colors.YELLOW,
+        err=True,
+    )
+
+
+def one_spelling(value: T | None, old_value: T | None, *, new: str, old: str) -> T | None:
+    """The value given as ``new``, or as its deprecated spelling ``old`` (which warns); both
+    given is an error (exit 2), since they could disagree."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise fail(f"give {new} only: {old} is its deprecated spelling", 2)
+    warn_deprecated(old, new)
+    return old_value
+
+
+def required_spelling(value: T | None, old_value: T | None, *, new: str, old: str) -> T:
+    """:func:`one_spelling` for an option a command needs: neither spelling given is exit 2."""
+    found = one_spelling(value, old_value, new=new, old=old)
+    if found is None:
+        raise fail(f"missing option {new}", 2)
+    return found
+
+
+def _no_usage(_ctx: Any) -> list[str]:
+    return []
+
+
+def readable_metavars(command: Any) -> None:
+    """Value placeholders an operator can read in ``--help``: none for a flag (typer shows
+    ``<bool>``), the element for a repeatable option (not ``<list[Path]>``), ``<int>`` with its
+    range rather than ``<int range>``, and the date format as ``YYYY-MM-DD``. Options with a
+    metavar of their own keep it; hidden arguments stay out of the usage line."""
+    from typer._click import Context
+
+    ctx = Context(command)
+    params = list(command.params)
+    help_option = command.get_help_option(ctx)
+    if help_option is not None:
+        params.append(help_option)
+    for param in params:
+        if param.param_type_name == "argument" and param.hidden:
+            # A deprecated positional: hidden from the help, and from the usage line too,
+            # which typer writes for every argument.
+            param.get_usage_pieces = _no_usage
+            continue
+        if param.param_type_name != "option" or param.metavar is not None:
+            continue
+        if param.is_flag or param.count:
+            param.metavar = ""
+            continue
+        shown = param.display_type(ctx)
+        if shown.startswith("<list[") and shown.endswith("]>"):
+            shown = f"<{shown[6:-2].lower()}>"
+        shown = shown.replace(" range>", ">").replace("%Y-%m-%d", "YYYY-MM-DD")
+        param.metavar = shown
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -193,6 +290,10 @@ class ReportingGroup(TyperGroup):
         ("footfall.mqtt_link", "LinkError"),
         ("footfall.objectstore", "ObjectStoreError"),
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        readable_metavars(self)
 
     def invoke(self, ctx: Any) -> Any:
         token = _debug.set(False)

@@ -257,7 +257,7 @@ def build_site_workbook(
             out_path,
             pictures.missing,
         )
-    log.info("wrote %s: %d people at %d spots", out_path, tally.events, len(summaries))
+    log.debug("wrote %s: %d people at %d spots", out_path, tally.events, len(summaries))
     return WorkbookResult(
         path=out_path,
         site=site.id,

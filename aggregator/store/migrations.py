@@ -139,9 +139,14 @@ def _lock(conn: sa.Connection) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
 
 
-def upgrade(engine: sa.Engine) -> list[Migration]:
-    """Apply every pending migration, in order; return those applied by this call."""
+def upgrade(engine: sa.Engine, *, announce: int = logging.INFO) -> list[Migration]:
+    """Apply every pending migration, in order; return those applied by this call.
+
+    Each migration applied to a store that had a schema is logged at ``announce`` (a command
+    that prints what it applied passes DEBUG); laying out a new store is logged at DEBUG, since
+    a fresh store (every survey makes one) is not news."""
     applied: list[Migration] = []
+    level = announce
     for migration in MIGRATIONS:
         with engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
             _lock(conn)
@@ -152,7 +157,11 @@ def upgrade(engine: sa.Engine) -> list[Migration]:
                 raise SchemaError(newer_message(current))
             if migration.version <= current:
                 continue
-            log.info("applying schema migration %d: %s", migration.version, migration.description)
+            if current == 0:
+                level = logging.DEBUG
+            log.log(
+                level, "applying schema migration %d: %s", migration.version, migration.description
+            )
             migration.apply(conn)
             conn.execute(
                 sa.insert(tables.schema_version).values(

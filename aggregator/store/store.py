@@ -9,6 +9,7 @@ with other content is not a copy: it becomes a ``conflict`` dead letter in the s
 and the stored event stays.
 """
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -402,11 +403,14 @@ def schema_status(url: str, *, password: str | None = None) -> migrations.Schema
         engine.dispose()
 
 
-def upgrade_schema(url: str, *, password: str | None = None) -> list[migrations.Migration]:
-    """Apply pending migrations to the store at ``url``; return those applied."""
+def upgrade_schema(
+    url: str, *, password: str | None = None, announce: int = logging.INFO
+) -> list[migrations.Migration]:
+    """Apply pending migrations to the store at ``url``; return those applied (each logged at
+    ``announce``, see :func:`migrations.upgrade`)."""
     engine = create_engine(url, password=password)
     try:
-        return migrations.upgrade(engine)
+        return migrations.upgrade(engine, announce=announce)
     except OperationalError as exc:
         raise _cannot_open(url, exc) from None
     finally:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from footfall.cli_support import fail
+from footfall.cli_support import fail, one_spelling
 
 eval_app = typer.Typer(
     help="Evaluate the pipeline: scenario videos with exact ground truth, the standard suite, "
@@ -49,7 +49,7 @@ SplitOpt = Annotated[
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="Agent configuration (TOML) for our pipeline; defaults otherwise"
+        "--config", "-c", help="Agent configuration (TOML) for our pipeline; defaults otherwise"
     ),
 ]
 WhichOpt = Annotated[
@@ -407,11 +407,15 @@ def mot(
     config: ConfigOpt = None,
     models_dir: Annotated[
         Path | None,
-        typer.Option("--models", help="Model folder (default: $FOOTFALL_MODELS_DIR or bundled)"),
+        typer.Option(
+            "--models-dir", help="Model folder (default: $FOOTFALL_MODELS_DIR or bundled)"
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write mot.json and mot.md into this folder")
     ] = None,
+    # --models-dir as every other command spells it; the old name warns for this release.
+    legacy_models: Annotated[Path | None, typer.Option("--models", hidden=True)] = None,
 ) -> None:
     """Score person mode, face mode and seed-style on real clips with MOTChallenge ground truth:
     pedestrians found/split, events on nobody, ID switches, IDF1, MOTA, in/out crossings."""
@@ -421,6 +425,7 @@ def mot(
     from edge_agent.evaluation.mot_truth import TruthError, load_mot
     from models.assets import ModelResolver
 
+    models_dir = one_spelling(models_dir, legacy_models, new="--models-dir", old="--models")
     truths = gt or [c.with_name(c.stem + ".gt.txt") for c in clip]
     if len(truths) != len(clip):
         raise fail(f"give one --gt per --clip ({len(clip)} clips, {len(truths)} --gt)", 2)

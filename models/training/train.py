@@ -351,7 +351,7 @@ def train(
                 stopped = f"time budget of {cfg.max_minutes} min"
                 break
     best_val = next(h.val for h in history if h.epoch == best_epoch)
-    log.info("best epoch %d (%s)", best_epoch, stopped)
+    log.debug("best epoch %d (%s)", best_epoch, stopped)
     return TrainResult(out_dir, best_path, best_epoch, best_val, history, stopped)
 
 

@@ -96,7 +96,7 @@ class Fleet:
             "add-user",
             "--role",
             role,
-            "--name",
+            "--user",
             name,
             "--broker-host",
             "127.0.0.1",
@@ -232,7 +232,7 @@ def test_revoked_agent_is_refused_and_loses_its_connection(fleet: Fleet) -> None
     _, password = fleet.provision("site-a", "spot-1", "cam-1")
     with fleet.client("cam-1", password) as live:
         assert not live.connect().is_failure
-        output = _cli("fleet", "revoke", "cam-1", *fleet.common())
+        output = _cli("fleet", "revoke", "--agent", "cam-1", *fleet.common())
         assert "broker reloaded" in output
         assert fleet.wait_connack("cam-1", password, CONNACK_NOT_AUTHORIZED) == (
             CONNACK_NOT_AUTHORIZED
@@ -252,6 +252,7 @@ def test_rotation_replaces_the_password(fleet: Fleet) -> None:
     output = _cli(
         "fleet",
         "rotate",
+        "--agent",
         "cam-1",
         "--broker-host",
         "127.0.0.1",

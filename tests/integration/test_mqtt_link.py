@@ -161,7 +161,9 @@ def test_check_broker_command_prints_one_line(
     password = user.password if problem == "ca" else "wrong"
     config = _config_file(tmp_path, ns, user, ca)
     result = CliRunner().invoke(
-        app, ["check-broker", str(config)], env={"FOOTFALL_AGENT__MQTT__PASSWORD": password}
+        app,
+        ["check-broker", "--config", str(config)],
+        env={"FOOTFALL_AGENT__MQTT__PASSWORD": password},
     )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
@@ -176,7 +178,7 @@ def test_check_broker_command_prints_one_line(
 
     good = CliRunner().invoke(
         app,
-        ["check-broker", str(_config_file(tmp_path, ns, user, ns.broker.ca_file))],
+        ["check-broker", "--config", str(_config_file(tmp_path, ns, user, ns.broker.ca_file))],
         env={"FOOTFALL_AGENT__MQTT__PASSWORD": user.password},
     )
     assert good.exit_code == 0 and good.stdout.startswith(f"connected to {where}")
@@ -286,7 +288,7 @@ def test_deliver_command_empties_an_outbox_left_behind(
         watcher.subscribe(f"{ns.prefix}/site-a/spot-1/agent-1/events")
         result = CliRunner().invoke(
             app,
-            ["deliver", str(config), "--until-empty"],
+            ["deliver", "--config", str(config), "--until-empty"],
             env={"FOOTFALL_AGENT__MQTT__PASSWORD": user.password},
         )
         assert result.exit_code == 0, result.output

@@ -102,7 +102,7 @@ def test_errors_are_one_line_with_an_exit_code(
 def test_config_that_cannot_fill_a_batch_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "agg.toml"
     path.write_text("[ingest]\nbatch_max_events = 2000\nreceive_maximum = 100\n")
-    result = runner.invoke(app, ["validate-config", str(path)])
+    result = runner.invoke(app, ["validate-config", "--config", str(path)])
     assert result.exit_code == 2
     assert result.output == (
         f"{path}: invalid configuration\n"

@@ -36,21 +36,21 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "validate-config-missing-file",
         {},
-        ["validate-config", "{tmp}/nope.toml"],
+        ["validate-config", "--config", "{tmp}/nope.toml"],
         2,
         "{tmp}/nope.toml: invalid configuration\n  file not found\n",
     ),
     (
         "validate-config-unreadable-file",
         {"agent.toml": "DIR"},
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         "{tmp}/agent.toml: invalid configuration\n  is a directory, not a TOML file\n",
     ),
     (
         "validate-config-forbidden-data-dir",
         {"agent.toml": BASE + f'data_dir = "{FORBIDDEN}/data"\n'},
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         f"error: data_dir {FORBIDDEN}/data: cannot write in /proc: {NO_FILE}; {WRITE_ADVICE}\n",
     ),
@@ -60,7 +60,7 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
             "agent.toml": BASE + DATA + '[mqtt]\nca_file = "{tmp}/ca.crt"\nusername = "a"\n'
             'password_file = "{tmp}/mqtt.password"\n'
         },
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         f"error: mqtt.ca_file {{tmp}}/ca.crt: cannot read it: {NO_FILE}\n"
         f"error: mqtt.password_file {{tmp}}/mqtt.password: cannot read it: {NO_FILE}\n",
@@ -68,7 +68,7 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "validate-config-ca-file-without-certificate",
         {"agent.toml": BASE + DATA + '[mqtt]\nca_file = "{tmp}/ca.crt"\n', "ca.crt": "no\n"},
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         "error: mqtt.ca_file {tmp}/ca.crt: no CA certificate in it (PEM expected): "
         "NO_CERTIFICATE_OR_CRL_FOUND\n",
@@ -79,21 +79,21 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
             "agent.toml": BASE + DATA + CLOSED_BROKER + 'password_file = "{tmp}/pw"\n',
             "pw": "DIR",
         },
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         "error: mqtt.password_file {tmp}/pw: cannot read it: Is a directory\n",
     ),
     (
         "validate-config-empty-password-file",
         {"agent.toml": BASE + DATA + CLOSED_BROKER + 'password_file = "{tmp}/pw"\n', "pw": "\n"},
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         "error: mqtt.password_file {tmp}/pw: the file is empty\n",
     ),
     (
         "validate-config-missing-s3-secret",
         {"agent.toml": BASE + DATA + '[s3]\nbucket = "crops"\naccess_key_id = "AK"\n'},
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         "error: s3.access_key_id is set but there is no secret key: set "
         "FOOTFALL_AGENT__S3__SECRET_ACCESS_KEY or s3.secret_access_key_file\n",
@@ -101,7 +101,7 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "validate-config-no-s3-credentials-at-all",
         {"agent.toml": BASE + DATA + '[s3]\nbucket = "crops"\n'},
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         "error: s3: no credentials: set s3.access_key_id and FOOTFALL_AGENT__S3__SECRET_ACCESS_KEY"
         " (or s3.secret_access_key_file), or provide AWS credentials in the environment\n",
@@ -109,14 +109,14 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "validate-config-missing-models-dir",
         {"agent.toml": BASE + DATA + '[models]\ndir = "{tmp}/models"\n'},
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         "error: models.dir {tmp}/models: no such directory; create it or correct models.dir\n",
     ),
     (
         "validate-config-forbidden-cache-dir",
         {"agent.toml": BASE + DATA + f'[models]\ncache_dir = "{FORBIDDEN}/cache"\n'},
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         f"error: models.cache_dir {FORBIDDEN}/cache: cannot write in /proc: {NO_FILE}; set "
         "models.cache_dir to a place this user may write\n",
@@ -124,7 +124,7 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "validate-config-missing-video-file",
         {"agent.toml": BASE + DATA + '[source]\nurl = "{tmp}/clip.mp4"\n'},
-        ["validate-config", "{tmp}/agent.toml"],
+        ["validate-config", "--config", "{tmp}/agent.toml"],
         2,
         f"error: source.url {{tmp}}/clip.mp4: cannot read the video file: {NO_FILE}; give a "
         "readable file, a camera index or an rtsp:// or http(s):// URL\n",
@@ -132,21 +132,21 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "check-broker-missing-ca-file",
         {"agent.toml": BASE + DATA + '[mqtt]\nport = 1\nca_file = "{tmp}/ca.crt"\n'},
-        ["check-broker", "{tmp}/agent.toml"],
+        ["check-broker", "--config", "{tmp}/agent.toml"],
         1,
         f"error: mqtt.ca_file {{tmp}}/ca.crt: cannot read it: {NO_FILE}\n",
     ),
     (
         "check-broker-missing-password-file",
         {"agent.toml": BASE + DATA + CLOSED_BROKER + 'password_file = "{tmp}/pw"\n'},
-        ["check-broker", "{tmp}/agent.toml"],
+        ["check-broker", "--config", "{tmp}/agent.toml"],
         1,
         f"error: mqtt.password_file {{tmp}}/pw: cannot read it: {NO_FILE}\n",
     ),
     (
         "check-broker-unreachable",
         {"agent.toml": BASE + DATA + CLOSED_BROKER},
-        ["check-broker", "{tmp}/agent.toml"],
+        ["check-broker", "--config", "{tmp}/agent.toml"],
         1,
         "error: cannot reach the broker at 127.0.0.1:1: Connection refused; check mqtt.host and "
         "mqtt.port, and that the broker is running\n",
@@ -154,14 +154,14 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "deliver-forbidden-data-dir",
         {"agent.toml": BASE + f'data_dir = "{FORBIDDEN}/data"\n' + CLOSED_BROKER},
-        ["deliver", "{tmp}/agent.toml"],
+        ["deliver", "--config", "{tmp}/agent.toml"],
         1,
         f"error: data_dir {FORBIDDEN}/data: cannot write in /proc: {NO_FILE}; {WRITE_ADVICE}\n",
     ),
     (
         "deliver-missing-s3-secret",
         {"agent.toml": BASE + DATA + '[s3]\nbucket = "crops"\naccess_key_id = "AK"\n'},
-        ["deliver", "{tmp}/agent.toml"],
+        ["deliver", "--config", "{tmp}/agent.toml"],
         1,
         "error: s3.access_key_id is set but there is no secret key: set "
         "FOOTFALL_AGENT__S3__SECRET_ACCESS_KEY or s3.secret_access_key_file\n",
@@ -173,21 +173,21 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
             'secret_access_key_file = "{tmp}/s3.secret"\n',
             "s3.secret": "DIR",
         },
-        ["deliver", "{tmp}/agent.toml"],
+        ["deliver", "--config", "{tmp}/agent.toml"],
         1,
         "error: s3.secret_access_key_file {tmp}/s3.secret: cannot read it: Is a directory\n",
     ),
     (
         "deliver-missing-password-file",
         {"agent.toml": BASE + DATA + CLOSED_BROKER + 'password_file = "{tmp}/pw"\n'},
-        ["deliver", "{tmp}/agent.toml"],
+        ["deliver", "--config", "{tmp}/agent.toml"],
         1,
         f"error: mqtt.password_file {{tmp}}/pw: cannot read it: {NO_FILE}\n",
     ),
     (
         "run-forbidden-data-dir",
         {"agent.toml": BASE + f'data_dir = "{FORBIDDEN}/data"\n[source]\nurl = "0"\n'},
-        ["run", "{tmp}/agent.toml"],
+        ["run", "--config", "{tmp}/agent.toml"],
         1,
         f"error: data_dir {FORBIDDEN}/data: cannot write in /proc: {NO_FILE}; {WRITE_ADVICE}\n",
     ),
@@ -197,7 +197,7 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
             "agent.toml": BASE + DATA + '[source]\nurl = "0"\n'
             '[mqtt]\nport = 1\nca_file = "{tmp}/ca.crt"\n'
         },
-        ["run", "{tmp}/agent.toml"],
+        ["run", "--config", "{tmp}/agent.toml"],
         1,
         f"error: mqtt.ca_file {{tmp}}/ca.crt: cannot read it: {NO_FILE}\n",
     ),
@@ -274,7 +274,7 @@ def test_each_failure_is_one_line_and_an_exit_code(
 
 def test_with_debug_the_traceback_comes_before_the_line(tmp_path: Path) -> None:
     _make(tmp_path, {"agent.toml": BASE + f'data_dir = "{FORBIDDEN}/data"\n' + CLOSED_BROKER})
-    result = runner.invoke(app, ["--debug", "deliver", str(tmp_path / "agent.toml")])
+    result = runner.invoke(app, ["--debug", "deliver", "--config", str(tmp_path / "agent.toml")])
     assert result.exit_code == 1
     assert result.stderr.startswith("Traceback (most recent call last):\n")
     assert result.stderr.endswith(
@@ -323,7 +323,7 @@ def test_what_a_command_does_not_handle_is_one_line_too(
         raise raised
 
     monkeypatch.setattr(agent_config, "load_agent_config", load)
-    args = ["validate-config", str(tmp_path / "agent.toml")]
+    args = ["validate-config", "--config", str(tmp_path / "agent.toml")]
     result = runner.invoke(app, args)
     assert (result.exit_code, result.stderr) == (1, line)
     debug = runner.invoke(app, ["--debug", *args])
@@ -358,7 +358,7 @@ def test_a_delivery_thread_that_dies_ends_deliver_with_exit_1(
 
     monkeypatch.setattr(loop, "_loop", broken)
     _make(tmp_path, {"agent.toml": BASE + DATA + section, "s3.secret": "SK\n"})
-    result = runner.invoke(app, ["deliver", str(tmp_path / "agent.toml")])
+    result = runner.invoke(app, ["deliver", "--config", str(tmp_path / "agent.toml")])
     assert result.exit_code == 1
     assert result.stderr.splitlines(keepends=True)[-1] == line
 
@@ -370,7 +370,7 @@ def test_the_program_itself_prints_one_line_and_no_traceback(tmp_path: Path) -> 
     root = Path(__file__).resolve().parents[2]
     for debug in ([], ["--debug"]):
         done = subprocess.run(
-            [sys.executable, "-m", "edge_agent", *debug, "deliver", str(config)],
+            [sys.executable, "-m", "edge_agent", *debug, "deliver", "--config", str(config)],
             cwd=root,
             capture_output=True,
             text=True,
@@ -401,7 +401,7 @@ def test_a_sender_that_dies_is_logged_in_one_line_and_ends_the_program(
         [
             *(sys.executable, "-c", code),
             *(["--debug"] if debug else []),
-            *("deliver", str(tmp_path / "agent.toml")),
+            *("deliver", "--config", str(tmp_path / "agent.toml")),
         ],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,

@@ -55,21 +55,21 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "validate-config-missing-file",
         {},
-        ["validate-config", "{tmp}/nope.toml"],
+        ["validate-config", "--config", "{tmp}/nope.toml"],
         2,
         "{tmp}/nope.toml: invalid configuration\n  file not found\n",
     ),
     (
         "validate-config-unreadable-file",
         {"agg.toml": "DIR"},
-        ["validate-config", "{tmp}/agg.toml"],
+        ["validate-config", "--config", "{tmp}/agg.toml"],
         2,
         "{tmp}/agg.toml: invalid configuration\n  is a directory, not a TOML file\n",
     ),
     (
         "validate-config-missing-broker-files",
         {"agg.toml": STORE + TLS_BROKER + 'username = "u"\npassword_file = "{tmp}/pw"\n'},
-        ["validate-config", "{tmp}/agg.toml"],
+        ["validate-config", "--config", "{tmp}/agg.toml"],
         2,
         f"error: mqtt.ca_file {{tmp}}/ca.crt: cannot read it: {NO_FILE}\n"
         f"error: mqtt.password_file {{tmp}}/pw: cannot read it: {NO_FILE}\n",
@@ -77,14 +77,14 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "validate-config-forbidden-store",
         {"agg.toml": f'[store]\nurl = "sqlite:///{FORBIDDEN}/f.db"\n'},
-        ["validate-config", "{tmp}/agg.toml"],
+        ["validate-config", "--config", "{tmp}/agg.toml"],
         2,
         _cannot_write("store.url", f"{FORBIDDEN}/f.db"),
     ),
     (
         "validate-config-unreadable-store-password-file",
         {"agg.toml": STORE + 'password_file = "{tmp}/db.pw"\n', "db.pw": "DIR"},
-        ["validate-config", "{tmp}/agg.toml"],
+        ["validate-config", "--config", "{tmp}/agg.toml"],
         2,
         "error: store.password_file {tmp}/db.pw: cannot read it: Is a directory\n",
     ),
@@ -95,7 +95,7 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
             '[delivery.smtp]\nhost = "mail"\nsender = "r@example.org"\n'
             'password_file = "{tmp}/smtp.pw"\n'
         },
-        ["validate-config", "{tmp}/agg.toml"],
+        ["validate-config", "--config", "{tmp}/agg.toml"],
         2,
         MISSING_SECRET
         + _cannot_write("delivery.work_dir", f"{FORBIDDEN}/work")
@@ -264,7 +264,7 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
         {},
         [
             *("fleet", "add-user", "--registry", "{tmp}/reg", "--role", "operator"),
-            *("--name", "ops", "--broker-host", "h", "--out", f"{FORBIDDEN}/b"),
+            *("--user", "ops", "--broker-host", "h", "--out", f"{FORBIDDEN}/b"),
         ],
         1,
         _cannot_write("--out", f"{FORBIDDEN}/b"),
@@ -279,7 +279,7 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     (
         "fleet-revoke-forbidden-registry",
         {},
-        ["fleet", "revoke", "cam-1", "--registry", f"{FORBIDDEN}/reg"],
+        ["fleet", "revoke", "--agent", "cam-1", "--registry", f"{FORBIDDEN}/reg"],
         1,
         _cannot_write("--registry", f"{FORBIDDEN}/reg"),
     ),
@@ -287,7 +287,16 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
         "fleet-rotate-forbidden-out",
         {},
         [
-            *("fleet", "rotate", "cam-1", "--registry", "{tmp}/reg", "--broker-host", "h"),
+            *(
+                "fleet",
+                "rotate",
+                "--agent",
+                "cam-1",
+                "--registry",
+                "{tmp}/reg",
+                "--broker-host",
+                "h",
+            ),
             *("--out", f"{FORBIDDEN}/b"),
         ],
         1,
@@ -465,7 +474,7 @@ def test_what_a_command_does_not_handle_is_one_line_too(
         raise raised
 
     monkeypatch.setattr(aggregator_config, "load_config", load)
-    args = ["validate-config", str(tmp_path / "agg.toml")]
+    args = ["validate-config", "--config", str(tmp_path / "agg.toml")]
     result = runner.invoke(app, args)
     assert (result.exit_code, result.stderr) == (1, line)
     debug = runner.invoke(app, ["--debug", *args])

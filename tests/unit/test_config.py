@@ -147,7 +147,7 @@ def test_aggregator_config_errors(tmp_path: Path) -> None:
 
 def test_validate_config_cli_prints_every_error_and_exits_2(tmp_path: Path) -> None:
     path = _write(tmp_path, 'site = "s"\nspot = "p p"\n[mqtt]\nport = 0\n')
-    result = runner.invoke(agent_app, ["validate-config", str(path)])
+    result = runner.invoke(agent_app, ["validate-config", "--config", str(path)])
     assert result.exit_code == 2
     assert result.output == (
         f"{path}: invalid configuration\n"
@@ -174,7 +174,7 @@ def test_validate_config_cli_unreadable_files(
         path.write_bytes(content)
     elif content is not None:
         path.write_text(content, encoding="utf-8")
-    result = runner.invoke(agent_app, ["validate-config", str(path)])
+    result = runner.invoke(agent_app, ["validate-config", "--config", str(path)])
     assert result.exit_code == 2
     assert result.output.startswith(f"{path}: invalid configuration\n  {message}")
 
@@ -183,7 +183,7 @@ def test_validate_config_says_which_mode_runs(tmp_path: Path) -> None:
     for mode, words in (("person", "bodies are tracked"), ("face", "faces are tracked")):
         path = tmp_path / f"{mode}.toml"
         path.write_text(f'site = "s"\nspot = "p"\nagent = "a"\nmode = "{mode}"\n', encoding="utf-8")
-        result = runner.invoke(agent_app, ["validate-config", str(path)])
+        result = runner.invoke(agent_app, ["validate-config", "--config", str(path)])
         assert result.exit_code == 0, result.output
         assert result.output.splitlines()[1].startswith(f"mode: {mode} - {words}")
 
@@ -194,13 +194,17 @@ def test_validate_config_cli_accepts_good_files() -> None:
         (agent_app, "agent.example.toml"),
         (aggregator_app, "aggregator.example.toml"),
     ):
-        result = runner.invoke(app, ["validate-config", "--no-file-checks", str(EXAMPLES / name)])
+        result = runner.invoke(
+            app, ["validate-config", "--no-file-checks", "--config", str(EXAMPLES / name)]
+        )
         assert result.exit_code == 0, result.output
         assert result.output.splitlines()[0] == f"{EXAMPLES / name}: ok"
 
 
 def test_validate_config_cli_names_every_file_the_examples_need() -> None:
-    result = runner.invoke(agent_app, ["validate-config", str(EXAMPLES / "agent.example.toml")])
+    result = runner.invoke(
+        agent_app, ["validate-config", "--config", str(EXAMPLES / "agent.example.toml")]
+    )
     assert result.exit_code == 2
     assert result.stderr == (
         "error: mqtt.ca_file /etc/footfall-agent/ca.crt: cannot read it: No such file or "

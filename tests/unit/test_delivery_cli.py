@@ -71,7 +71,7 @@ def test_outbox_status_errors(tmp_path: Path) -> None:
 def test_deliver_needs_somewhere_to_deliver_to(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text('site = "s"\nspot = "p"\nagent = "a"\n', encoding="utf-8")
-    result = runner.invoke(app, ["deliver", str(config)])
+    result = runner.invoke(app, ["deliver", "--config", str(config)])
     assert result.exit_code == 1
     assert (
         result.stderr == f"error: {config}: nothing to deliver to (no [mqtt] and no [s3] section)\n"
@@ -102,7 +102,7 @@ password_file = "{password}"
     )
     empty_models = tmp_path / "models"
     empty_models.mkdir()
-    result = runner.invoke(app, ["run", str(config), "--models-dir", str(empty_models)])
+    result = runner.invoke(app, ["run", "--config", str(config), "--models-dir", str(empty_models)])
     assert result.exit_code == 1
     assert result.stderr == (
         f"error: mqtt.password_file {password}: cannot read it: No such file or directory\n"
@@ -120,6 +120,6 @@ def test_deliver_and_check_broker_name_a_missing_ca_file(tmp_path: Path) -> None
     )
     line = f"error: mqtt.ca_file {ca}: cannot read it: No such file or directory\n"
     for command in ("deliver", "check-broker"):
-        result = runner.invoke(app, [command, str(config)])
+        result = runner.invoke(app, [command, "--config", str(config)])
         assert result.exit_code == 1
         assert result.stderr == line

@@ -207,7 +207,7 @@ def test_run_refuses_realtime_and_loop_for_a_camera(tmp_path: Path, flag: str) -
         '[source]\nurl = "rtsp://127.0.0.1:1/stream"\n',
         encoding="utf-8",
     )
-    result = CliRunner().invoke(app, ["run", str(config), flag])
+    result = CliRunner().invoke(app, ["run", "--config", str(config), flag])
     assert result.exit_code == 1
     assert (
         result.stderr.strip()

@@ -129,7 +129,7 @@ def test_run_turns_a_geometry_error_into_one_line(
     monkeypatch.setattr(running_module, "run_live", misfit)
     cfg = tmp_path / "agent.toml"
     cfg.write_text('site = "s"\nspot = "p"\nagent = "a"\n', encoding="utf-8")
-    result = runner.invoke(agent_app, ["run", str(cfg)])
+    result = runner.invoke(agent_app, ["run", "--config", str(cfg)])
     assert (result.exit_code, result.output) == (
         1,
         "error: counting.line: point (5000, 0) is outside the 640x480 frame\n",

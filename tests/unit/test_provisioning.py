@@ -235,7 +235,7 @@ def test_cli_bundles_name_their_files_where_install_dir_says(
     result = runner.invoke(
         app,
         [
-            *("fleet", "add-user", *reg, "--ca", str(ca), "--role", "operator", "--name", "ops"),
+            *("fleet", "add-user", *reg, "--ca", str(ca), "--role", "operator", "--user", "ops"),
             *("--out", "ops", "--install-dir", "ops"),
         ],
     )

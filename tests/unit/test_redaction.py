@@ -224,7 +224,7 @@ def test_cli_validate_config_masks_a_json_environment_value(tmp_path: Path) -> N
     config.write_text('site = "s"\nspot = "p"\nagent = "a"\n')
     value = '{"host": "b", "password": "s3cret-pw", "reconnect_min_seconds": 9, "reconnect_max_seconds": 1}'
     result = runner.invoke(
-        agent_app, ["validate-config", str(config)], env={"FOOTFALL_AGENT__MQTT": value}
+        agent_app, ["validate-config", "--config", str(config)], env={"FOOTFALL_AGENT__MQTT": value}
     )
     assert (result.exit_code, result.output) == (
         2,

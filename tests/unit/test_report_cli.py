@@ -76,7 +76,7 @@ def test_deliver_needs_a_delivery_section(tmp_path: Path) -> None:
 def test_deliver_with_delivery_but_no_s3_is_a_config_error(tmp_path: Path) -> None:
     cfg = tmp_path / "agg.toml"
     cfg.write_text("[delivery]\nattempts = 1\n", encoding="utf-8")
-    result = runner.invoke(app, ["validate-config", str(cfg)])
+    result = runner.invoke(app, ["validate-config", "--config", str(cfg)])
     assert result.exit_code == 2
     assert "(top level): delivery needs an [s3] section to upload the workbooks to" in result.output
 
