@@ -262,18 +262,31 @@ class RemoteClassifierSettings(Section):
     k_best: int = Field(
         default=5, ge=1, le=32, description="Best face observations kept per person and averaged"
     )
-    min_quality: float = Field(
-        default=0.3,
-        ge=0.0,
-        le=1.0,
-        description="Observations below this quality are never classified; a person with none "
-        "above it is reported as unknown",
-    )
-    min_gender_confidence: float = Field(
-        default=0.6,
+    min_expected_accuracy: float = Field(
+        # 0.8 on UTKFace val faces spoiled like a camera's (edge_agent/evaluation/results/
+        # quality_fit.md): the faces it judges are about as accurate as those the previous
+        # veto ramps let through, and three-quarter views are no longer thrown away.
+        default=0.8,
         ge=0.5,
         le=1.0,
-        description="Below this averaged probability the gender is reported as unknown",
+        description="A person whose best face's expected gender accuracy (fitted from its size, "
+        "pose, sharpness, contrast and detector score) is below this is reported as unknown; "
+        "0.5 judges everyone with a face",
+    )
+    min_quality: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Observations whose expected accuracy (0.5-1) is below this are left out of "
+        "a person's estimate; the default 0.5 leaves none out (before expected accuracies, this "
+        "was a 0-1 ramp score with default 0.3: values up to 0.5 now have no effect)",
+    )
+    min_gender_confidence: float = Field(
+        default=0.5,
+        ge=0.5,
+        le=1.0,
+        description="Below this combined probability the gender is reported as unknown; the "
+        "default 0.5 never does, leaving the decision to min_expected_accuracy",
     )
 
 
