@@ -9,7 +9,8 @@ at two thirds of the light. Conditions compared:
 
 - ``original``: the photo alone;
 - ``best of K``: the one view the pipeline's quality score ranks highest;
-- ``K average``: all K views, averaged with their quality as weight (what the pipeline does);
+- ``K average``: all K views, their gender log-odds averaged with the log-odds of each view's
+  expected accuracy as weight (what the pipeline does);
 
 each with and without horizontal-flip averaging in the classifier. The age group is reported
 both ways: from the expected age (the pipeline's rule) and as the most likely group.
@@ -30,7 +31,14 @@ import numpy.typing as npt
 
 from edge_agent.vision.classification import combine
 from edge_agent.vision.detection import YuNetDetector
-from edge_agent.vision.quality import QualityParams, geometry_quality, pixel_quality
+from edge_agent.vision.quality import (
+    QualityParams,
+    default_accuracy_model,
+    evidence_weight,
+    expected_accuracy,
+    geometry_quality,
+    pixel_quality,
+)
 from footfall.contract import AGE_GROUPS, Gender, age_group_for_years
 from footfall.contract.vocab import age_group_index
 from models.runtime.alignment import align_face
@@ -71,7 +79,7 @@ class Person:
     file: str
     age: int
     gender: Gender
-    quality: F64  # (K,) 0 where no face was found in the view
+    quality: F64  # (K,) expected accuracy, 0 where no face was found in the view
     chips: U8  # (K, 64, 64, 3)
 
 
@@ -87,6 +95,7 @@ def prepare(
     """Detect, align and score every view of every face of the split (the expensive part,
     shared by all conditions)."""
     params = params or QualityParams()
+    accuracy = default_accuracy_model()
     rows = []
     with (utkface_dir / "split.csv").open(newline="", encoding="utf-8") as handle:
         rows = [r for r in csv.DictReader(handle) if r["split"] == split]
@@ -111,10 +120,10 @@ def prepare(
             h, w = view.shape[:2]
             geometry = geometry_quality(
                 det.boxes[i], det.landmarks[i], float(det.scores[i]), w, h, params
-            ).total
+            )
             chips[k] = chip
-            # A found face never scores exactly 0 here, so it still counts as found.
-            quality[k] = max(geometry * pixel_quality(chip, params).total, 1e-6)
+            # At least chance (0.5): a found face never scores 0, so it still counts as found.
+            quality[k] = expected_accuracy(geometry, pixel_quality(chip, params), accuracy, params)
         people.append(
             Person(
                 row["file"],
@@ -189,9 +198,13 @@ class AgeGenderScore:
 def _predict(
     estimates: FaceEstimates, weights: F64, min_gender_confidence: float
 ) -> tuple[Prediction, bool]:
-    gender, age = combine(estimates, weights, min_gender_confidence=min_gender_confidence)
-    w = weights / weights.sum()
-    p = w @ estimates.gender
+    evidence = np.array([evidence_weight(float(q)) for q in weights])
+    if evidence.sum() <= 0:
+        evidence = np.ones(len(weights))
+    gender, age = combine(estimates, evidence, min_gender_confidence=min_gender_confidence)
+    w = evidence / evidence.sum()
+    logit = w @ (np.log(estimates.gender[:, 1] + 1e-9) - np.log(estimates.gender[:, 0] + 1e-9))
+    p = np.array([1.0, float(np.exp(logit))])
     groups = (
         np.array([age.group_probabilities[g] for g in AGE_GROUPS])
         if age.group_probabilities

@@ -183,7 +183,13 @@ def seed_config(base: AgentConfig) -> AgentConfig:
             ),
             "counting": base.counting.model_copy(update={"hysteresis": 0.0}),
             "classifier": base.classifier.model_copy(
-                update={"k_best": 1, "min_quality": 0.0, "flip_average": False}
+                # The seed classified every face it kept: no expected-accuracy level either.
+                update={
+                    "k_best": 1,
+                    "min_quality": 0.0,
+                    "min_expected_accuracy": 0.5,
+                    "flip_average": False,
+                }
             ),
         }
     )

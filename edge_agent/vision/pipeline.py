@@ -9,8 +9,11 @@ There is no I/O and no clock here; the loop around it lives in :mod:`edge_agent.
 
 Per person the pipeline keeps a counting state, the K best aligned chips (small, bounded) and
 one crop; that state is dropped when the track ends, so memory follows the number of people in
-view, not the length of the stream. Gender and age are estimated once, when the track ends,
-from the chips whose quality reached ``min_quality``; with none, the event says unknown.
+view, not the length of the stream. An observation's quality is its expected accuracy (how
+often the classifier gets the gender of such a face right, :func:`expected_accuracy`); it ranks
+the K best and weighs them. Gender and age are estimated once, when the track ends, unless the
+person's best expected accuracy stays under ``min_expected_accuracy``: then the event says
+unknown.
 """
 
 import hashlib
@@ -42,7 +45,16 @@ from edge_agent.vision.counting import (
 from edge_agent.vision.crops import encode_jpeg, face_crop
 from edge_agent.vision.detection import Detections, FaceDetector
 from edge_agent.vision.people import assign_faces, count_point, head_boxes
-from edge_agent.vision.quality import QualityParams, geometry_quality, pixel_quality
+from edge_agent.vision.quality import (
+    CHANCE,
+    AccuracyModel,
+    QualityParams,
+    default_accuracy_model,
+    evidence_weight,
+    expected_accuracy,
+    geometry_quality,
+    pixel_quality,
+)
 from edge_agent.vision.scene_cuts import SceneCutDetector
 from edge_agent.vision.settings import (
     ClassifierSettings,
@@ -146,6 +158,7 @@ class Pipeline:
         detect_every_n_frames: int = 1,
         max_detections_per_second: float = 0.0,
         quality: QualityParams | None = None,
+        accuracy: AccuracyModel | None = None,
         track_ids: Iterator[int] | None = None,
         track_with: Tracker | None = None,
         face_keeper: Callable[[int], FaceKeeper] = BestFaces,
@@ -177,6 +190,7 @@ class Pipeline:
         self.max_detection_rate = max_detections_per_second
         self._last_detection: tuple[int, float] | None = None  # (frame number, stream time)
         self.quality = quality or QualityParams()
+        self.accuracy = accuracy or default_accuracy_model()
         tracker = tracker or TrackerSettings()
         if person_detector is not None:
             tracker = self.person.tracker(tracker)
@@ -431,14 +445,17 @@ class Pipeline:
             box, landmarks = det.boxes[di], det.landmarks[di]
             geometry = geometry_quality(
                 box, landmarks, float(det.scores[di]), width, height, self.quality
-            ).total
+            )
+            # Without pixels the expected accuracy is an upper bound: pixels (the aligned chip)
+            # only for observations that could still matter, among the K best or the best so
+            # far (for the crop).
+            bound = expected_accuracy(geometry, None, self.accuracy, self.quality)
             quality = 0.0
-            # Pixels (the aligned chip) only for observations that could still matter: among
-            # the K best, or the best so far (for the crop).
-            if geometry > 0 and (person.best.admits(geometry) or geometry > person.best_quality):
+            if bound > CHANCE and (person.best.admits(bound) or bound > person.best_quality):
                 points = landmarks if np.isfinite(landmarks).all() else landmarks_from_box(box)
                 chip = align_face(frame, points, chip_size)
-                quality = geometry * pixel_quality(chip, self.quality).total
+                pixel = pixel_quality(chip, self.quality)
+                quality = expected_accuracy(geometry, pixel, self.accuracy, self.quality)
                 person.best.add(quality, chip)
                 person.best_quality = max(person.best_quality, quality)
             if keep_crops and (person.crop is None or quality > person.crop_quality):
@@ -458,7 +475,7 @@ class Pipeline:
             out.append(self._event(track, person))
         return out
 
-    def _unknown_reason(self, person: _Person, judged: bool) -> str | None:
+    def _unknown_reason(self, person: _Person, judged: bool, best: float) -> str | None:
         """Why gender and age are unknown (None when they were estimated)."""
         if judged:
             return None
@@ -468,8 +485,10 @@ class Pipeline:
                 if self.person_detector is not None
                 else "no usable face image (too small, blurred or turned away)"
             )
+        settings = self.classify_settings
         return (
-            f"faces seen were below classifier.min_quality ({self.classify_settings.min_quality})"
+            f"the best face's expected accuracy ({best:.2f}) is below "
+            f"classifier.min_expected_accuracy ({settings.min_expected_accuracy})"
         )
 
     def _event(self, track: EndedTrack, person: _Person) -> FinishedPerson:
@@ -477,14 +496,21 @@ class Pipeline:
         width, height = self._size
         settings = self.classify_settings
         usable = [obs for obs in person.best.best_first() if obs.quality >= settings.min_quality]
+        # The expected accuracy of the combined estimate is taken as that of its best face: the
+        # K faces of one passage share the person, light and camera, so their errors are not
+        # independent and averaging them is not credited with more than the best one.
+        best = max((obs.quality for obs in usable), default=0.0)
+        if best < settings.min_expected_accuracy:
+            usable = []
         models: list[ModelRef] = [self.detector.model]
         if self.person_detector is not None:
             models.insert(0, self.person_detector.model)
         if usable:
             estimates = self.classifier.classify(np.stack([obs.chip for obs in usable]))
+            weights = [evidence_weight(obs.quality) for obs in usable]
             gender, age = combine(
                 estimates,
-                [obs.quality for obs in usable],
+                weights if sum(weights) > 0 else [1.0] * len(usable),
                 min_gender_confidence=settings.min_gender_confidence,
             )
             models += list(self.classifier.models)
@@ -527,7 +553,7 @@ class Pipeline:
             face=FaceInfo(
                 quality=round(min(person.best_quality, 1.0), 4),
                 samples=len(usable),
-                note=self._unknown_reason(person, usable != []),
+                note=self._unknown_reason(person, usable != [], best),
             ),
             crop=crop_ref,
             crop_note=note,

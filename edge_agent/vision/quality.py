@@ -11,10 +11,23 @@ by the frame border, blurred) is enough to rule an observation out:
 - pixels, from the aligned chip: contrast (a face in the dark is mostly sensor noise) and
   sharpness (contrast-normalised Laplacian energy). These are computed last, and only for
   observations whose other factors could still make the K best, because they need pixels.
+
+The ramps above veto: a three-quarter view gets 0 however large and sharp. What ranks, weighs
+and judges observations in the pipeline is instead :func:`expected_accuracy`: the probability
+that the classifier's gender is right for a face with these measurements, from a logistic
+regression fitted on labelled, degraded faces run through the edge's own path
+(``python -m edge_agent.evaluation.quality_fit``; coefficients in ``quality_fit.json``). A turned
+face is then worth less, in proportion to how much less often it is classified right, but it
+still counts.
 """
 
+import json
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,6 +53,12 @@ class QualityParams:
     sharpness_ref: float = 0.08
     min_contrast: float = 8.0
     good_contrast: float = 24.0
+    # Beyond what the accuracy fit saw (UTKFace has few heads turned past yaw 0.3 and YuNet
+    # finds few faces under 16 px), expected accuracy is not extrapolated: its log-odds fade
+    # from full at ``fit_yaw`` to none at ``profile_yaw`` (the nose reaching an eye, where the
+    # landmarks themselves are guesses), and a face under ``min_face_px`` is at chance.
+    fit_yaw: float = 0.6
+    profile_yaw: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_face_px < self.good_face_px:
@@ -55,18 +74,41 @@ class QualityParams:
                 f"need 0 <= min_contrast < good_contrast, got {self.min_contrast} and "
                 f"{self.good_contrast}"
             )
+        if not 0 < self.fit_yaw < self.profile_yaw:
+            raise ValueError(
+                f"need 0 < fit_yaw < profile_yaw, got {self.fit_yaw} and {self.profile_yaw}"
+            )
         if self.border_px_fraction < 0:
             raise ValueError(f"border_px_fraction must be >= 0, got {self.border_px_fraction}")
 
 
+_DEFAULT_PARAMS = QualityParams()
+
+
+@dataclass(frozen=True)
+class HeadPose:
+    """From the 5 landmarks: ``yaw`` = the nose's offset from the eyes' midline over the eye
+    distance (0 frontal, about 0.5 at a three-quarter view); ``pitch_error`` = how far the nose
+    sits from a frontal face's depth between eyes and mouth (as a fraction of eyes-to-mouth)."""
+
+    yaw: float
+    pitch_error: float
+
+
 @dataclass(frozen=True)
 class GeometryQuality:
-    """The factors that need no pixels; ``total`` is an upper bound of the final quality."""
+    """The factors that need no pixels; ``total`` is an upper bound of the final quality.
+    The raw measurements they come from are kept for :func:`expected_accuracy`."""
 
     size: float
     frontal: float
     border: float
     score: float
+    face_px: float = 0.0
+    detector_score: float = 0.0
+    # None: landmarks unknown (SSD); ``implausible``: mouth above the eyes or eyes on one point.
+    pose: HeadPose | None = None
+    implausible: bool = False
 
     @property
     def total(self) -> float:
@@ -81,27 +123,38 @@ def _ramp(value: float, low: float, high: float) -> float:
     return (value - low) / (high - low)
 
 
-def frontalness(landmarks: F32, params: QualityParams) -> float:
-    """1 for a frontal face, falling to 0 as the head turns (yaw) or tilts (pitch)."""
+def head_pose(landmarks: F32) -> HeadPose | None:
+    """Yaw and pitch error from the landmarks; None when they are unknown, infinite yaw when the
+    layout is not a face's (mouth above the eyes, eyes on one point)."""
     if not np.isfinite(landmarks).all():
-        return _UNKNOWN_FRONTALNESS
+        return None
     right_eye, left_eye, nose, mouth_r, mouth_l = (
         landmarks[i].astype(np.float64) for i in range(5)
     )
     eye_vec = left_eye - right_eye
     eye_dist = math.hypot(eye_vec[0], eye_vec[1])
     if eye_dist < 1.0:
-        return 0.0
+        return HeadPose(math.inf, math.inf)
     across = eye_vec / eye_dist
     down = np.array([-across[1], across[0]])
     eye_mid = (right_eye + left_eye) / 2
     mouth_mid = (mouth_r + mouth_l) / 2
     if float(np.dot(mouth_mid - eye_mid, down)) <= 0:
-        return 0.0  # mouth above the eyes: upside down or a false detection
+        return HeadPose(math.inf, math.inf)  # mouth above the eyes: upside down or false
     yaw = abs(float(np.dot(nose - eye_mid, across))) / eye_dist
     pitch = float(np.dot(nose - eye_mid, down)) / float(np.dot(mouth_mid - eye_mid, down))
-    return (1.0 - _ramp(yaw, 0.0, params.max_yaw)) * (
-        1.0 - _ramp(abs(pitch - _FRONTAL_PITCH_RATIO), 0.0, params.max_pitch_error)
+    return HeadPose(yaw, abs(pitch - _FRONTAL_PITCH_RATIO))
+
+
+def frontalness(landmarks: F32, params: QualityParams) -> float:
+    """1 for a frontal face, falling to 0 as the head turns (yaw) or tilts (pitch)."""
+    pose = head_pose(landmarks)
+    if pose is None:
+        return _UNKNOWN_FRONTALNESS
+    if not math.isfinite(pose.yaw):
+        return 0.0
+    return (1.0 - _ramp(pose.yaw, 0.0, params.max_yaw)) * (
+        1.0 - _ramp(pose.pitch_error, 0.0, params.max_pitch_error)
     )
 
 
@@ -115,11 +168,16 @@ def geometry_quality(
     gap = min(x1, y1, width - x2, height - y2)
     margin = params.border_px_fraction * face
     border = 0.4 + 0.6 * _ramp(gap, 0.0, margin) if margin > 0 else 1.0
+    pose = head_pose(landmarks)
     return GeometryQuality(
         size=size,
         frontal=frontalness(landmarks, params),
         border=border,
         score=min(1.0, max(0.0, score) / params.full_score),
+        face_px=face,
+        detector_score=score,
+        pose=pose if pose is None or math.isfinite(pose.yaw) else None,
+        implausible=pose is not None and not math.isfinite(pose.yaw),
     )
 
 
@@ -127,6 +185,7 @@ def geometry_quality(
 class PixelQuality:
     contrast: float
     sharpness: float
+    contrast_std: float = 0.0  # grey-level standard deviation of the chip
 
     @property
     def total(self) -> float:
@@ -141,8 +200,136 @@ def pixel_quality(chip: U8, params: QualityParams) -> PixelQuality:
     gray_f = gray.astype(np.float32)
     variance = float(gray_f.var())
     contrast = _ramp(math.sqrt(variance), params.min_contrast, params.good_contrast)
+    std = math.sqrt(variance)
     if variance < 1.0:
-        return PixelQuality(contrast=contrast, sharpness=0.0)
+        return PixelQuality(contrast=contrast, sharpness=0.0, contrast_std=std)
     lap = cv2.Laplacian(gray_f, cv2.CV_32F, ksize=1)
     ratio = float(lap.var()) / variance
-    return PixelQuality(contrast=contrast, sharpness=1.0 - math.exp(-ratio / params.sharpness_ref))
+    return PixelQuality(
+        contrast=contrast,
+        sharpness=1.0 - math.exp(-ratio / params.sharpness_ref),
+        contrast_std=std,
+    )
+
+
+# The features of the accuracy model, each bounded so that the fit's extrapolation stays sane:
+# a face of 300 px is classified no better than one of 128 px, a profile no worse than yaw 1.2.
+FEATURES = ("log2_face_px", "yaw", "pitch_error", "detector_score", "contrast", "sharpness")
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "log2_face_px": (3.0, 7.0),
+    "yaw": (0.0, 1.2),
+    "pitch_error": (0.0, 1.0),
+    "detector_score": (0.0, 1.0),
+    "contrast": (0.0, 2.0),  # grey-level standard deviation / 32
+    "sharpness": (0.0, 1.0),
+}
+# Floor of an expected accuracy: guessing a gender is right half the time.
+CHANCE = 0.5
+
+
+def features(geometry: GeometryQuality, pixel: PixelQuality | None) -> dict[str, float]:
+    """The accuracy model's inputs, unbounded; pose and pixel entries are missing when unknown."""
+    out = {
+        "log2_face_px": math.log2(max(geometry.face_px, 1.0)),
+        "detector_score": geometry.detector_score,
+    }
+    if geometry.pose is not None:
+        out["yaw"] = geometry.pose.yaw
+        out["pitch_error"] = geometry.pose.pitch_error
+    if pixel is not None:
+        out["contrast"] = pixel.contrast_std / 32.0
+        out["sharpness"] = pixel.sharpness
+    return out
+
+
+@dataclass(frozen=True)
+class AccuracyModel:
+    """P(gender right) = sigmoid(intercept + sum of weight x bounded feature).
+
+    ``unknown`` holds the value used for a feature that cannot be measured (the pose without
+    landmarks: the mean over the fitting faces, so it neither helps nor rules out); pixel
+    features not yet measured take their most favourable bound, which makes the result an upper
+    bound (used to skip pixels for observations that could not make the K best)."""
+
+    intercept: float
+    weights: Mapping[str, float]
+    unknown: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [f for f in FEATURES if f not in self.weights]
+        extra = [f for f in self.weights if f not in FEATURES]
+        if missing or extra:
+            raise ValueError(f"accuracy model weights: missing {missing}, unknown {extra}")
+
+    def logit(self, values: Mapping[str, float]) -> float:
+        z = self.intercept
+        for name, w in self.weights.items():
+            low, high = _BOUNDS[name]
+            if name in values:
+                v = values[name]
+            elif name in self.unknown:
+                v = self.unknown[name]
+            else:  # not measured yet: the bound that favours the face
+                v = high if w > 0 else low
+            z += w * min(high, max(low, v))
+        return z
+
+    def probability(self, values: Mapping[str, float]) -> float:
+        z = self.logit(values)
+        return 1.0 / (1.0 + math.exp(-z)) if z > -30 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "intercept": self.intercept,
+            "weights": dict(self.weights),
+            "unknown": dict(self.unknown),
+            "bounds": {k: list(v) for k, v in _BOUNDS.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "AccuracyModel":
+        return cls(
+            intercept=float(data["intercept"]),
+            weights={str(k): float(v) for k, v in data["weights"].items()},
+            unknown={str(k): float(v) for k, v in data.get("unknown", {}).items()},
+        )
+
+
+@cache
+def default_accuracy_model() -> AccuracyModel:
+    """The model fitted for the default classifier, shipped as ``quality_fit.json``."""
+    text = resources.files("edge_agent.vision").joinpath("quality_fit.json").read_text()
+    return AccuracyModel.from_json(json.loads(text)["model"])
+
+
+def expected_accuracy(
+    geometry: GeometryQuality,
+    pixel: PixelQuality | None,
+    model: AccuracyModel,
+    params: QualityParams | None = None,
+) -> float:
+    """The probability that the gender classified from this observation is right, in
+    ``CHANCE``-1. Without ``pixel`` it is an upper bound of the value with pixels.
+
+    Outside the fitted data the log-odds above chance are scaled down, assumptions rather than
+    fits: by ``border`` for a face at the frame border (0.4-1, as in the ramps: none of the
+    fitting faces was cut), by the yaw fade of :class:`QualityParams` past ``fit_yaw``, and to
+    nothing under ``min_face_px``."""
+    params = params or _DEFAULT_PARAMS
+    if geometry.implausible or geometry.face_px < params.min_face_px:
+        return CHANCE
+    p = model.probability(features(geometry, pixel))
+    if p <= CHANCE:
+        return CHANCE
+    fade = 1.0
+    if geometry.pose is not None:
+        fade = 1.0 - _ramp(geometry.pose.yaw, params.fit_yaw, params.profile_yaw)
+    log_odds = math.log(p / (1.0 - p)) * geometry.border * fade
+    return 1.0 / (1.0 + math.exp(-log_odds))
+
+
+def evidence_weight(expected: float) -> float:
+    """How much an observation counts when several are combined: its expected accuracy's
+    log-odds (0 at chance), the weight a vote that is right with that probability deserves."""
+    p = min(max(expected, CHANCE), 1.0 - 1e-6)
+    return math.log(p / (1.0 - p))

@@ -67,6 +67,7 @@ LIMITS: dict[str, Limit] = {
     "scenario.matched_people": Limit(True, 1),
     "scenario.gender_accuracy": Limit(True, 0.08),
     "scenario.age_one_off": Limit(True, 0.08),
+    "scenario.gender_unknown_share": Limit(False, 0.1),
     "mot.tud.person.found": Limit(True, 1),
     "mot.tud.person.split": Limit(False, 1),
     "mot.tud.person.idf1": Limit(True, 0.05),
@@ -95,6 +96,9 @@ def measure(shared: Path) -> dict[str, float]:
         out[f"scenario.{name}"] = float(getattr(scenario, name) or 0.0)
     out["scenario.gender_accuracy"] = float(scenario.gender_accuracy or 0.0)
     out["scenario.age_one_off"] = float(scenario.age_one_off or 0.0)
+    # Accuracy is of the people judged: the share left unknown is watched with it, so that
+    # neither can be bought with the other.
+    out["scenario.gender_unknown_share"] = float(scenario.gender_unknown_share or 0.0)
 
     out.update(measure_mot(shared, resolver))
 

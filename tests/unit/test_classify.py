@@ -25,9 +25,10 @@ def _estimates(p_male: list[float], years: list[float]) -> FaceEstimates:
 def test_combine_weights_observations_by_quality() -> None:
     est = _estimates([0.9, 0.2], [40.0, 20.0])
     gender, age = combine(est, [3.0, 1.0], min_gender_confidence=0.6)
-    # p(male) = 0.75 * 0.9 + 0.25 * 0.2 = 0.725; years = 0.75 * 40 + 0.25 * 20 = 35
+    # log-odds male = 0.75 * ln(9) + 0.25 * ln(1/4) = 1.3014 -> p = 0.786;
+    # years = 0.75 * 40 + 0.25 * 20 = 35
     assert gender.label is Gender.MALE
-    assert gender.confidence == pytest.approx(0.725)
+    assert gender.confidence == pytest.approx(1 / (1 + 9**-0.75 * 4**0.25))
     assert age.years == pytest.approx(35.0)
     assert age.group is AgeGroup.G38_43
     assert age.group_probabilities is not None
@@ -52,6 +53,19 @@ def test_uncertain_gender_is_unknown(p_male: list[float], min_conf: float, label
     )
     assert gender.label is label
     assert (gender.confidence is None) == (label is Gender.UNKNOWN)
+
+
+def test_gender_combines_log_odds_not_probabilities() -> None:
+    # One sure face (0.99) and one hesitant against (0.4) with equal weight: the probability
+    # mean would be 0.695, the log-odds mean is sqrt(99 * 2/3) / (1 + that) = 0.89.
+    gender, _ = combine(_estimates([0.99, 0.4], [30, 30]), [1, 1], min_gender_confidence=0.5)
+    assert gender.label is Gender.MALE
+    odds = (99 * 0.4 / 0.6) ** 0.5
+    assert gender.confidence == pytest.approx(odds / (1 + odds))
+    # A face at chance (weight 0) changes nothing.
+    alone, _ = combine(_estimates([0.8], [30]), [1], min_gender_confidence=0.5)
+    with_chance, _ = combine(_estimates([0.8, 0.1], [30, 30]), [1, 0], min_gender_confidence=0.5)
+    assert with_chance.confidence == pytest.approx(alone.confidence)
 
 
 def test_combine_rejects_bad_weights() -> None:

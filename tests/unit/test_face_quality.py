@@ -1,11 +1,20 @@
-"""Face quality: each factor moves the score the way it should."""
+"""Face quality: each factor moves the score the way it should, and the fitted expected
+accuracy behaves as the pipeline relies on."""
 
 import cv2
 import numpy as np
 import pytest
 
+from edge_agent.evaluation.quality_fit import fit_logistic
 from edge_agent.vision.quality import (
+    CHANCE,
+    FEATURES,
+    AccuracyModel,
+    GeometryQuality,
     QualityParams,
+    default_accuracy_model,
+    evidence_weight,
+    expected_accuracy,
     frontalness,
     geometry_quality,
     pixel_quality,
@@ -73,3 +82,89 @@ def test_pixel_quality_flat_dark_blurred_and_sharp() -> None:
 def test_params_fail_fast() -> None:
     with pytest.raises(ValueError, match="need 0 <= min_face_px < good_face_px, got 50 and 40"):
         QualityParams(min_face_px=50, good_face_px=40)
+
+
+# Expected accuracy: the fitted model shipped with the package, and the pipeline's unknown rule.
+
+MODEL = default_accuracy_model()
+
+
+def _geometry(size: float, nose_shift: float = 0.0, score: float = 0.9) -> GeometryQuality:
+    box, lm = _face(200, 200, size)
+    eye_dist = float(lm[1, 0] - lm[0, 0])
+    lm = lm.copy()
+    lm[2, 0] += nose_shift * eye_dist  # the nose off the eyes' midline: the head turned
+    return geometry_quality(box, lm, score, 1280, 720, P)
+
+
+def test_expected_accuracy_rises_with_size() -> None:
+    values = [expected_accuracy(_geometry(s), None, MODEL, P) for s in (12, 20, 40, 80)]
+    assert values[0] == CHANCE  # under min_face_px: nothing the fit saw
+    assert values[1] < values[2] <= values[3]
+
+
+def test_three_quarter_view_is_weighted_not_vetoed() -> None:
+    frontal = expected_accuracy(_geometry(100), None, MODEL, P)
+    three_quarter = _geometry(100, nose_shift=0.5)
+    assert three_quarter.pose is not None and three_quarter.pose.yaw == pytest.approx(0.5, abs=0.02)
+    assert three_quarter.frontal == 0.0  # the old ramp vetoed it
+    turned = expected_accuracy(three_quarter, None, MODEL, P)
+    profile = expected_accuracy(_geometry(100, nose_shift=1.0), None, MODEL, P)
+    assert frontal > turned > 0.75
+    assert profile == CHANCE
+
+
+def test_pixels_only_lower_the_bound() -> None:
+    g = _geometry(60)
+    sharp = face_image(64, 64, np.array([[0, 0, 64, 64]], np.float32))
+    blurred = np.asarray(cv2.GaussianBlur(sharp, (0, 0), 3), np.uint8)
+    bound = expected_accuracy(g, None, MODEL, P)
+    with_sharp = expected_accuracy(g, pixel_quality(sharp, P), MODEL, P)
+    with_blur = expected_accuracy(g, pixel_quality(blurred, P), MODEL, P)
+    assert bound >= with_sharp > with_blur > CHANCE
+
+
+def test_border_and_implausible_faces() -> None:
+    inside = expected_accuracy(
+        geometry_quality(*_face(100, 100, 80), 0.9, 640, 480, P), None, MODEL
+    )
+    touching = expected_accuracy(
+        geometry_quality(*_face(0, 100, 80), 0.9, 640, 480, P), None, MODEL
+    )
+    assert CHANCE < touching < inside
+    box, lm = _face(100, 100, 80)
+    lm[3:, 1] = lm[0, 1] - 20  # mouth above the eyes
+    assert expected_accuracy(geometry_quality(box, lm, 0.9, 640, 480, P), None, MODEL) == CHANCE
+
+
+def test_unknown_landmarks_take_the_fitted_mean_pose() -> None:
+    box, _ = _face(100, 100, 80)
+    g = geometry_quality(box, np.full((5, 2), np.nan, np.float32), 0.9, 640, 480, P)
+    assert g.pose is None and not g.implausible
+    assert CHANCE < expected_accuracy(g, None, MODEL) < 1.0
+
+
+def test_evidence_weight_is_log_odds_and_zero_at_chance() -> None:
+    assert evidence_weight(CHANCE) == 0.0
+    assert evidence_weight(0.4) == 0.0
+    assert evidence_weight(0.9) == pytest.approx(np.log(9))
+
+
+def test_accuracy_model_names_its_features() -> None:
+    with pytest.raises(ValueError, match=r"missing \['sharpness'\]"):
+        AccuracyModel(0.0, {f: 0.0 for f in FEATURES if f != "sharpness"})
+    model = AccuracyModel.from_json(MODEL.to_json())
+    assert model == MODEL
+
+
+def test_fit_recovers_a_known_relation() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20000, 2))
+    truth = np.array([1.5, -2.0])
+    p = 1 / (1 + np.exp(-(0.5 + x @ truth)))
+    y = rng.random(len(p)) < p
+    intercept, w = fit_logistic(x, y, l2=0.0)
+    assert intercept == pytest.approx(0.5, abs=0.06)
+    np.testing.assert_allclose(w, truth, atol=0.08)
+    with pytest.raises(ValueError, match="need as many outcomes as rows, got 3 for 4"):
+        fit_logistic(x[:4], y[:3])

@@ -61,7 +61,7 @@ def test_person_crossing_the_line_gives_one_complete_event() -> None:
     assert event.gender.label is Gender.MALE and event.gender.confidence == pytest.approx(0.9)
     assert event.age.group is AgeGroup.G25_32
     assert 0 < event.face.samples <= 5
-    assert event.face.quality is not None and event.face.quality >= 0.3
+    assert event.face.quality is not None and event.face.quality >= 0.8  # expected accuracy
     assert [m.name for m in event.models] == ["fake", "fake-gender", "fake-age"]
     assert (event.site, event.spot, event.agent) == ("site-a", "spot-1", "cam-1")
     # The crop is a JPEG whose hash and size the event carries, under the contract's key.
@@ -104,6 +104,26 @@ def test_tiny_faces_give_unknown_never_a_guess() -> None:
     assert person.event.face.samples == 0
     assert [m.role.value for m in person.event.models] == ["detector"]
     assert classifier.batches == []  # nothing was classified
+
+
+@pytest.mark.parametrize(("level", "judged"), [(0.5, True), (0.8, True), (0.99, False)])
+def test_unknown_only_below_the_expected_accuracy_level(level: float, judged: bool) -> None:
+    classifier = FakeClassifier()
+    frames = timeline([_walker_left_to_right()], fps=25, duration=2.8)
+    out, _, _ = _run(
+        frames, classifier=classifier, classify=ClassifierSettings(min_expected_accuracy=level)
+    )
+    (person,) = out
+    face = person.event.face
+    assert face.quality is not None and 0.8 <= face.quality < 0.99
+    assert (person.event.gender.label is Gender.MALE) == judged
+    assert (classifier.batches != []) == judged
+    if not judged:
+        assert person.event.age.group is AgeGroup.UNKNOWN and face.samples == 0
+        assert face.note == (
+            f"the best face's expected accuracy ({face.quality:.2f}) is below "
+            "classifier.min_expected_accuracy (0.99)"
+        )
 
 
 def test_classified_once_per_person_from_at_most_k_chips() -> None:

@@ -67,7 +67,7 @@ def test_sections_replace_the_files_and_others_stay(tmp_path: Path) -> None:
     assert active.config_version == "r-2"
     assert active.counting.line == ((0.0, 0.5), (1.0, 0.5))
     # A given section replaces the file's: keys left out take their defaults.
-    assert active.classifier.min_quality == 0.3
+    assert active.classifier.min_quality == 0.5
     assert active.classifier.min_gender_confidence == 0.8
     assert active.classifier.gender_model == "cydral-gender"  # not remotely changeable
     assert active.delivery.heartbeat_seconds == 5
