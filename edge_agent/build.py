@@ -55,11 +55,11 @@ def build_detector(settings: DetectorSettings, resolver: ModelResolver) -> FaceD
             model=model_ref(resolver, "res10-ssd"),
         )
     return YuNetDetector(
-        _resolve(resolver, "yunet"),
+        _resolve(resolver, settings.yunet_model),
         input_width=settings.input_width,
         score_threshold=settings.score_threshold,
         nms_threshold=settings.nms_threshold,
-        model=model_ref(resolver, "yunet"),
+        model=model_ref(resolver, settings.yunet_model),
     )
 
 

@@ -239,3 +239,17 @@ def test_evaluate_default_loads_the_edge_default(models_dir: Path) -> None:
     assert loaded.group_temperature == (
         manifest.get(settings.age_model).confidence_temperature or 1.0
     )
+
+
+@pytest.mark.parametrize(("name", "version"), [("yunet", "2023mar"), ("yunet-n", "640")])
+def test_detector_setting_picks_the_yunet_weights(
+    models_dir: Path, name: str, version: str
+) -> None:
+    from edge_agent.build import build_detector
+    from edge_agent.vision.settings import DetectorSettings
+
+    resolver = ModelResolver(models_dir=models_dir, allow_download=False)
+    detector = build_detector(DetectorSettings(yunet_model=name), resolver)
+    assert (detector.model.name, detector.model.version) == (name, version)
+    with pytest.raises(ValueError, match="yunet_model"):
+        DetectorSettings(yunet_model="yunet-x")
