@@ -253,3 +253,21 @@ def test_detector_setting_picks_the_yunet_weights(
     assert (detector.model.name, detector.model.version) == (name, version)
     with pytest.raises(ValueError, match="yunet_model"):
         DetectorSettings(yunet_model="yunet-x")
+
+
+def test_edge_builds_faceres_and_faceapi_heads(models_dir: Path) -> None:
+    from edge_agent.build import build_classifier
+
+    settings = ClassifierSettings(
+        gender_model="faceres-gender", age_model="faceapi-age", allow_noncommercial_models=True
+    )
+    resolver = ModelResolver(models_dir=models_dir, allow_download=False)
+    classifier = build_classifier(settings, resolver)
+    assert classifier.chip_size == 224
+    assert [m.name for m in classifier.models] == ["faceres-gender", "faceapi-age"]
+    chips = np.random.default_rng(0).integers(0, 255, (3, 224, 224, 3), dtype=np.uint8)
+    est = classifier.classify(chips)
+    assert len(est) == 3
+    np.testing.assert_allclose(est.gender.sum(axis=1), 1.0)
+    np.testing.assert_allclose(est.groups.sum(axis=1), 1.0)
+    assert ((est.years >= 0.25) & (est.years <= 80)).all()
