@@ -16,7 +16,7 @@ code: ``edge_agent`` imports it, and nothing here imports ``edge_agent``.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -201,7 +201,8 @@ class OnnxHead:
     output: str | None = None
     feed: Feed = Feed.CYDRAL
     decode: Decode | None = None
-    template: F32 | None = None
+    # Arrays neither compare nor hash: the template is left out of both.
+    template: F32 | None = field(default=None, compare=False)
     age_spread: float | None = None
 
     def __post_init__(self) -> None:
