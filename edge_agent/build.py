@@ -16,7 +16,8 @@ from edge_agent.vision.settings import (
 )
 from footfall.contract import ModelRef
 from models.assets import AssetError, ModelResolver
-from models.runtime.classifier import FaceClassifier, OnnxFaceClassifier, OnnxHead
+from models.manifest import ModelSpec
+from models.runtime.classifier import FaceClassifier, OnnxFaceClassifier, OnnxHead, head_for
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,11 @@ def build_detector(settings: DetectorSettings, resolver: ModelResolver) -> FaceD
             model=model_ref(resolver, "res10-ssd"),
         )
     return YuNetDetector(
-        _resolve(resolver, "yunet"),
+        _resolve(resolver, settings.yunet_model),
         input_width=settings.input_width,
         score_threshold=settings.score_threshold,
         nms_threshold=settings.nms_threshold,
-        model=model_ref(resolver, "yunet"),
+        model=model_ref(resolver, settings.yunet_model),
     )
 
 
@@ -79,17 +80,18 @@ def build_person_detector(settings: PersonSettings, resolver: ModelResolver) -> 
 
 
 def build_classifier(settings: ClassifierSettings, resolver: ModelResolver) -> FaceClassifier:
-    """The configured gender and age models (any manifest entries fed like the Cydral ones)."""
+    """The configured gender and age models, fed and read as their manifest entries say."""
     gender, age = resolver.model(settings.gender_model), resolver.model(settings.age_model)
 
-    def head(name: str, size: int | None, output: str | None) -> OnnxHead:
-        if size is None:
-            raise BuildError(f"model {name!r} does not state its input_size in the manifest")
-        return OnnxHead(_resolve(resolver, name), size, output)
+    def head(spec: ModelSpec) -> OnnxHead:
+        try:
+            return head_for(spec, _resolve(resolver, spec.name))
+        except ValueError as exc:
+            raise BuildError(str(exc)) from None
 
     return OnnxFaceClassifier(
-        head(gender.name, gender.input_size, gender.output),
-        head(age.name, age.input_size, age.output),
+        head(gender),
+        head(age),
         flip_average=settings.flip_average,
         models=(model_ref(resolver, gender.name), model_ref(resolver, age.name)),
         age_temperature=age.confidence_temperature,

@@ -156,7 +156,10 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         models: Annotated[
             list[str],
-            typer.Argument(help="cydral, a manifest pair prefix (utk-compact) or an .onnx path"),
+            typer.Argument(
+                help="default (what the edge loads), cydral, a manifest pair prefix "
+                "(faceres, faceapi, utk-compact) or an .onnx path"
+            ),
         ],
         data: Annotated[Path, typer.Option("--data", help="Labelled face folder")],
         split: Annotated[str, typer.Option(help="Split to evaluate (never train on it)")] = "test",

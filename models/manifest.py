@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from footfall.contract.vocab import ModelRole
+from models.runtime.head_kinds import AGE_DECODES, GENDER_DECODES, Decode, Feed
 
 
 class Upstream(BaseModel):
@@ -67,8 +68,35 @@ class ModelSpec(AssetSpec):
     input_size: int | None = Field(
         default=None,
         gt=0,
-        description="Side of the aligned RGB chip the network takes, for networks fed like the "
-        "Cydral models ((rgb - [122.782, 117.001, 104.298]) / 256, NCHW float32)",
+        description="Side of the aligned chip a gender/age network takes (fed as `feed` says)",
+    )
+    feed: Feed = Field(
+        default=Feed.CYDRAL,
+        description="How the chip is fed: cydral ((rgb - [122.782, 117.001, 104.298]) / 256, "
+        "NCHW), bgr-mean-nhwc (bgr - [103.939, 116.779, 123.68], NHWC) or rgb-255-nchw",
+    )
+    decode: Decode | None = Field(
+        default=None,
+        description="How the output is read (default: softmax [female, male] for gender, the 81 "
+        "Cydral bins for age)",
+    )
+    template: list[tuple[float, float]] | None = Field(
+        default=None,
+        min_length=5,
+        max_length=5,
+        description="The 5-point alignment template the network was trained with, as fractions "
+        "of the chip (default: the edge's); the chip is re-aligned onto it",
+    )
+    age_spread: float | None = Field(
+        default=None,
+        gt=0,
+        description="Age models answering in years: scale of the Laplace in log(1 + age) put "
+        "around the estimate to give bin probabilities; fitted on held-out data",
+    )
+    source: str | None = Field(
+        default=None,
+        description="Where a file without a downloadable upstream came from (package, path, "
+        "conversion recipe), so that it can be rebuilt and checked against sha256",
     )
     output: str | None = Field(
         default=None,
@@ -82,6 +110,18 @@ class ModelSpec(AssetSpec):
         "held-out data with `footfall-agent models calibrate`",
     )
     card: str | None = Field(default=None, description="Model card, relative to the models/ folder")
+
+    @model_validator(mode="after")
+    def _decode_fits_role(self) -> Self:
+        if self.decode is not None:
+            allowed = {ModelRole.GENDER: GENDER_DECODES, ModelRole.AGE: AGE_DECODES}.get(self.role)
+            if allowed is None or self.decode not in allowed:
+                raise ValueError(
+                    f"{self.name}: decode {self.decode.value} is not a {self.role.value} output"
+                )
+        if self.decode is Decode.YEARS and self.age_spread is None:
+            raise ValueError(f"{self.name}: an age in years needs age_spread")
+        return self
 
 
 class Manifest(BaseModel):

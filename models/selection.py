@@ -1,8 +1,9 @@
 """Which age/gender models the edge loads, and the licence check that guards the choice.
 
-Weights trained on UTKFace inherit its non-commercial terms. The default stays on models that may
-be used commercially (the CC0 Cydral pair, chosen by measurement among those); selecting anything
-else needs ``allow_noncommercial_models = true`` in the configuration, so that the choice is
+Weights inherit the terms of their training data: those trained on UTKFace or IMDB-Wiki (the
+models trained here, FaceRes, face-api) are non-commercial whatever their own licence says. The
+default stays on models that may be used commercially (the CC0 Cydral pair, chosen by
+measurement among those; models/cards/README.md); selecting anything else needs ``allow_noncommercial_models = true`` in the configuration, so that the choice is
 explicit and visible in the file.
 """
 

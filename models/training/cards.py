@@ -11,15 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+# The UTKFace test targets of the demographics issue (MAE kept from the first round).
 TARGETS = {
-    "gender_acc": 0.95,
-    "group_exact": 0.70,
-    "group_one_off": 0.97,
+    "gender_acc": 0.94,
+    "group_exact": 0.62,
+    "group_one_off": 0.95,
     "mae": 4.5,
 }
 BAND_GENDER_FLOOR = 0.85
 BAND_FLOOR_FROM = ("10-13", "14-22", "23-34", "35-45", "46-56", "57-69", "70+")
-GENDER_GAP_POINTS = 2.0
+GENDER_GAP_POINTS = 3.0
 
 _GENERATED = "<!-- written by `footfall-agent models cards` from {src}; do not edit by hand -->"
 

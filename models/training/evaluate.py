@@ -26,7 +26,7 @@ import numpy as np
 from models.assets import ModelResolver
 from models.faces import DnnAgeGender, EdgeClassifierModel, Ensemble, FaceModel, read_image
 from models.manifest import ModelSpec
-from models.runtime.classifier import OnnxHead
+from models.runtime.classifier import head_for
 from models.training import TrainingError
 from models.training.data import PreparedFaces
 from models.training.metrics import full_report
@@ -34,6 +34,8 @@ from models.training.metrics import full_report
 log = logging.getLogger(__name__)
 
 CYDRAL = "cydral"
+DEFAULT = "default"
+"""The gender and age models the edge loads when its configuration names none."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class LoadedModel:
     description: str
     files: tuple[str, ...]
     group_temperature: float = 1.0
+    heads: tuple[str, ...] = ()
+    """Manifest names of the gender and age models behind it (none for an .onnx path)."""
 
 
 def _pair_names(name: str) -> tuple[str, str]:
@@ -55,8 +59,14 @@ def _pair_names(name: str) -> tuple[str, str]:
 
 
 def load_model(name: str, resolver: ModelResolver) -> LoadedModel:
-    """``cydral``, the prefix of a ``<name>-gender`` / ``<name>-age`` manifest pair, or a path
-    to an exported ``.onnx`` (its ``.export.json`` says the chip size)."""
+    """``default`` (exactly the models the edge loads by default), ``cydral``, the prefix of a
+    ``<name>-gender`` / ``<name>-age`` manifest pair, or a path to an exported ``.onnx`` (its
+    ``.export.json`` says the chip size)."""
+    if name == DEFAULT:
+        # The edge's own defaults (the ones ClassifierSettings falls back to), not a copy.
+        from models.selection import DEFAULT_AGE_MODEL, DEFAULT_GENDER_MODEL
+
+        return load_heads(DEFAULT, DEFAULT_GENDER_MODEL, DEFAULT_AGE_MODEL, resolver)
     path = Path(name)
     if path.suffix == ".onnx":
         meta_path = path.with_suffix(".export.json")
@@ -75,19 +85,22 @@ def load_model(name: str, resolver: ModelResolver) -> LoadedModel:
             files=(str(path),),
         )
     gender_name, age_name = _pair_names(name)
+    return load_heads(name, gender_name, age_name, resolver)
+
+
+def load_heads(name: str, gender_name: str, age_name: str, resolver: ModelResolver) -> LoadedModel:
+    """A gender and an age manifest entry, wired as ``edge_agent.build`` wires them."""
     try:
         g_spec, a_spec = resolver.manifest.get(gender_name), resolver.manifest.get(age_name)
     except KeyError as exc:
         raise TrainingError(str(exc.args[0])) from None
-    g_path, a_path = resolver.resolve(gender_name), resolver.resolve(age_name)
-    g_size, a_size = g_spec.input_size, a_spec.input_size
-    if g_size is None or a_size is None:
-        missing = gender_name if g_size is None else age_name
-        raise TrainingError(f"manifest entry {missing!r} has no input_size")
-    # The heads exactly as edge_agent.build wires them for the agent.
-    model: FaceModel = EdgeClassifierModel(
-        OnnxHead(g_path, g_size, g_spec.output), OnnxHead(a_path, a_size, a_spec.output), name
-    )
+    try:
+        # The heads exactly as edge_agent.build wires them for the agent.
+        g_head = head_for(g_spec, resolver.resolve(gender_name))
+        a_head = head_for(a_spec, resolver.resolve(age_name))
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    model: FaceModel = EdgeClassifierModel(g_head, a_head, name)
     return LoadedModel(
         name=name,
         model=model,
@@ -97,6 +110,7 @@ def load_model(name: str, resolver: ModelResolver) -> LoadedModel:
         description=_joint(g_spec.description, a_spec.description),
         files=tuple(dict.fromkeys((g_spec.file, a_spec.file))),
         group_temperature=a_spec.confidence_temperature or 1.0,
+        heads=(gender_name, age_name),
     )
 
 
@@ -125,7 +139,8 @@ def ensemble(
         commercial_use=all(m.commercial_use for m in used),
         training_data="; ".join(dict.fromkeys(m.training_data for m in used)),
         description=f"Average of the probabilities of {parts}",
-        files=tuple(f for m in used for f in m.files),
+        files=tuple(dict.fromkeys(f for m in used for f in m.files)),
+        heads=tuple(dict.fromkeys(h for m in used for h in m.heads)),
     )
 
 
