@@ -186,17 +186,20 @@ def adjusted_count(counted: F64, confusion: F64) -> F64:
 def _adjusted_count(
     p: F64, calibration: Calibration, draws: int, seed: int, naive: F64
 ) -> ShareEstimate:
-    """The adjusted count with a bootstrap over people (counts resampled) and over the
-    calibration (each draw one replicate's confusion, measured on a resample of its set)."""
+    """The adjusted count with a bootstrap over people and over the calibration (each draw one
+    replicate's confusion, measured on a resample of its set). The people's part draws the
+    counted shares from their Jeffreys posterior, Dirichlet(counts + 1/2), rather than
+    resampling the labels: 3 people all called women would resample to 100 % every time and
+    give an interval of 100-100 %, where a count of 3 says far less."""
     assert calibration.confusion is not None  # checked when the calibration was made
     share = adjusted_count(naive, calibration.confusion)
     rng = np.random.default_rng(seed)
-    top = p.argmax(axis=1)
     c = p.shape[1]
+    counts = np.bincount(p.argmax(axis=1), minlength=c)
     samples = np.empty((draws, c))
     for b in range(draws):
         rep = calibration.replicates[b % len(calibration.replicates)]
-        counted = np.bincount(top[rng.integers(0, len(top), len(top))], minlength=c) / len(top)
+        counted = rng.dirichlet(counts + 0.5)
         confusion = rep.confusion if rep.confusion is not None else calibration.confusion
         samples[b] = adjusted_count(counted, confusion)
     low, high = np.quantile(samples, [0.025, 0.975], axis=0)

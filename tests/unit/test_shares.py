@@ -196,3 +196,12 @@ def test_a_pseudo_person_per_class_keeps_em_out_of_a_corner() -> None:
     assert em_prior(broad, prior).min() < 1e-3
     shrunk = em_prior(broad, prior, pseudocount=1.0)
     assert shrunk.min() > 0.02 and shrunk.argmax() == 4
+
+
+def test_three_people_all_called_women_are_not_a_certain_100_percent() -> None:
+    rng = np.random.default_rng(2)
+    val_p, val_women = _asymmetric_crowd(2000, 0.5, rng)
+    cal = fit_calibration("asym", val_p, np.where(val_women, 0, 1), method="acc", replicates=20)
+    est = estimate_shares(np.array([[0.99, 0.01]] * 3), cal, draws=400)
+    assert est.share[0] == pytest.approx(1.0)
+    assert est.low[0] < 0.7  # a Wilson interval for 3 of 3 starts at 44 %
