@@ -19,6 +19,11 @@ from footfall.contract import AGE_GROUPS, Direction, Gender
 # people.
 MIN_RATE_HOURS = 0.25
 
+# Below this many people with an age judged, the age mix is counted, not estimated: 8 groups'
+# shares from a handful of people say more about the estimate's prior (one pseudo-person per
+# group) than about the spot - 3 adults would read "10 % aged 0-2".
+MIN_AGE_ESTIMATE = 30
+
 _FEMALE, _MALE, _UNKNOWN = (GENDERS.index(g) for g in (Gender.FEMALE, Gender.MALE, Gender.UNKNOWN))
 _IN, _OUT, _PASSED = (DIRECTIONS.index(d) for d in (Direction.IN, Direction.OUT, Direction.PASSED))
 
@@ -148,6 +153,8 @@ def _estimate(
     named = model_of(role, tally.models)
     model = site if site is not None and site.model == named else calibration_for(role, named)
     if model is None or len(posteriors) == 0:
+        return None
+    if role == "age" and len(posteriors) < MIN_AGE_ESTIMATE:
         return None
     # 200 draws and a 2,000-person bootstrap subset keep a month of a busy spot to about a
     # second (the subset's spread is scaled to the whole; estimate_shares).

@@ -14,7 +14,7 @@ from aggregator.report.cells import (
 )
 from aggregator.report.excel_text import wrapped_lines
 from aggregator.report.period import ReportPeriod
-from aggregator.report.summary import AGE_GROUP_LABELS, SpotSummary
+from aggregator.report.summary import AGE_GROUP_LABELS, MIN_AGE_ESTIMATE, SpotSummary
 from aggregator.report.wording import footage_text, judged_text, rate_rule, rate_text, share_text
 
 # (header, width in characters, number format); widths fit the header's longest word, so a
@@ -125,6 +125,12 @@ def _shares_note(summaries: list[SpotSummary]) -> str:
         if corrected
         else "Women %: share among people whose gender was judged, counted."
     )
+    few_ages = [s.spot for s in summaries if s.age_known and s.age_calibration is None]
+    if corrected and few_ages:
+        text += (
+            " The age mix is counted, not estimated, where fewer than "
+            f"{MIN_AGE_ESTIMATE} people had an age judged ({', '.join(few_ages)})."
+        )
     if plain:
         text += (
             " No calibration is known for the classifier at "

@@ -422,3 +422,13 @@ def test_about_lists_each_model_once(tmp_path: Path) -> None:
     }
     listed = str(about["Models in the events"]).split("; ")
     assert len(listed) == len(set(listed)) == len(first.models)
+
+
+def test_a_handful_of_people_gets_its_age_mix_counted_not_estimated(tmp_path: Path) -> None:
+    at = BERLIN_MIDNIGHT_UTC + timedelta(hours=9)
+    events = [_ev("north", at + timedelta(seconds=i), Gender.FEMALE, 30.0) for i in range(5)]
+    wb = load_workbook(_build(tmp_path, events))
+    north = _summary_rows(wb["Summary"])["north"]
+    assert north["Age 25-32"] == pytest.approx(1.0) and north["Age 0-2"] == 0
+    notes = " ".join(str(c.value) for c in wb["Summary"]["A"] if isinstance(c.value, str))
+    assert "The age mix is counted, not estimated, where fewer than 30 people" in notes
