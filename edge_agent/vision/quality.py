@@ -56,9 +56,13 @@ class QualityParams:
     # Beyond what the accuracy fit saw (UTKFace has few heads turned past yaw 0.3 and YuNet
     # finds few faces under 16 px), expected accuracy is not extrapolated: its log-odds fade
     # from full at ``fit_yaw`` to none at ``profile_yaw`` (the nose reaching an eye, where the
-    # landmarks themselves are guesses), and a face under ``min_face_px`` is at chance.
+    # landmarks themselves are guesses), and a face under ``min_face_px`` is at chance. The
+    # fit also saw almost no faces under 20 px (YuNet missed most of the smallest variants), and
+    # under the gender head's own 32 px input the chip is upsampled, holding no more detail than
+    # the face had: the log-odds fade from none at ``min_face_px`` to full at ``fit_face_px``.
     fit_yaw: float = 0.6
     profile_yaw: float = 1.0
+    fit_face_px: float = 32.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_face_px < self.good_face_px:
@@ -73,6 +77,10 @@ class QualityParams:
             raise ValueError(
                 f"need 0 <= min_contrast < good_contrast, got {self.min_contrast} and "
                 f"{self.good_contrast}"
+            )
+        if not self.min_face_px < self.fit_face_px:
+            raise ValueError(
+                f"need min_face_px < fit_face_px, got {self.min_face_px} and {self.fit_face_px}"
             )
         if not 0 < self.fit_yaw < self.profile_yaw:
             raise ValueError(
@@ -313,17 +321,17 @@ def expected_accuracy(
 
     Outside the fitted data the log-odds above chance are scaled down, assumptions rather than
     fits: by ``border`` for a face at the frame border (0.4-1, as in the ramps: none of the
-    fitting faces was cut), by the yaw fade of :class:`QualityParams` past ``fit_yaw``, and to
-    nothing under ``min_face_px``."""
+    fitting faces was cut), by the yaw fade of :class:`QualityParams` past ``fit_yaw``, by the
+    size fade below ``fit_face_px``, and to nothing under ``min_face_px``."""
     params = params or _DEFAULT_PARAMS
     if geometry.implausible or geometry.face_px < params.min_face_px:
         return CHANCE
     p = model.probability(features(geometry, pixel))
     if p <= CHANCE:
         return CHANCE
-    fade = 1.0
+    fade = _ramp(geometry.face_px, params.min_face_px, params.fit_face_px)
     if geometry.pose is not None:
-        fade = 1.0 - _ramp(geometry.pose.yaw, params.fit_yaw, params.profile_yaw)
+        fade *= 1.0 - _ramp(geometry.pose.yaw, params.fit_yaw, params.profile_yaw)
     log_odds = math.log(p / (1.0 - p)) * geometry.border * fade
     return 1.0 / (1.0 + math.exp(-log_odds))
 
