@@ -96,6 +96,11 @@ def demo(
     run through the real pipeline into an embedded aggregator, and the site workbook comes out."""
     from aggregator.demo import DEMO_SITE, DEMO_SITE_NAME, DEMO_TIMEZONE, demo_clips
 
+    # A folder named on the command line must exist: a typo would otherwise run the demo on
+    # whatever else is found, without a word.
+    for option, folder in (("--samples-dir", samples_dir), ("--models-dir", models_dir)):
+        if folder is not None and not folder.is_dir():
+            raise fail(f"{option} {folder}: no such folder; give the folder that holds them")
     typer.echo("finding the sample clips ...")
     clips, configs, missing = demo_clips(samples_dir)
     for reason in missing:

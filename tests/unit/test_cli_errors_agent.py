@@ -235,6 +235,20 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
         "error: no outbox at {tmp}/data/outbox.db; check the agent's data directory (its "
         "data_dir)\n",
     ),
+    (
+        "eval-mot-missing-clip",
+        {},
+        ["eval", "mot", "--clip", "{tmp}/nope.mp4"],
+        2,
+        "error: clip {tmp}/nope.mp4 not found: give the path of a video file\n",
+    ),
+    (
+        "models-evaluate-missing-data",
+        {},
+        ["models", "evaluate", "cydral", "--data", "{tmp}/nodata"],
+        1,
+        "error: {tmp}/nodata: not a folder of images\n",
+    ),
 ]
 
 

@@ -356,6 +356,20 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
         2,
         f"error: {{tmp}}/clips.toml: cannot read ({NO_FILE})\n",
     ),
+    (
+        "demo-missing-samples-dir",
+        {},
+        ["demo", "--samples-dir", "{tmp}/nope", "--out", "{tmp}/demo"],
+        1,
+        "error: --samples-dir {tmp}/nope: no such folder; give the folder that holds them\n",
+    ),
+    (
+        "demo-missing-models-dir",
+        {},
+        ["demo", "--models-dir", "{tmp}/nope", "--out", "{tmp}/demo"],
+        1,
+        "error: --models-dir {tmp}/nope: no such folder; give the folder that holds them\n",
+    ),
 ]
 
 
