@@ -363,6 +363,11 @@ def register(app: typer.Typer) -> None:
         """(Re)write the markdown model cards and the comparison from the evaluation JSON."""
         from models.training.cards import write_cards
 
+        if not any(cards_dir.glob("*.eval.json")):
+            raise fail(
+                f"--cards-dir {cards_dir}: no *.eval.json in it; write them with "
+                "`footfall-agent models evaluate`"
+            )
         try:
             written = write_cards(cards_dir)
         except (OSError, ValueError, KeyError) as exc:

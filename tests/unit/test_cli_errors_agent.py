@@ -243,6 +243,65 @@ CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
         "error: clip {tmp}/nope.mp4 not found: give the path of a video file\n",
     ),
     (
+        "models-cards-missing-folder",
+        {},
+        ["models", "cards", "--cards-dir", "{tmp}/nope"],
+        1,
+        "error: --cards-dir {tmp}/nope: no *.eval.json in it; write them with "
+        "`footfall-agent models evaluate`\n",
+    ),
+    (
+        "models-train-missing-folder",
+        {},
+        ["models", "train", "{tmp}/nope", "--out", "{tmp}/run"],
+        1,
+        "error: {tmp}/nope: not a folder of images\n",
+    ),
+    (
+        "models-export-missing-checkpoint",
+        {},
+        ["models", "export", "{tmp}/nope.pt", "{tmp}/out.onnx"],
+        1,
+        "error: no checkpoint at {tmp}/nope.pt\n",
+    ),
+    (
+        "models-site-standin-missing-source",
+        {},
+        ["models", "site-standin", "{tmp}/nope", "{tmp}/site"],
+        1,
+        "error: {tmp}/nope: not a folder of images\n",
+    ),
+    (
+        "models-finetune-missing-site",
+        {},
+        ["models", "finetune", "{tmp}/nope.pt", "{tmp}/site", "--out", "{tmp}/ft"],
+        1,
+        "error: {tmp}/site: not a folder of images\n",
+    ),
+    (
+        "models-calibrate-missing-data",
+        {},
+        ["models", "calibrate", "cydral", "--data", "{tmp}/nope"],
+        1,
+        "error: {tmp}/nope: not a folder of images\n",
+    ),
+    *(
+        (
+            f"eval-{'-'.join(command)}-missing-shared",
+            {},
+            ["eval", *command, "--shared", "{tmp}/nope", *extra],
+            2,
+            "error: {tmp}/nope has no models/ folder\n",
+        )
+        for command, extra in (
+            (["suite"], ["--out", "{tmp}/s"]),
+            (["clips"], ["--out", "{tmp}/c"]),
+            (["detectors"], []),
+            (["agegender"], []),
+            (["scenario", "run"], ["--scenario", "small-faces"]),
+        )
+    ),
+    (
         "models-evaluate-missing-data",
         {},
         ["models", "evaluate", "cydral", "--data", "{tmp}/nodata"],
