@@ -3,7 +3,8 @@ outbox benchmark."""
 
 import hashlib
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from footfall.contract import CropRef, PersonEvent
 from footfall.contract.examples import random_events
@@ -12,6 +13,15 @@ from footfall.contract.topics import AgentAddress
 
 # Enough of a JPEG header that a viewer would recognise the type; the rest is noise.
 _JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
 
 
 def fake_jpeg(rng: random.Random, size: int) -> bytes:

@@ -2,8 +2,7 @@
 integrity check, independence from event publishing."""
 
 import logging
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,9 @@ from footfall.connections import ObjectStoreSettings
 from footfall.contract import PersonEvent
 from footfall.contract.topics import AgentAddress
 from footfall.objectstore import MemoryObjectStore, ObjectStore
-from tests.delivery_support import synthetic_events
+from tests.delivery_support import synthetic_events, wait_for
 
 ADDRESS = AgentAddress("site-a", "spot-1", "agent-1")
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@ denials, refusals, status and heartbeat, draining on stop."""
 
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,13 @@ from edge_agent.delivery.sender import EventSender, LinkState
 from footfall.contract import AgentStatus, PersonEvent, decode
 from footfall.contract.topics import AgentAddress, Channel
 from footfall.mqtt_link import BrokerLink, BrokerRefusedError
-from tests.delivery_support import synthetic_events
+from tests.delivery_support import synthetic_events, wait_for
 from tests.fake_broker import FakeBroker
 
 ADDRESS = AgentAddress("site-a", "spot-1", "agent-1")
 PREFIX = "footfall/v1"
 EVENTS = ADDRESS.topic(PREFIX, Channel.EVENTS)
 HEARTBEAT = ADDRESS.topic(PREFIX, Channel.HEARTBEAT)
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 @pytest.fixture

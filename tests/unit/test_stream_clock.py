@@ -1,8 +1,7 @@
 """The footage's clock of an agent reading a recorded clip: the time its status messages carry
 and the heartbeats it calls for, alone, in the status builder and through the sender."""
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from edge_agent.delivery.stream_clock import StreamClock, StreamHeartbeats
 from footfall.contract import AgentState, AgentStatus, decode
 from footfall.contract.topics import AgentAddress, Channel
 from footfall.mqtt_link import LinkError
+from tests.delivery_support import wait_for
 from tests.fake_broker import FakeBroker
 
 ADDRESS = AgentAddress("site-a", "spot-1", "agent-1")
@@ -142,14 +142,6 @@ def test_a_file_sources_statuses_carry_the_footages_time() -> None:
     assert builder.build(AgentState.OFFLINE, with_stats=False).sent_at == START + timedelta(
         seconds=4
     )
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 @pytest.fixture
