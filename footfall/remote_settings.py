@@ -128,6 +128,16 @@ class TrackerSettings(Section):
         description="A lost track may not take a detection by overlap or motion whose "
         "appearance distance exceeds this",
     )
+    appearance_weight: float = Field(
+        # Off by default: on PETS vtest (crowds crossing) 0.5 took person mode from 35 to 29 ID
+        # switches, but on TUD-Stadtmitte it let one walker's track take over another's (10 to 9
+        # pedestrians found); edge_agent/evaluation/results/people_targets.md.
+        default=0.0,
+        ge=0.0,
+        le=2.0,
+        description="How much appearance adds to box overlap when matching the tracks seen at "
+        "the last detector run (0 = overlap alone; for dense crowds crossing each other)",
+    )
     reid_max_speed: float = Field(
         default=6.0,
         ge=0.0,

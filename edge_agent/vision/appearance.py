@@ -57,6 +57,17 @@ _NEAR_BORDER = 0.5  # in face heights: a face this close to the border is about 
 
 
 @dataclass(frozen=True)
+class Metric:
+    """How one kind of descriptor (of faces, of bodies) is compared: per-part distance
+    ``scales`` (``1 - similarity`` below which only 5 % of strangers fall), part ``weights``,
+    and the least ``min_weight`` of parts seen in both for a distance to be given at all."""
+
+    scales: F64
+    weights: F64
+    min_weight: float
+
+
+@dataclass(frozen=True)
 class Descriptors:
     """One descriptor per detection: ``values`` (N, DIM), each part unit length; ``valid``
     (N, len(PARTS)) saying which parts were seen well enough to use; ``edge`` (N, 2), the
@@ -69,6 +80,8 @@ class Descriptors:
     valid: B
     edge: F32
     clipped: B
+    metric: "Metric | None" = None
+    """How these descriptors compare (None: as faces, :data:`FACE_METRIC`)."""
 
     def __post_init__(self) -> None:
         n = self.values.shape[0]
@@ -114,9 +127,10 @@ def _regions(boxes: F32) -> F64:
     return np.stack([np.stack(r, axis=1) for r in (hair, face, torso)], axis=1)
 
 
-def _covered(regions: F64, boxes: F32) -> F64:
+def _covered(regions: F64, boxes: F32, occluders: B | None = None) -> F64:
     """Share of each region (N, 3) covered by the regions and face boxes of the other people
-    (summed, so it can exceed 1): their pixels would mix into this person's histogram."""
+    (summed, so it can exceed 1): their pixels would mix into this person's histogram.
+    ``occluders[i, j]`` says whether ``j`` can hide ``i`` (default: everyone can)."""
     n = len(regions)
     covers = np.concatenate([regions, boxes.astype(np.float64)[:, None, :]], axis=1)  # (N, 4, 4)
     a = regions[:, :, None, None, :]  # (N, 3, 1, 1, 4)
@@ -125,13 +139,15 @@ def _covered(regions: F64, boxes: F32) -> F64:
     h = np.minimum(a[..., 3], c[..., 3]) - np.maximum(a[..., 1], c[..., 1])
     inter = np.clip(w, 0, None) * np.clip(h, 0, None)  # (N, 3, N, 4)
     inter[np.arange(n), :, np.arange(n), :] = 0.0  # one's own regions do not count
+    if occluders is not None:
+        inter *= occluders[:, None, :, None]
     area = np.maximum(
         (regions[..., 2] - regions[..., 0]) * (regions[..., 3] - regions[..., 1]), 1e-9
     )
     return np.asarray(inter.sum(axis=(2, 3)) / area)
 
 
-def _histograms(pixels: U8, patch_of: npt.NDArray[np.intp], patches: int) -> F32:
+def colour_histograms(pixels: U8, patch_of: npt.NDArray[np.intp], patches: int) -> F32:
     """The colour histograms of ``patches`` patches whose pixels (P, 3 BGR) are stacked in
     ``pixels``, ``patch_of`` giving each pixel's patch: (patches, _COLOUR_BINS), each
     square-rooted and unit length.
@@ -187,8 +203,21 @@ def _histograms(pixels: U8, patch_of: npt.NDArray[np.intp], patches: int) -> F32
 def describe(frame: U8, boxes: F32) -> Descriptors:
     """Descriptors of the faces ``boxes`` (N, 4: x1, y1, x2, y2 in frame pixels) in ``frame``
     (BGR uint8)."""
+    if len(boxes) == 0:
+        return Descriptors.empty()
+    return describe_regions(frame, boxes, _regions(boxes), FACE_METRIC)
+
+
+def describe_regions(
+    frame: U8, boxes: F32, regions: F64, metric: Metric, occluders: B | None = None
+) -> Descriptors:
+    """Descriptors of the objects ``boxes`` (N, 4) whose three colour regions are ``regions``
+    (N, 3, 4, frame pixels; the grey pattern is taken from the second), compared by ``metric``.
+    A region mostly outside the frame, too small or covered by the others' (those
+    ``occluders[i, j]`` allows; default all) is left invalid."""
     n = len(boxes)
     out = Descriptors.empty(n)
+    out = Descriptors(out.values, out.valid, out.edge, out.clipped, metric)
     if n == 0:
         return out
     height, width = frame.shape[:2]
@@ -198,8 +227,7 @@ def describe(frame: U8, boxes: F32) -> Descriptors:
     near = gaps <= _NEAR_BORDER * np.maximum(b[:, 3] - b[:, 1], 1.0)[:, None]
     out.edge[:, 0] = near[:, 2].astype(np.float32) - near[:, 0]
     out.edge[:, 1] = near[:, 3].astype(np.float32) - near[:, 1]
-    regions = _regions(boxes)
-    covered = _covered(regions, boxes)
+    covered = _covered(regions, boxes, occluders)
     area = (regions[..., 2] - regions[..., 0]) * (regions[..., 3] - regions[..., 1])
     ix1 = np.clip(np.round(regions[..., 0]), 0, width).astype(np.intp)
     iy1 = np.clip(np.round(regions[..., 1]), 0, height).astype(np.intp)
@@ -220,7 +248,7 @@ def describe(frame: U8, boxes: F32) -> Descriptors:
         patch = cv2.resize(roi, _PATCH[part], interpolation=cv2.INTER_AREA)
         pixels.append(np.asarray(patch, np.uint8).reshape(-1, 3))
         owners.append((int(i), int(k)))
-        if part == "face":
+        if k == 1:
             size = (_PATTERN_SIZE, _PATTERN_SIZE)
             grey = cv2.cvtColor(
                 np.asarray(cv2.resize(roi, size, interpolation=cv2.INTER_AREA), np.uint8),
@@ -235,7 +263,7 @@ def describe(frame: U8, boxes: F32) -> Descriptors:
                 out.valid[i, p] = True
     if pixels:
         patch_of = np.repeat(np.arange(len(pixels)), [len(p) for p in pixels])
-        hists = _histograms(np.concatenate(pixels), patch_of, len(pixels))
+        hists = colour_histograms(np.concatenate(pixels), patch_of, len(pixels))
         for (i, k), hist in zip(owners, hists, strict=True):
             p = PARTS.index(_COLOUR_PARTS[k])
             out.values[i, OFFSETS[p] : OFFSETS[p + 1]] = hist
@@ -265,18 +293,23 @@ WEIGHTS = np.array([0.5, 1.0, 1.0, 1.0])
 MIN_WEIGHT = 2.0
 """Least weight of the parts seen in both descriptors for a distance to be given at all (the
 hair band alone, or the torso alone, says too little)."""
+FACE_METRIC = Metric(SCALES, WEIGHTS, MIN_WEIGHT)
 
 
-def distance_matrix(a_values: F32, a_valid: B, b_values: F32, b_valid: B) -> F64:
+def distance_matrix(
+    a_values: F32, a_valid: B, b_values: F32, b_valid: B, metric: Metric | None = None
+) -> F64:
     """Appearance distance of every ``a`` (T, DIM) with every ``b`` (N, DIM): the weighted mean
-    over the parts valid in both of ``(1 - similarity) / SCALES``; 0 for identical, about 1 for
-    the closest 5% of strangers. NaN where the parts in common weigh less than ``MIN_WEIGHT``."""
+    over the parts valid in both of ``(1 - similarity) / scales``; 0 for identical, about 1 for
+    the closest 5% of strangers. NaN where the parts in common weigh less than the metric's
+    ``min_weight``. ``metric`` defaults to :data:`FACE_METRIC`."""
+    m = metric or FACE_METRIC
     both = a_valid[:, None, :] & b_valid[None, :, :]  # (T, N, P)
-    wsum = (both * WEIGHTS).sum(axis=2)
+    wsum = (both * m.weights).sum(axis=2)
     if len(a_values) == 0 or len(b_values) == 0:
         return np.full((len(a_values), len(b_values)), np.nan)
-    dist = ((1.0 - part_similarity(a_values, b_values)) / SCALES * both * WEIGHTS).sum(axis=2)
-    return np.where(wsum >= MIN_WEIGHT - 1e-9, dist / np.maximum(wsum, 1e-9), np.nan)
+    dist = ((1.0 - part_similarity(a_values, b_values)) / m.scales * both * m.weights).sum(axis=2)
+    return np.where(wsum >= m.min_weight - 1e-9, dist / np.maximum(wsum, 1e-9), np.nan)
 
 
 def blend(old: F32, old_valid: B, new: F32, new_valid: B, rate: float) -> tuple[F32, B]:

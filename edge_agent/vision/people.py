@@ -1,5 +1,5 @@
 """Person mode's geometry: which face belongs to which body, the point of a body that crosses
-the counting line, and where the head of a body box is (for the appearance descriptor).
+the counting line, and where the head of a body box is.
 
 Pure functions on boxes (``x1, y1, x2, y2`` frame pixels); the pipeline calls them.
 """
@@ -12,8 +12,7 @@ from edge_agent.vision.settings import CountPoint
 
 F32 = npt.NDArray[np.float32]
 
-# Head height as a share of a standing body's box (about 1/7 of the height): the appearance
-# descriptor's face, hair and torso regions are laid out around such a box.
+# Head height as a share of a standing body's box (about 1/7 of the height).
 _HEAD_SHARE = 0.14
 
 

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from edge_agent.config import AgentConfig
 from edge_agent.vision.appearance import describe
 from edge_agent.vision.best_faces import BestFaces, FaceKeeper
+from edge_agent.vision.body_appearance import describe_bodies
 from edge_agent.vision.classification import UNKNOWN_AGE, UNKNOWN_GENDER, combine
 from edge_agent.vision.counting import (
     CountingLine,
@@ -44,7 +45,7 @@ from edge_agent.vision.counting import (
 )
 from edge_agent.vision.crops import encode_jpeg, face_crop
 from edge_agent.vision.detection import Detections, FaceDetector
-from edge_agent.vision.people import assign_faces, count_point, head_boxes
+from edge_agent.vision.people import assign_faces, count_point
 from edge_agent.vision.quality import (
     CHANCE,
     AccuracyModel,
@@ -370,15 +371,15 @@ class Pipeline:
             self._last_detection = (index, t)
             if self.person_detector is None:
                 detections = faces = self.detector.detect(frame)
-                looks = detections.boxes
             else:
                 detections = self.person_detector.detect(frame)
-                looks = head_boxes(detections.boxes)
-            appearance = (
-                describe(frame, looks)
-                if self.tracker.wants_appearance and len(detections)
-                else None
-            )
+            wanted = self.tracker.wants_appearance and len(detections)
+            if not wanted:
+                appearance = None
+            elif self.person_detector is None:
+                appearance = describe(frame, detections.boxes)
+            else:
+                appearance = describe_bodies(frame, detections.boxes)
             step = self.tracker.update(detections, t, appearance)
             if self.person_detector is None:
                 face_of: list[int | None] = list(range(len(detections)))

@@ -180,10 +180,9 @@ class PersonSettings(Section):
         "absence (plus one) from where they were last seen (a walker covers about 0.8)",
     )
     appearance_veto_distance: float = Field(
-        # 10 = no veto: the descriptor is laid out for a face, and on a body's guessed head box
-        # it varies too much to forbid a match. With the face-mode 2.5, vtest split 16 of its 19
-        # pedestrians into 57 events and TUD-Stadtmitte 3 of 10; without, 7 of 19 (28 events)
-        # and 0 of 10 (footfall-agent eval mot, edge_agent/evaluation/results/mot.md).
+        # 10 = no veto. Same-person body distances spread wide (their 95th percentile is 3.0,
+        # python -m edge_agent.evaluation.body_looks): with 2.5, vtest found 17 of 19 instead
+        # of 16 but TUD-Stadtmitte 9 of 10 instead of 10, with more ID switches there (6 vs 4).
         default=10.0,
         ge=0.0,
         le=10.0,

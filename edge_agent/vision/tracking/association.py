@@ -51,6 +51,7 @@ def appearance_distance(tracks: list["KalmanTrack"], appearance: Descriptors | N
         np.stack([tr.app_valid for tr in tracks]),
         appearance.values,
         appearance.valid,
+        appearance.metric,
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from edge_agent.vision.appearance import (
     Descriptors,
+    Metric,
     distance_matrix,
 )
 from edge_agent.vision.detection import Detections
@@ -61,6 +62,7 @@ class ByteTracker:
         appearance_reid: bool = True,
         appearance_max_distance: float = 1.0,
         appearance_veto_distance: float = 2.5,
+        appearance_weight: float = 0.0,
         reid_max_speed: float = 6.0,
         track_ids: Iterator[int] | None = None,
     ) -> None:
@@ -84,6 +86,7 @@ class ByteTracker:
         for name, value in (
             ("appearance_max_distance", appearance_max_distance),
             ("appearance_veto_distance", appearance_veto_distance),
+            ("appearance_weight", appearance_weight),
             ("reid_max_speed", reid_max_speed),
         ):
             if value < 0:
@@ -100,11 +103,13 @@ class ByteTracker:
         self.appearance_reid = appearance_reid
         self.appearance_max_distance = appearance_max_distance
         self.appearance_veto_distance = appearance_veto_distance
+        self.appearance_weight = appearance_weight
         self.reid_max_speed = reid_max_speed
         self._ids = track_ids if track_ids is not None else itertools.count(1)
         self._tracks: list[KalmanTrack] = []
         self._now: float | None = None
         self._last_update: float | None = None
+        self._metric: Metric | None = None  # how the descriptors fed so far compare
 
     @classmethod
     def from_settings(
@@ -123,6 +128,7 @@ class ByteTracker:
             appearance_reid=settings.appearance_reid,
             appearance_max_distance=settings.appearance_max_distance,
             appearance_veto_distance=settings.appearance_veto_distance,
+            appearance_weight=settings.appearance_weight,
             reid_max_speed=settings.reid_max_speed,
             track_ids=track_ids,
         )
@@ -146,6 +152,7 @@ class ByteTracker:
         self.appearance_reid = fresh.appearance_reid
         self.appearance_max_distance = fresh.appearance_max_distance
         self.appearance_veto_distance = fresh.appearance_veto_distance
+        self.appearance_weight = fresh.appearance_weight
         self.reid_max_speed = fresh.reid_max_speed
 
     @property
@@ -230,6 +237,8 @@ class ByteTracker:
             int(d) for d in np.flatnonzero((scores >= self.low_score) & (scores < self.high_score))
         ]
         looks = appearance_distance(tracks, appearance)
+        if appearance is not None:
+            self._metric = appearance.metric
 
         matches: list[tuple[int, int]] = []  # (track index, detection index)
         free = list(range(len(tracks)))
@@ -270,7 +279,16 @@ class ByteTracker:
             if high and rows:
                 cols = list(high)
                 iou = iou_matrix(pred[rows], boxes[cols])
-                cost = np.where(iou >= self.match_iou, 1.0 - iou, NO_MATCH)
+                cost = 1.0 - iou
+                if looks is not None and self.appearance_weight > 0:
+                    # Where walkers cross, the overlap alone swaps them as often as not; how
+                    # alike each pair looks (relative to a clear difference; unknown counts as
+                    # half) breaks the tie.
+                    d = looks[np.ix_(rows, cols)]
+                    cost = cost + self.appearance_weight * np.where(
+                        np.isnan(d), 0.5, np.clip(d / self.appearance_veto_distance, 0.0, 1.0)
+                    )
+                cost = np.where(iou >= self.match_iou, cost, NO_MATCH)
                 take(assign(veto(cost, rows, cols) if check else cost), rows, cols)
         if high and free and self.reid_max_distance > 0:
             rows, cols = [i for i in free if i not in gone], list(high)
@@ -346,6 +364,7 @@ class ByteTracker:
             np.stack([tr.app_valid for tr in lost]),
             np.stack([tr.app for tr in confirming]),
             np.stack([tr.app_valid for tr in confirming]),
+            self._metric,
         )
         plausible = np.zeros(cost.shape, bool)
         for i, old in enumerate(lost):
