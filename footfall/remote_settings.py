@@ -129,14 +129,12 @@ class TrackerSettings(Section):
         "appearance distance exceeds this",
     )
     appearance_weight: float = Field(
-        # Off by default: on PETS vtest (crowds crossing) 0.5 took person mode from 35 to 29 ID
-        # switches, but on TUD-Stadtmitte it let one walker's track take over another's (10 to 9
-        # pedestrians found); edge_agent/evaluation/results/people_targets.md.
+        # Off for faces (not measured on the face scenarios); person mode sets its own.
         default=0.0,
         ge=0.0,
         le=2.0,
-        description="How much appearance adds to box overlap when matching the tracks seen at "
-        "the last detector run (0 = overlap alone; for dense crowds crossing each other)",
+        description="Where tracks and detections overlap ambiguously (people crossing), how "
+        "much appearance adds to box overlap in matching them (0 = overlap alone)",
     )
     reid_max_speed: float = Field(
         default=6.0,

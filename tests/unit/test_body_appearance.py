@@ -138,3 +138,22 @@ def test_appearance_weight_keeps_crossing_walkers_apart(weight: float, kept: boo
     step = tracker.update(det, 0.3, looks)
     now = dict(zip(step.matched.det_index.tolist(), step.matched.track_ids.tolist(), strict=True))
     assert (now[0] == ids[0] and now[1] == ids[1]) is kept
+
+
+def test_a_tie_with_an_unknown_look_is_left_to_the_overlap() -> None:
+    """If one walker's look is unknown (hidden so far), appearance cannot break the tie: the
+    walker seen well would otherwise win every tie against them."""
+    tracker = ByteTracker(min_hits=1, appearance_weight=2.0, high_score=0.5, low_score=0.3)
+    still = [(100.0, 100.0, 160.0, 300.0), (130.0, 100.0, 190.0, 300.0)]
+    ids = {}
+    for i in range(3):
+        det, looks = _two(still, [0, 1])
+        looks.valid[0] = False  # the first walker is never seen clearly
+        step = tracker.update(det, i * 0.1, looks)
+        ids = dict(
+            zip(step.matched.det_index.tolist(), step.matched.track_ids.tolist(), strict=True)
+        )
+    det, looks = _two([(127.0, 100.0, 187.0, 300.0), (103.0, 100.0, 163.0, 300.0)], [0, 1])
+    step = tracker.update(det, 0.3, looks)
+    now = dict(zip(step.matched.det_index.tolist(), step.matched.track_ids.tolist(), strict=True))
+    assert now[0] == ids[1] and now[1] == ids[0]  # as overlap alone decides

@@ -281,13 +281,7 @@ class ByteTracker:
                 iou = iou_matrix(pred[rows], boxes[cols])
                 cost = 1.0 - iou
                 if looks is not None and self.appearance_weight > 0:
-                    # Where walkers cross, the overlap alone swaps them as often as not; how
-                    # alike each pair looks (relative to a clear difference; unknown counts as
-                    # half) breaks the tie.
-                    d = looks[np.ix_(rows, cols)]
-                    cost = cost + self.appearance_weight * np.where(
-                        np.isnan(d), 0.5, np.clip(d / self.appearance_veto_distance, 0.0, 1.0)
-                    )
+                    cost = cost + self._tie_breaker(iou, looks[np.ix_(rows, cols)])
                 cost = np.where(iou >= self.match_iou, cost, NO_MATCH)
                 take(assign(veto(cost, rows, cols) if check else cost), rows, cols)
         if high and free and self.reid_max_distance > 0:
@@ -345,6 +339,22 @@ class ByteTracker:
             np.array([tr.confirmed for tr, _ in pairs], bool),
         )
         return TrackerStep(matched=matched, ended=tuple(ended))
+
+    def _tie_breaker(self, iou: F64, looks: F64) -> F64:
+        """What appearance adds to the overlap cost ``1 - iou`` of tracks seen at the last
+        detector run: where walkers cross, overlap alone swaps them as often as not, and how
+        alike each pair looks (relative to a clear difference) breaks the tie.
+
+        Only where there is a tie to break - a track that could take two detections, or a
+        detection two tracks - and only where every pair in the tie has a known distance: a
+        track whose look is unknown would otherwise lose to any track that merely looks
+        somewhat alike (on TUD-Stadtmitte one walker's track took over another's that way)."""
+        gated = iou >= self.match_iou
+        tied = (gated.sum(axis=1, keepdims=True) > 1) | (gated.sum(axis=0, keepdims=True) > 1)
+        unknown = gated & np.isnan(looks)
+        blind = unknown.any(axis=1, keepdims=True) | unknown.any(axis=0, keepdims=True)
+        scaled = np.clip(np.nan_to_num(looks) / self.appearance_veto_distance, 0.0, 1.0)
+        return np.where(tied & ~blind, self.appearance_weight * scaled, 0.0)
 
     def _returns(
         self, confirming: list[KalmanTrack], t: float
