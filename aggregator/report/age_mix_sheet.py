@@ -77,15 +77,13 @@ def write_age_mix(ws: Worksheet, summaries: list[SpotSummary], title: str) -> No
     width = len(AGE_MIX_HEADERS)
     ws.freeze_panes = "C2"
     ws.auto_filter.ref = f"A1:{column_letter(width)}{max(last, 1)}"
+    # One short note: with a blank row it fits below three spots' 24 rows on the first page.
     notes = [
-        "Share: each age group's share of the people whose age was judged, estimated with its 95 % "
-        "interval (95 % low to high: who happened to pass and the classifier's own uncertainty), "
-        "or counted where How says so.",
-        f"Counted: with fewer than {MIN_AGE_ESTIMATE} people judged, or no calibration for the "
-        "classifier, each person's most likely group is counted and there is no interval (-). "
-        "Counted share / people: that count, beside every estimate.",
-        "The Charts sheet's age bars are stacked to 100 % and cannot carry an interval per group: "
-        "the intervals are here and on the Summary.",
+        "Share of the people whose age was judged: estimated, with its 95 % interval (who happened "
+        "to pass and the classifier's own uncertainty), or counted with no interval (-), where "
+        f"fewer than {MIN_AGE_ESTIMATE} were judged or no calibration is known. Counted share and "
+        "people: each person's most likely group, beside every estimate. The Charts sheet's age "
+        "bars, stacked to 100 %, cannot carry the intervals.",
     ]
     total_width = sum(widths)
     for i, text in enumerate(notes, start=last + 2):
