@@ -2,9 +2,10 @@
 cuts one, with the tables they are drawn from to the right of the printed area.
 
 Charts: people per spot; women's share per spot with its 95 % interval as error bars; the age mix
-per spot; and traffic over the covered time only - in quarter hours for a short survey, in hours
-otherwise - or, for a period of several days, people per day (a weekday x hour heat map is
-on its own sheet, :func:`write_week`).
+per spot (stacked to 100 %, which leaves no place for an interval per group: those are on the
+Summary and the Age mix sheet); and traffic over the covered time only - in quarter hours for a
+short survey, in hours otherwise - or, for a period of several days, people per day (a weekday x
+hour heat map is on its own sheet, :func:`write_week`).
 """
 
 from dataclasses import dataclass
@@ -125,7 +126,9 @@ def write_charts(
             put(ws, i, col + 4, s.women_ci[1] - s.women_share, PERCENT_FORMAT)
         if s.women_counted is not None:
             put(ws, i, col + 5, s.women_counted, PERCENT_FORMAT)
-    # Age counts per spot, for the 100 % stacked bars.
+    # Age shares per spot as the Summary shows them (estimated where estimated), for the 100 %
+    # stacked bars. Stacked bars leave no place for an interval per group; the intervals are on
+    # the Summary and the Age mix sheet.
     age_col = col + len(table) + 1
     put(ws, 1, age_col, "Spot")
     ws.cell(1, age_col).font = HEADER_FONT
@@ -134,8 +137,9 @@ def write_charts(
         ws.cell(1, age_col + j).font = HEADER_FONT
     for i, s in enumerate(summaries, start=2):
         put(ws, i, age_col, s.spot)
-        for j, count in enumerate(s.age_counts[: len(AGE_GROUP_LABELS)], start=1):
-            put(ws, i, age_col + j, count)
+        for j, share in enumerate(s.age_shares, start=1):
+            if share is not None:
+                put(ws, i, age_col + j, share, PERCENT_FORMAT)
     # Traffic: bins down, one column per spot.
     traffic_col = age_col + len(AGE_GROUP_LABELS) + 2
     if tally.period.single_day:

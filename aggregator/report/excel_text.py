@@ -42,7 +42,10 @@ class SheetNames:
 
 def wrapped_lines(text: str, width: float) -> int:
     """Lines ``text`` wraps to in a column ``width`` characters wide (words kept whole; with a
-    margin, as proportional fonts run wider than the width's digit count on capitals)."""
+    margin, as proportional fonts run wider than the width's digit count on capitals); a line
+    break in the text starts a new line."""
+    if "\n" in text:
+        return sum(wrapped_lines(part, width) for part in text.split("\n"))
     usable = max(1.0, width * 0.9 - 1)
     lines, used = 1, 0.0
     for word in text.split():

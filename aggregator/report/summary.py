@@ -68,6 +68,26 @@ class SpotSummary:
     def age_known(self) -> int:
         return sum(self.age_counts[:-1])
 
+    @property
+    def age_estimated(self) -> bool:
+        """The age mix is estimated with a 95 % interval per group (else counted: too few
+        people with an age judged, or no calibration for the classifier)."""
+        return any(i is not None for i in self.age_intervals)
+
+    @property
+    def age_group_intervals(self) -> tuple[tuple[float, float] | None, ...]:
+        """One interval per age group (None: counted), however the summary was made."""
+        n = len(self.age_shares)
+        return tuple(
+            self.age_intervals[k] if k < len(self.age_intervals) else None for k in range(n)
+        )
+
+    @property
+    def age_counted_shares(self) -> tuple[float | None, ...]:
+        """Each group's share of the people with an age judged, as counted (top labels)."""
+        known = self.age_known
+        return tuple((c / known if known else None) for c in self.age_counts[:-1])
+
 
 def merged_hours(intervals: list[tuple[datetime, datetime]]) -> float:
     """Total hours covered by possibly overlapping intervals."""

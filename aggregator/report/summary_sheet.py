@@ -7,7 +7,6 @@ from openpyxl.worksheet.worksheet import Worksheet
 from aggregator.report.bulk_sheet import column_letter
 from aggregator.report.cells import (
     DECIMAL_FORMAT,
-    WHOLE_PERCENT_FORMAT,
     header,
     print_setup,
     put,
@@ -15,7 +14,15 @@ from aggregator.report.cells import (
 from aggregator.report.excel_text import wrapped_lines
 from aggregator.report.period import ReportPeriod
 from aggregator.report.summary import AGE_GROUP_LABELS, MIN_AGE_ESTIMATE, SpotSummary
-from aggregator.report.wording import footage_text, judged_text, rate_rule, rate_text, share_text
+from aggregator.report.wording import (
+    age_judged_text,
+    footage_text,
+    judged_text,
+    rate_rule,
+    rate_text,
+    share_lines,
+    share_text,
+)
 
 # (header, width in characters, number format); widths fit the header's longest word, so a
 # wrapped header is never cut.
@@ -30,7 +37,8 @@ SUMMARY_HEADERS: tuple[tuple[str, float, str | None], ...] = (
     ("Passing", 9, None),
     ("Women % (95 % interval)", 17, None),
     ("Gender judged", 10, None),
-    *((f"Age {g}", 8, WHOLE_PERCENT_FORMAT) for g in AGE_GROUP_LABELS),
+    # "23 %" over "(18-29 %)"; the Age mix sheet has the numbers.
+    *((f"Age {g}", 12, None) for g in AGE_GROUP_LABELS),
     ("Age judged", 10, None),
     ("Busiest hour", 13, None),
 )
@@ -50,8 +58,11 @@ def summary_values(s: SpotSummary, slots: list[str]) -> list[object]:
         s.passing,
         share_text(s.women_share, s.women_ci),
         judged_text(s.gender_known, s.people),
-        *s.age_shares,
-        judged_text(s.age_known, s.people),
+        *(
+            share_lines(share, interval)
+            for share, interval in zip(s.age_shares, s.age_group_intervals, strict=True)
+        ),
+        age_judged_text(s),
         peak,
     ]
 
@@ -96,7 +107,11 @@ def write_summary(
         _shares_note(summaries),
         "Gender judged / Age judged: how many of the spot's people the shares rest on; the "
         "others showed no face good enough to judge.",
-        "Age columns: share of each age group among people whose age was judged.",
+        "Age columns: share of each age group among people whose age was judged, with its 95 % "
+        'interval where estimated; "counted" after Age judged marks a spot whose age mix is '
+        f"counted (fewer than {MIN_AGE_ESTIMATE} people with an age judged, or no calibration): "
+        "no interval. The Age mix sheet has every group's share, interval, counted share and "
+        "people as numbers; the Charts sheet's age bars, stacked to 100 %, cannot show intervals.",
     ]
     if empty_reason:
         notes.insert(0, f"No data: {empty_reason}")

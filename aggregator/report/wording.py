@@ -1,7 +1,7 @@
 """How the workbook words its numbers: shares with their interval in one text, footage spans,
-rates or the counts that stand in for them."""
+rates or the counts that stand in for them, and how a spot's age mix was reached."""
 
-from aggregator.report.summary import MIN_RATE_HOURS, SpotSummary
+from aggregator.report.summary import MIN_AGE_ESTIMATE, MIN_RATE_HOURS, SpotSummary
 
 
 def percent(share: float) -> str:
@@ -16,6 +16,12 @@ def share_text(share: float | None, interval: tuple[float, float] | None) -> str
         return percent(share)
     low, high = interval
     return f"{percent(share)} ({low * 100:.0f}-{high * 100:.0f} %)"
+
+
+def share_lines(share: float | None, interval: tuple[float, float] | None) -> str:
+    """:func:`share_text` with the interval on a line of its own (``"58 %\n(47-68 %)"``), for a
+    narrow column: wrapped by the reader, it would break inside the interval."""
+    return share_text(share, interval).replace(" (", "\n(", 1)
 
 
 def footage_text(hours: float | None) -> str:
@@ -51,3 +57,20 @@ def rate_rule() -> str:
 
 def judged_text(known: int, people: int) -> str:
     return f"{known} of {people}" if people else "-"
+
+
+def age_judged_text(s: SpotSummary) -> str:
+    """``"45 of 50"``, and ``", counted"`` after it when the age mix has no interval."""
+    text = judged_text(s.age_known, s.people)
+    return f"{text}, counted" if s.age_known and not s.age_estimated else text
+
+
+def age_method_text(s: SpotSummary) -> str:
+    """Why a spot's age shares do or do not carry an interval, in a few words."""
+    if not s.age_known:
+        return "nobody's age judged"
+    if s.age_estimated:
+        return "estimated"
+    if s.age_known < MIN_AGE_ESTIMATE:
+        return f"counted: under {MIN_AGE_ESTIMATE} judged"
+    return "counted: no calibration"

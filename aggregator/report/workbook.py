@@ -1,13 +1,15 @@
 """Building one site's workbook for one period.
 
 Sheets, in order: Summary (one row per spot, ranked), Charts (native Excel charts and their data),
-Week (a weekday x hour heat map, for periods of several days), one sheet per spot (person list with
+Age mix (each spot's age groups with their 95 % intervals, counted shares and people), Week (a
+weekday x hour heat map, for periods of several days), one sheet per spot (person list with
 frozen header and autofilter, and the hour x gender x age table to its right, without its all-zero
 columns), About (site, period, time zone, versions, agents, counts, notes). Every sheet prints
 landscape, fit to the page's width. This module reads the events and writes the spot sheets; the
-Summary, Charts and About sheets have a module each (:mod:`~aggregator.report.summary_sheet`,
-:mod:`~aggregator.report.charts`, :mod:`~aggregator.report.about`), and the formats and styles they
-share are in :mod:`~aggregator.report.cells`.
+Summary, Charts, Age mix and About sheets have a module each
+(:mod:`~aggregator.report.summary_sheet`, :mod:`~aggregator.report.charts`,
+:mod:`~aggregator.report.age_mix_sheet`, :mod:`~aggregator.report.about`), and the formats and
+styles they share are in :mod:`~aggregator.report.cells`.
 
 Past Excel's 1,048,576 rows, a spot's person list continues on sheets named "<spot> (2)", "<spot>
 (3)", ...; nothing is dropped and the Summary counts every person regardless.
@@ -27,6 +29,7 @@ from typing import IO, Any
 from openpyxl import Workbook
 
 from aggregator.report.about import write_about
+from aggregator.report.age_mix_sheet import write_age_mix
 from aggregator.report.bulk_sheet import (
     Column,
     PersonListWriter,
@@ -195,6 +198,7 @@ def build_site_workbook(
             assert summary_ws is not None
             summary_ws.title = names.take("Summary")
             charts_ws = wb.create_sheet(names.take("Charts"))
+            age_ws = wb.create_sheet(names.take("Age mix"))
             week_ws = None if period.single_day else wb.create_sheet(names.take("Week"))
             about_title = names.take("About")  # reserved before spots can take the name
             streamed: dict[str, Any] = {}
@@ -226,6 +230,7 @@ def build_site_workbook(
                 summary_ws, summaries, period, slots, coverage is not None, empty_reason, title
             )
             write_charts(charts_ws, summaries, tally, coverage, title)
+            write_age_mix(age_ws, summaries, title)
             if week_ws is not None:
                 write_week(week_ws, tally, period, title)
             write_about(
@@ -267,6 +272,7 @@ def build_site_workbook(
         sheets=[
             summary_ws.title,
             charts_ws.title,
+            age_ws.title,
             *([week_ws.title] if week_ws is not None else []),
             *spot_sheets,
             about_ws.title,

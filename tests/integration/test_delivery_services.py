@@ -105,7 +105,7 @@ def test_delivery_uploads_links_mails_and_replaces(
         )
         assert first.url is not None
         workbook = load_workbook(io.BytesIO(_fetch(first.url)))
-        assert workbook.sheetnames == ["Summary", "Charts", "north", "south", "About"]
+        assert workbook.sheetnames == ["Summary", "Charts", "Age mix", "north", "south", "About"]
         assert [
             r[2] for r in workbook["Summary"].iter_rows(min_row=2, max_row=3, values_only=True)
         ] == [4, 3]

@@ -48,7 +48,7 @@ def test_report_for_a_day_and_a_range(tmp_path: Path) -> None:
         f"  person list: {tmp_path / 'day.persons.parquet'}\n"
         "  #1 north: 5 people, 100% women\n"
     )
-    assert load_workbook(out).sheetnames == ["Summary", "Charts", "north", "About"]
+    assert load_workbook(out).sheetnames == ["Summary", "Charts", "Age mix", "north", "About"]
     result = runner.invoke(app, [*args, "--from", "2026-05-04", "--to", "2026-05-05"])
     assert result.exit_code == 0, result.output
     assert "6 people at 1 spots, 2026-05-04 to 2026-05-05 (Europe/Berlin)" in result.output

@@ -112,7 +112,7 @@ def test_totals_shares_and_confidence_intervals(tmp_path: Path) -> None:
     )
     events = [e.model_copy(update={"models": UNCALIBRATED}) for e in events]
     wb = load_workbook(_build(tmp_path, events))
-    assert wb.sheetnames == ["Summary", "Charts", "north", "south", "About"]
+    assert wb.sheetnames == ["Summary", "Charts", "Age mix", "north", "south", "About"]
     rows = _summary_rows(wb["Summary"])
     north = rows["north"]
     assert (north["Rank"], north["People"], north["In"], north["Out"], north["Passing"]) == (
@@ -125,13 +125,14 @@ def test_totals_shares_and_confidence_intervals(tmp_path: Path) -> None:
     # A classifier without a calibration: plain counts, a sampling-only (Wilson) interval.
     assert north["Women % (95 % interval)"] == "70 % (40-89 %)"
     low, _ = wilson_interval(7, 10) or (0, 0)
-    assert north["Gender judged"] == "10 of 11" and north["Age judged"] == "10 of 11"
-    assert north["Age 25-32"] == pytest.approx(0.7)
-    assert north["Age 60-100"] == pytest.approx(0.3)
+    # Without a calibration the age mix is counted: no interval, and Age judged says so.
+    assert north["Gender judged"] == "10 of 11" and north["Age judged"] == "10 of 11, counted"
+    assert north["Age 25-32"] == "70 %"
+    assert north["Age 60-100"] == "30 %"
     assert north["Busiest hour"] == "09:00 (11)"
     assert north["Footage"] == "n/a" and north["People per hour"] == "n/a (no coverage known)"
     assert rows["south"]["Women % (95 % interval)"] == "0 % (0-79 %)"
-    assert rows["south"]["Age 4-6"] == 1
+    assert rows["south"]["Age 4-6"] == "100 %"
     # The charts' table keeps the numbers behind the texts.
     charts = _table(wb["Charts"], "Spot")
     assert charts["north"]["Women %"] == pytest.approx(0.7)
@@ -247,7 +248,7 @@ def test_formula_looking_text_stays_text(tmp_path: Path) -> None:
 
 def test_empty_day_says_why(tmp_path: Path) -> None:
     wb = load_workbook(_build(tmp_path, [], dead_letters=3))
-    assert wb.sheetnames == ["Summary", "Charts", "About"]
+    assert wb.sheetnames == ["Summary", "Charts", "Age mix", "About"]
     summary = wb["Summary"]
     texts = [str(c.value) for c in summary["A"] if c.value is not None]
     assert any(
@@ -283,7 +284,7 @@ def test_spot_offline_half_the_day_is_ranked_by_people_per_covered_hour(tmp_path
     assert rows["half"]["Rank"] == 1 and rows["full"]["Rank"] == 2
     assert rows["dark"]["People"] == 0 and rows["dark"]["Footage"] == "0 s"
     assert rows["dark"]["People per hour"] == "0 people in 0 s of footage"
-    assert wb.sheetnames == ["Summary", "Charts", "half", "full", "dark", "About"]
+    assert wb.sheetnames == ["Summary", "Charts", "Age mix", "half", "full", "dark", "About"]
 
 
 def test_person_list_continues_past_the_row_limit(tmp_path: Path) -> None:
@@ -299,7 +300,15 @@ def test_person_list_continues_past_the_row_limit(tmp_path: Path) -> None:
         ReportOptions(generated_at=GENERATED, max_rows_per_sheet=10, batch_size=7),
     )
     wb = load_workbook(out)
-    assert wb.sheetnames == ["Summary", "Charts", "north", "north (2)", "north (3)", "About"]
+    assert wb.sheetnames == [
+        "Summary",
+        "Charts",
+        "Age mix",
+        "north",
+        "north (2)",
+        "north (3)",
+        "About",
+    ]
     ids = [
         wb[name].cell(r, 1).value
         for name in ("north", "north (2)", "north (3)")
@@ -378,7 +387,7 @@ def test_a_multi_day_period_has_a_daily_trend_and_a_weekday_hour_heat_map(tmp_pa
     events += [_ev("north", monday + timedelta(days=1, hours=9, minutes=5))]
     period = ReportPeriod(ZoneInfo("Europe/Berlin"), DAY, DAY + timedelta(days=6))
     wb = load_workbook(_build(tmp_path, events, period))
-    assert wb.sheetnames == ["Summary", "Charts", "Week", "north", "About"]
+    assert wb.sheetnames == ["Summary", "Charts", "Age mix", "Week", "north", "About"]
     daily = _table(wb["Charts"], "Day")
     assert list(daily)[:3] == ["Mon 04 May", "Tue 05 May", "Wed 06 May"] and len(daily) == 7
     assert [row["north"] for row in daily.values()] == [1, 2, 1, 0, 0, 0, 0]
@@ -429,6 +438,7 @@ def test_a_handful_of_people_gets_its_age_mix_counted_not_estimated(tmp_path: Pa
     events = [_ev("north", at + timedelta(seconds=i), Gender.FEMALE, 30.0) for i in range(5)]
     wb = load_workbook(_build(tmp_path, events))
     north = _summary_rows(wb["Summary"])["north"]
-    assert north["Age 25-32"] == pytest.approx(1.0) and north["Age 0-2"] == 0
+    assert north["Age 25-32"] == "100 %" and north["Age 0-2"] == "0 %"
+    assert north["Age judged"] == "5 of 5, counted"
     notes = " ".join(str(c.value) for c in wb["Summary"]["A"] if isinstance(c.value, str))
     assert "The age mix is counted, not estimated, where fewer than 30 people" in notes

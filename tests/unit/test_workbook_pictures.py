@@ -119,7 +119,7 @@ def test_pictures_are_bounded_per_sheet_then_only_links(tmp_path: Path) -> None:
     events = _events(12)
     _write_crops(tmp_path / "crops", events)
     result = _build(tmp_path, events, pictures_per_sheet=3, max_rows_per_sheet=5)
-    assert result.sheets[2:5] == ["north", "north (2)", "north (3)"]
+    assert result.sheets[3:6] == ["north", "north (2)", "north (3)"]
     assert result.pictures == 3 + 3 + 2
     for title in ("north", "north (2)"):
         assert [p.row for p in pictures_of(result.path, title)] == [2, 3, 4]
