@@ -180,9 +180,10 @@ class PersonSettings(Section):
         "absence (plus one) from where they were last seen (a walker covers about 0.8)",
     )
     appearance_veto_distance: float = Field(
-        # 10 = no veto. Same-person body distances spread wide (their 95th percentile is 3.0,
-        # python -m edge_agent.evaluation.body_looks): with 2.5, vtest found 17 of 19 instead
-        # of 16 but TUD-Stadtmitte 9 of 10 instead of 10, with more ID switches there (6 vs 4).
+        # 10 = no veto. Same-person body distances spread wide (their 95th percentile is 2.7,
+        # python -m edge_agent.evaluation.body_looks). With 2.75 (footfall-agent eval mot),
+        # vtest found 17 of 19 instead of 16 (IDF1 0.636 vs 0.611) but its in/out error rose
+        # from 19 % to 31 %; with 2.5 TUD-Stadtmitte lost a walker (9 of 10).
         default=10.0,
         ge=0.0,
         le=10.0,
