@@ -129,6 +129,13 @@ class CountPoint(StrEnum):
     CENTRE = "centre"
 
 
+class FaceSearch(StrEnum):
+    """Where person mode runs the face detector (see :mod:`edge_agent.vision.face_search`)."""
+
+    FRAME = "frame"
+    UPPER_BODY = "upper_body"
+
+
 class PersonSettings(Section):
     """Person (body) detection and tracking, used when ``mode = "person"``.
 
@@ -202,6 +209,12 @@ class PersonSettings(Section):
         description="A face belongs to a person when its centre lies in this top share of the "
         "person's box",
     )
+    face_search: FaceSearch = Field(
+        default=FaceSearch.FRAME,
+        description="Where faces are looked for: frame (the whole frame at detector.input_width) "
+        "or upper_body (the top face_region of each person's box, enlarged so small faces reach "
+        "a size the face detector finds, each face belonging to the person it was found on)",
+    )
 
     @model_validator(mode="after")
     def _score_order(self) -> Self:
@@ -265,6 +278,7 @@ __all__ = [
     "DetectorKind",
     "DetectorSettings",
     "Edge",
+    "FaceSearch",
     "PersonSettings",
     "PipelineMode",
     "Point",
