@@ -5,9 +5,10 @@
 
 Every frame goes through both pipelines in turn (one thread), so their times are taken under the
 same load. Prints, per clip and search: people (events), people with at least one face attached
-on some detector run, people judged (gender not unknown), their genders, and ms per frame of the
-face stage (the face detector's calls; the crops' resizing is in the whole step) next to
-decoding's and the whole step's.
+on some detector run, people judged (gender not unknown) with their track ids (the tracks are
+the same in both: faces do not steer the tracker), and ms per frame of the face stage (the face
+detector's calls; the crops' resizing is in the whole step) next to decoding's and the whole
+step's.
 """
 
 import argparse
@@ -120,6 +121,10 @@ def compare(clip: Path, resolver: ModelResolver) -> list[str]:
             + " ".join(
                 f"{e.face.quality:.2f}" for e in sorted(run.events, key=lambda e: e.track_id)
             )
+        )
+        lines.append(
+            "             judged tracks "
+            + " ".join(f"{e.track_id}:{e.gender.label.value}" for e in judged)
         )
     return lines
 
