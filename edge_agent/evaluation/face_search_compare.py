@@ -5,10 +5,10 @@
 
 Every frame goes through both pipelines in turn (one thread), so their times are taken under the
 same load. Prints, per clip and search: people (events), people with at least one face attached
-on some detector run, people judged (gender not unknown) with their track ids (the tracks are
-the same in both: faces do not steer the tracker), and ms per frame of the face stage (the face
-detector's calls; the crops' resizing is in the whole step) next to decoding's and the whole
-step's.
+on some detector run, people with a usable face (one rated above chance, kept among their best),
+people judged (gender not unknown) with their track ids (the tracks are the same in both: faces
+do not steer the tracker), and ms per frame of the face stage (the face detector's calls; the
+crops' resizing is in the whole step) next to decoding's and the whole step's.
 """
 
 import argparse
@@ -105,10 +105,12 @@ def compare(clip: Path, resolver: ModelResolver) -> list[str]:
         run.events += [f.event for f in run.pipeline.finish()]
         people = {e.track_id for e in run.events}
         judged = [e for e in run.events if e.gender.label.value != "unknown"]
+        # A face attached but rated at chance is never kept: the event says no face was seen.
+        usable = sum((e.face.quality or 0.0) > 0 for e in run.events)
         genders = sorted(e.gender.label.value for e in judged)
         lines.append(
             f"  {search.value:10} people {len(people):3}  with a face {len(people & run.with_face):3}"
-            f"  judged {len(judged):3} {genders}  face stage "
+            f"  with a usable face {usable:3}  judged {len(judged):3} {genders}  face stage "
             f"{1000 * run.faces.seconds / frames:.2f} ms/frame "
             f"({run.faces.calls / frames:.2f} detector calls/frame)  whole step "
             f"{1000 * run.step_seconds / frames:.2f} ms/frame"

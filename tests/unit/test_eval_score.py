@@ -238,7 +238,9 @@ def test_a_person_mode_run_is_recorded_by_the_faces_on_its_bodies() -> None:
     ]
 
     def pipeline() -> Pipeline:
-        cfg = AgentConfig.model_validate({"site": "s", "spot": "p", "agent": "a"})
+        cfg = AgentConfig.model_validate(
+            {"site": "s", "spot": "p", "agent": "a", "person": {"face_search": "frame"}}
+        )
         return Pipeline.from_config(
             cfg,
             detector=FakeDetector(faces),

@@ -13,6 +13,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.vision.detection import Detections, FakeDetector
 from edge_agent.vision.face_search import (
     FACE_PX,
+    LARGE_FACE_PX,
     MAX_SCALE,
     MAX_SIDE,
     FaceCrop,
@@ -79,7 +80,8 @@ def test_a_lone_body_gets_its_upper_part_enlarged_to_the_face_size() -> None:
     ("body", "scale"),
     [
         ((100, 100, 110, 130), MAX_SCALE),  # a tiny far body: enlarged at most MAX_SCALE
-        ((100, 50, 300, 470), 1.0),  # a near body: never shrunk
+        ((100, 50, 300, 450), 1.0),  # expected face 56 px: left as it is
+        ((100, 0, 400, 480), LARGE_FACE_PX / (HEAD_SHARE * 480)),  # a close-up: shrunk
     ],
 )
 def test_the_scale_is_bounded(body: tuple[float, float, float, float], scale: float) -> None:
