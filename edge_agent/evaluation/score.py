@@ -5,7 +5,8 @@ The matching rule, stated once:
 1. Per frame on which the detector ran, the ground-truth objects are the faces at least
    ``VISIBLE_MIN`` (50%) visible (not turned away, not hidden by nearer people or the frame
    edge); the hypotheses are the pipeline's confirmed tracks that took a detection in that
-   frame (from ``Pipeline.view()``). A hypothesis pairs with a face when their boxes overlap
+   frame (from ``Pipeline.view()``; in person mode, the faces attached to its bodies on that
+   frame, since the truth is face boxes). A hypothesis pairs with a face when their boxes overlap
    with IoU >= ``MATCH_IOU`` (0.3: faces are small, and a ground-truth box is the face's extent
    in its UTKFace chip, not a box drawn by hand for this detector). Hypotheses overlapping only
    faces less than half visible are ignored ("don't care", as MOTChallenge does with its

@@ -13,7 +13,7 @@ from edge_agent.vision.settings import CountPoint
 F32 = npt.NDArray[np.float32]
 
 # Head height as a share of a standing body's box (about 1/7 of the height).
-_HEAD_SHARE = 0.14
+HEAD_SHARE = 0.14
 
 
 def assign_faces(bodies: F32, faces: F32, region: float) -> list[int | None]:
@@ -41,7 +41,7 @@ def assign_faces(bodies: F32, faces: F32, region: float) -> list[int | None]:
     if not inside.any():
         return out
     head_x = (bodies[:, 0] + bodies[:, 2]) / 2
-    head_y = bodies[:, 1] + _HEAD_SHARE / 2 * bh
+    head_y = bodies[:, 1] + HEAD_SHARE / 2 * bh
     cost = np.hypot(fx[None, :] - head_x[:, None], fy[None, :] - head_y[:, None]) / bw[:, None]
     big = 1e6
     cost = np.where(inside, cost, big)
@@ -66,7 +66,7 @@ def head_boxes(bodies: F32) -> F32:
     """Square boxes where the heads of ``bodies`` are expected (top centre)."""
     if len(bodies) == 0:
         return bodies
-    h = np.maximum(bodies[:, 3] - bodies[:, 1], 1.0) * _HEAD_SHARE
+    h = np.maximum(bodies[:, 3] - bodies[:, 1], 1.0) * HEAD_SHARE
     cx = (bodies[:, 0] + bodies[:, 2]) / 2
     y1 = bodies[:, 1]
     return np.stack([cx - h / 2, y1, cx + h / 2, y1 + h], axis=1).astype(np.float32)

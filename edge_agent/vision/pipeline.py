@@ -45,7 +45,8 @@ from edge_agent.vision.counting import (
 )
 from edge_agent.vision.crops import encode_jpeg, face_crop
 from edge_agent.vision.detection import Detections, FaceDetector
-from edge_agent.vision.people import assign_faces, count_point
+from edge_agent.vision.face_search import find_faces
+from edge_agent.vision.people import count_point
 from edge_agent.vision.quality import (
     CHANCE,
     AccuracyModel,
@@ -171,8 +172,10 @@ class Pipeline:
         behaviour through the same pipeline.
 
         With a ``person_detector`` the pipeline runs in person mode: bodies are tracked and
-        counted, and ``detector``'s faces are attached to the body they lie in (see
-        :mod:`edge_agent.vision.people`); without one, faces are tracked (face mode)."""
+        counted, and ``detector``'s faces, found on the whole frame or on each body's upper
+        part (``person.face_search``, :mod:`edge_agent.vision.face_search`), are attached to
+        the body they lie in (:mod:`edge_agent.vision.people`); without one, faces are tracked
+        (face mode)."""
         if detect_every_n_frames < 1:
             raise ValueError(f"detect_every_n_frames must be >= 1, got {detect_every_n_frames}")
         if max_detections_per_second < 0:
@@ -384,8 +387,13 @@ class Pipeline:
             if self.person_detector is None:
                 face_of: list[int | None] = list(range(len(detections)))
             else:
-                faces = self.detector.detect(frame)
-                face_of = assign_faces(detections.boxes, faces.boxes, self.person.face_region)
+                faces, face_of = find_faces(
+                    self.person.face_search,
+                    self.detector,
+                    frame,
+                    detections.boxes,
+                    self.person.face_region,
+                )
             self._observe(frame, detections, faces, face_of, step.matched)
             ended = step.ended
         else:

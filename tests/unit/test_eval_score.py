@@ -219,3 +219,45 @@ def test_real_clip_score_owns_tracks_by_head_region(tmp_path: Path) -> None:
     score = score_clip(Path("clip.mp4"), gt, run, config="ours")
     assert (score.true_people, score.events, score.people_found) == (2, 3, 1)
     assert (score.people_split, score.events_without_person) == (1, 1)
+
+
+def test_a_person_mode_run_is_recorded_by_the_faces_on_its_bodies() -> None:
+    from edge_agent.config import AgentConfig
+    from edge_agent.evaluation.evaluate import record_runs
+
+    frames = 8
+    bodies = [
+        Detections.from_boxes([[100 + 10 * i, 100, 200 + 10 * i, 400]], [0.8])
+        for i in range(frames)
+    ]
+    faces = [
+        Detections.from_boxes([[120 + 10 * i, 105, 180 + 10 * i, 165]], [0.95])
+        if i % 2 == 0
+        else Detections.empty()
+        for i in range(frames)
+    ]
+
+    def pipeline() -> Pipeline:
+        cfg = AgentConfig.model_validate(
+            {"site": "s", "spot": "p", "agent": "a", "person": {"face_search": "frame"}}
+        )
+        return Pipeline.from_config(
+            cfg,
+            detector=FakeDetector(faces),
+            classifier=FakeClassifier(),
+            person_detector=FakeDetector(bodies),
+        )
+
+    images = [(i, face_image(640, 480, faces[i].boxes, seed=i)) for i in range(frames)]
+    by_body = record_runs({"p": pipeline()}, images, 10.0)["p"]
+    by_face = record_runs({"p": pipeline()}, images, 10.0, face_boxes=True)["p"]
+    confirmed = [i for i in sorted(by_body.tracks) if by_body.tracks[i].track_ids]
+    assert confirmed and set(by_face.tracks) == set(by_body.tracks)
+    for i in confirmed:
+        body_heights = by_body.tracks[i].boxes[:, 3] - by_body.tracks[i].boxes[:, 1]
+        assert body_heights.tolist() == pytest.approx([300.0], abs=10.0)
+        # Frames with a face attached give its box; frames without one leave the track out.
+        assert by_face.tracks[i].boxes.reshape(-1).tolist() == pytest.approx(
+            faces[i].boxes.reshape(-1).tolist()
+        )
+        assert len(by_face.tracks[i].track_ids) == len(faces[i])

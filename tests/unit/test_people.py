@@ -18,6 +18,9 @@ from tests.unit.synthetic_faces import face_image
 
 START = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 W, H = 640, 480
+# The scripted faces are in frame pixels: the whole-frame search takes them as they are (the
+# upper-body search, which calls the detector on crops, is tested in test_face_search.py).
+FRAME: dict[str, object] = {"person": {"face_search": "frame"}}
 
 
 def _boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:
@@ -84,7 +87,7 @@ def test_decode_reads_the_distance_distributions() -> None:
 def _person_run(
     bodies: list[Detections], faces: list[Detections], **config: object
 ) -> list[FinishedPerson]:
-    cfg = AgentConfig.model_validate({"site": "s", "spot": "p", "agent": "a", **config})
+    cfg = AgentConfig.model_validate({"site": "s", "spot": "p", "agent": "a", **FRAME, **config})
     pipe = Pipeline.from_config(
         cfg,
         detector=FakeDetector(faces),
@@ -157,7 +160,7 @@ def test_the_view_says_which_face_is_on_which_body_and_the_drawing_shows_it() ->
     from edge_agent.vision.annotate import FrameAnnotator
 
     bodies, faces = _walk(5, 100, 10, face=True)
-    cfg = AgentConfig.model_validate({"site": "s", "spot": "p", "agent": "a"})
+    cfg = AgentConfig.model_validate({"site": "s", "spot": "p", "agent": "a", **FRAME})
     pipe = Pipeline.from_config(
         cfg,
         detector=FakeDetector(faces),
