@@ -30,7 +30,7 @@ from footfall.contract import (
     ModelRole,
     age_group_for_years,
 )
-from models.manifest import ModelSpec
+from models.manifest import ModelSpec, load_manifest
 from models.runtime.alignment import ALIGNMENT_TEMPLATE, similarity_transform
 from models.runtime.gender_calibration import temper_gender
 from models.runtime.head_kinds import AGE_DECODES, GENDER_DECODES, Decode, Feed
@@ -346,11 +346,18 @@ CYDRAL_MODELS = (
 
 
 def cydral_classifier(
-    gender_model: Path, age_model: Path, *, flip_average: bool = False
+    gender_model: Path,
+    age_model: Path,
+    *,
+    flip_average: bool = False,
+    gender_temperature: float | None = None,
 ) -> OnnxFaceClassifier:
-    """The Cydral pair: gender on a 32x32 chip, age on a 64x64 chip."""
+    """The Cydral pair: gender on a 32x32 chip, age on a 64x64 chip; the gender calibrated by
+    ``gender_temperature`` (None: the manifest's, as the edge loads it)."""
+    if gender_temperature is None:
+        gender_temperature = load_manifest().get("cydral-gender").gender_temperature or 1.0
     return OnnxFaceClassifier(
-        OnnxHead(gender_model, 32),
+        OnnxHead(gender_model, 32, gender_temperature=gender_temperature),
         OnnxHead(age_model, 64),
         flip_average=flip_average,
         models=CYDRAL_MODELS,

@@ -255,3 +255,43 @@ def test_edge_and_evaluation_load_the_same_gender_temperature(models_dir: Path) 
     assert classifier.gender.gender_temperature == wanted
     assert load_model(DEFAULT, resolver).gender_temperature == wanted
     assert load_model(DEFAULT, resolver, calibrated=False).gender_temperature == 1.0
+
+
+def test_cydral_pair_reads_the_manifest_temperature(models_dir: Path) -> None:
+    from models.runtime.classifier import cydral_classifier
+
+    gender, age = models_dir / "gender-v1.onnx", models_dir / "age-v1.onnx"
+    wanted = load_manifest().get("cydral-gender").gender_temperature or 1.0
+    assert cydral_classifier(gender, age).gender.gender_temperature == wanted
+    assert cydral_classifier(gender, age, gender_temperature=1.0).gender.gender_temperature == 1.0
+
+
+def test_card_shows_gender_ece_before_and_after() -> None:
+    from models.training.cards import card
+
+    p_raw, female = _over_confident(2.5, 4000)
+    p_cal = temper_gender(np.stack([p_raw, 1 - p_raw], axis=1), 2.5)[:, 0]
+    ages = np.full(len(female), 30.0)
+    bins = np.zeros((len(female), 81), np.float32)
+    bins[:, 30] = 1.0
+    rep = full_report(p_cal, bins, ages, female, gender_temperature=2.5)
+    result = {
+        "model": "toy",
+        "description": "A toy.",
+        "licence": "CC0-1.0",
+        "commercial_use": True,
+        "training_data": "none",
+        "files": ["toy.onnx"],
+        "split": "test",
+        "faces": len(female),
+        "yunet_detected": 1.0,
+        "evaluated_at": "2026-01-01T00:00:00+00:00",
+        "modes": {"flip": rep},
+    }
+    c = rep["calibration"]
+    text = card(result, None, "toy.eval.json")
+    assert "divided by T = 2.5 (`gender_temperature`" in text
+    assert f"| flip | {c['gender_ece_untempered']:.3f} | {c['gender_ece']:.3f} |" in text
+    # A model without a temperature gets no before/after table.
+    plain = full_report(p_raw, bins, ages, female)
+    assert "gender ECE before" not in card({**result, "modes": {"flip": plain}}, None, "x")
