@@ -282,16 +282,18 @@ def register(app: typer.Typer) -> None:
         cache_dir: CacheOpt = None,
         progress: ProgressOpt = True,
     ) -> None:
-        """Fit the temperature of the age-group confidence (for the manifest) on a held-out split."""
+        """Fit the temperatures of the gender probability and of the age-group confidence (for
+        the manifest's gender_temperature and confidence_temperature) on a held-out split."""
         try:
             from models.training.data import Split
             from models.training.evaluate import ensemble, load_model, predict_faces
-            from models.training.metrics import fit_group_temperature
+            from models.training.metrics import fit_gender_temperature, fit_group_temperature
 
             if split == Split.TEST.value:
                 raise fail("calibrate fits on held-out data; the test split is for evaluation")
             resolver = ModelResolver(models_dir=models_dir)
-            loaded = [load_model(m, resolver) for m in models]
+            # The gender head as the network answers: the new temperature replaces the old one.
+            loaded = [load_model(m, resolver, calibrated=False) for m in models]
             model = (
                 ensemble(
                     "ensemble",
@@ -304,13 +306,22 @@ def register(app: typer.Typer) -> None:
             )
             folder, prepared, _ = _prepared(data, labels, models_dir, cache_dir, progress)
             faces = prepared.where(Split(split))
-            _, age_probs = predict_faces(model.model, folder.images, faces, flip)
+            p_female, age_probs = predict_faces(model.model, folder.images, faces, flip)
             t, before, after = fit_group_temperature(age_probs, faces.ages)
+            gender = fit_gender_temperature(p_female, faces.gender_index == 0)
         except (*_errors(), ValueError) as exc:  # type: ignore[misc]
             raise fail(str(exc)) from None
         typer.echo(
             f"confidence_temperature = {t:g}  (group ECE on {split}: {before:.3f} -> {after:.3f})"
         )
+        # An ensemble has no manifest entry to keep a gender temperature in, and its members'
+        # own are left out above: only a single model's is worth printing.
+        if len(loaded) == 1:
+            typer.echo(
+                f"gender_temperature = {gender.temperature:g}  (gender ECE on {split}: "
+                f"{gender.ece_before:.3f} -> {gender.ece_after:.3f}, NLL "
+                f"{gender.nll_before:.3f} -> {gender.nll_after:.3f})"
+            )
 
     @app.command("site-standin")
     def site_standin_cmd(

@@ -109,6 +109,15 @@ class ModelSpec(AssetSpec):
         "confidence only (the group itself comes from the untempered expected age); fitted on "
         "held-out data with `footfall-agent models calibrate`",
     )
+    gender_temperature: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Gender models: the log-odds of P(male) are divided by it wherever the "
+        "model's probabilities are produced, so that P(label) is calibrated (None: 1, as the "
+        "network answers); fitted on held-out data by minimising the negative log-likelihood "
+        "with `footfall-agent models calibrate`",
+    )
     card: str | None = Field(default=None, description="Model card, relative to the models/ folder")
 
     @model_validator(mode="after")
@@ -121,6 +130,11 @@ class ModelSpec(AssetSpec):
                 )
         if self.decode is Decode.YEARS and self.age_spread is None:
             raise ValueError(f"{self.name}: an age in years needs age_spread")
+        if self.gender_temperature is not None and self.role is not ModelRole.GENDER:
+            raise ValueError(
+                f"{self.name}: gender_temperature is for gender models, not a "
+                f"{self.role.value} model (an age model's is confidence_temperature)"
+            )
         return self
 
 

@@ -56,7 +56,13 @@ def predict_split(
     from models.training.evaluate import load_model, predict_faces
 
     cache = cache_dir or default_cache_dir()
-    tag = f"{data.resolve()}|{split}|{model}|{flip}|{limit}|v2"
+    resolver = ModelResolver(models_dir=models_dir)
+    loaded = load_model(model, resolver)
+    # The manifest's calibrations change the posteriors: a new temperature is a new cache entry.
+    tag = (
+        f"{data.resolve()}|{split}|{model}|{flip}|{limit}|"
+        f"{loaded.gender_temperature:g}|{loaded.group_temperature:g}|v3"
+    )
     key = hashlib.sha256(tag.encode()).hexdigest()[:16]
     path = cache / f"posteriors-{model}-{split}-{key}.npz"
     if path.is_file():
@@ -64,7 +70,6 @@ def predict_split(
             return LabelledPosteriors(
                 saved["gender"], saved["gender_labels"], saved["age"], saved["age_labels"]
             )
-    resolver = ModelResolver(models_dir=models_dir)
     folder = FaceFolder.open(data)
     chosen = [lab for lab in folder.labels if lab.split is Split(split)]
     if limit is not None and len(chosen) > limit:
@@ -72,7 +77,6 @@ def predict_split(
         chosen = [chosen[i] for i in sorted(rows)]
     # Only the split's faces: their landmarks take seconds, the whole folder's minutes.
     faces = prepare(folder, chosen, resolver.resolve("yunet"), cache, False)
-    loaded = load_model(model, resolver)
     p_female, bins = predict_faces(loaded.model, folder.images, faces, flip)
     gender = np.stack([p_female, 1.0 - p_female], axis=1).astype(np.float64)
     result = LabelledPosteriors(

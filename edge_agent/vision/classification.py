@@ -25,8 +25,12 @@ def combine(
 
     Gender: the weighted mean of the observations' log-odds male vs female, so a confident clear
     face outweighs a hesitant blurred one and a face at chance adds nothing. Age: group
-    probabilities and years averaged with the same weights. A gender whose combined probability
-    stays under ``min_gender_confidence`` is reported as unknown rather than guessed."""
+    probabilities and years averaged with the same weights. The observations' probabilities
+    arrive calibrated (the classifier applies the model's ``gender_temperature``): for one face
+    the confidence reported is the calibrated probability of the label, and a weighted mean (not
+    a sum) keeps several faces of one person on that scale, since their errors are not
+    independent. A gender whose combined probability stays under
+    ``min_gender_confidence`` is reported as unknown rather than guessed."""
     w = np.asarray(weights, np.float64).reshape(-1)
     if len(estimates) == 0 or len(w) != len(estimates):
         raise ValueError(f"need one weight per estimate, got {len(w)} for {len(estimates)}")

@@ -30,8 +30,9 @@ from footfall.contract import (
     ModelRole,
     age_group_for_years,
 )
-from models.manifest import ModelSpec
+from models.manifest import ModelSpec, load_manifest
 from models.runtime.alignment import ALIGNMENT_TEMPLATE, similarity_transform
+from models.runtime.gender_calibration import temper_gender
 from models.runtime.head_kinds import AGE_DECODES, GENDER_DECODES, Decode, Feed
 from models.runtime.opencv import quiet_opencv
 
@@ -193,8 +194,10 @@ def realign(chips: U8, template: F32) -> U8:
 class OnnxHead:
     """One answer of an ONNX network: the file, the side of the chip it takes, the output to
     read (None: the network's only output), how it is fed and read (None: like the Cydral
-    models), the alignment template it was trained with (None: the edge's) and, for an age in
-    years, the spread of the distribution put around it."""
+    models), the alignment template it was trained with (None: the edge's), for an age in
+    years the spread of the distribution put around it and, for a gender head, the temperature
+    its log-odds are divided by (the manifest's ``gender_temperature``; 1: as the network
+    answers)."""
 
     path: Path
     size: int
@@ -204,8 +207,13 @@ class OnnxHead:
     # Arrays neither compare nor hash: the template is left out of both.
     template: F32 | None = field(default=None, compare=False)
     age_spread: float | None = None
+    gender_temperature: float = 1.0
 
     def __post_init__(self) -> None:
+        if not np.isfinite(self.gender_temperature) or self.gender_temperature <= 0:
+            raise ValueError(
+                f"gender_temperature must be a finite number > 0, got {self.gender_temperature}"
+            )
         if self.size < 8:
             raise ValueError(f"size must be at least 8 px, got {self.size}")
         if self.template is not None and np.asarray(self.template).shape != (5, 2):
@@ -236,6 +244,7 @@ def head_for(spec: ModelSpec, path: Path) -> OnnxHead:
         decode=spec.decode,
         template=None if spec.template is None else np.array(spec.template, np.float32),
         age_spread=spec.age_spread,
+        gender_temperature=spec.gender_temperature or 1.0,
     )
 
 
@@ -245,9 +254,11 @@ class OnnxFaceClassifier:
     Serves the CC0 Cydral pair (two files, 32 and 64 px chips), the networks exported by
     ``models.training`` (one file with two outputs), FaceRes and face-api alike. Chips arrive at the largest size the
     heads need and are shrunk with area interpolation for a smaller head - the same alignment at a
-    lower resolution, since the template is in fractions of the chip. ``age_temperature``
-    softens the age distribution behind the reported group probabilities (calibration, see the
-    model cards); the expected age, and so the group, is computed untempered.
+    lower resolution, since the template is in fractions of the chip. The gender head's
+    ``gender_temperature`` scales its log-odds (calibration, see the model cards), so that every
+    gender probability this class hands out is the calibrated one. ``age_temperature`` softens
+    the age distribution behind the reported group probabilities (calibration, see the model
+    cards); the expected age, and so the group, is computed untempered.
     """
 
     def __init__(
@@ -264,6 +275,11 @@ class OnnxFaceClassifier:
                 raise FileNotFoundError(f"classifier model not found: {head.path}")
         gender.decode_for(ModelRole.GENDER)
         age.decode_for(ModelRole.AGE)
+        if age.gender_temperature != 1.0:
+            raise ValueError(
+                f"{age.path.name}: an age head takes no gender_temperature "
+                f"(got {age.gender_temperature})"
+            )
         if age_temperature is not None and age_temperature <= 0:
             raise ValueError(f"age_temperature must be > 0, got {age_temperature}")
         quiet_opencv()
@@ -298,7 +314,9 @@ class OnnxFaceClassifier:
 
     def probabilities(self, chips: U8) -> tuple[F64, F64]:
         """Per chip: gender probabilities [female, male] and the 81 age-bin probabilities, each
-        normalised, averaged with the mirrored chip when ``flip_average`` is on."""
+        normalised, averaged with the mirrored chip when ``flip_average`` is on. The gender
+        probabilities are calibrated by the head's ``gender_temperature``, after the flip
+        average, which is what the temperature was fitted on."""
         size = self.chip_size
         if chips.ndim != 4 or chips.shape[1:] != (size, size, 3):
             raise ValueError(f"chips must have shape (N, {size}, {size}, 3), got {chips.shape}")
@@ -309,7 +327,8 @@ class OnnxFaceClassifier:
         if self.flip_average:
             gender = (gender[:n] + gender[n:]) / 2
             bins = (bins[:n] + bins[n:]) / 2
-        return gender / gender.sum(axis=1, keepdims=True), bins / bins.sum(axis=1, keepdims=True)
+        gender = temper_gender(gender, self.gender.gender_temperature)
+        return gender, bins / bins.sum(axis=1, keepdims=True)
 
     def classify(self, chips: U8) -> FaceEstimates:
         gender, bins = self.probabilities(chips)
@@ -327,11 +346,18 @@ CYDRAL_MODELS = (
 
 
 def cydral_classifier(
-    gender_model: Path, age_model: Path, *, flip_average: bool = False
+    gender_model: Path,
+    age_model: Path,
+    *,
+    flip_average: bool = False,
+    gender_temperature: float | None = None,
 ) -> OnnxFaceClassifier:
-    """The Cydral pair: gender on a 32x32 chip, age on a 64x64 chip."""
+    """The Cydral pair: gender on a 32x32 chip, age on a 64x64 chip; the gender calibrated by
+    ``gender_temperature`` (None: the manifest's, as the edge loads it)."""
+    if gender_temperature is None:
+        gender_temperature = load_manifest().get("cydral-gender").gender_temperature or 1.0
     return OnnxFaceClassifier(
-        OnnxHead(gender_model, 32),
+        OnnxHead(gender_model, 32, gender_temperature=gender_temperature),
         OnnxHead(age_model, 64),
         flip_average=flip_average,
         models=CYDRAL_MODELS,

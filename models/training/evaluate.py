@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ class LoadedModel:
     description: str
     files: tuple[str, ...]
     group_temperature: float = 1.0
+    gender_temperature: float = 1.0
+    """The temperature its model already applies to the gender log-odds (manifest)."""
     heads: tuple[str, ...] = ()
     """Manifest names of the gender and age models behind it (none for an .onnx path)."""
 
@@ -58,15 +60,18 @@ def _pair_names(name: str) -> tuple[str, str]:
     return f"{name}-gender", f"{name}-age"
 
 
-def load_model(name: str, resolver: ModelResolver) -> LoadedModel:
+def load_model(name: str, resolver: ModelResolver, *, calibrated: bool = True) -> LoadedModel:
     """``default`` (exactly the models the edge loads by default), ``cydral``, the prefix of a
     ``<name>-gender`` / ``<name>-age`` manifest pair, or a path to an exported ``.onnx`` (its
-    ``.export.json`` says the chip size)."""
+    ``.export.json`` says the chip size). ``calibrated=False`` leaves out the manifest's gender
+    temperature (to fit a new one on what the network itself answers)."""
     if name == DEFAULT:
         # The edge's own defaults (the ones ClassifierSettings falls back to), not a copy.
         from models.selection import DEFAULT_AGE_MODEL, DEFAULT_GENDER_MODEL
 
-        return load_heads(DEFAULT, DEFAULT_GENDER_MODEL, DEFAULT_AGE_MODEL, resolver)
+        return load_heads(
+            DEFAULT, DEFAULT_GENDER_MODEL, DEFAULT_AGE_MODEL, resolver, calibrated=calibrated
+        )
     path = Path(name)
     if path.suffix == ".onnx":
         meta_path = path.with_suffix(".export.json")
@@ -85,11 +90,19 @@ def load_model(name: str, resolver: ModelResolver) -> LoadedModel:
             files=(str(path),),
         )
     gender_name, age_name = _pair_names(name)
-    return load_heads(name, gender_name, age_name, resolver)
+    return load_heads(name, gender_name, age_name, resolver, calibrated=calibrated)
 
 
-def load_heads(name: str, gender_name: str, age_name: str, resolver: ModelResolver) -> LoadedModel:
-    """A gender and an age manifest entry, wired as ``edge_agent.build`` wires them."""
+def load_heads(
+    name: str,
+    gender_name: str,
+    age_name: str,
+    resolver: ModelResolver,
+    *,
+    calibrated: bool = True,
+) -> LoadedModel:
+    """A gender and an age manifest entry, wired as ``edge_agent.build`` wires them (without
+    the gender temperature when ``calibrated`` is false)."""
     try:
         g_spec, a_spec = resolver.manifest.get(gender_name), resolver.manifest.get(age_name)
     except KeyError as exc:
@@ -100,6 +113,8 @@ def load_heads(name: str, gender_name: str, age_name: str, resolver: ModelResolv
         a_head = head_for(a_spec, resolver.resolve(age_name))
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
+    if not calibrated:
+        g_head = replace(g_head, gender_temperature=1.0)
     model: FaceModel = EdgeClassifierModel(g_head, a_head, name)
     return LoadedModel(
         name=name,
@@ -110,6 +125,7 @@ def load_heads(name: str, gender_name: str, age_name: str, resolver: ModelResolv
         description=_joint(g_spec.description, a_spec.description),
         files=tuple(dict.fromkeys((g_spec.file, a_spec.file))),
         group_temperature=a_spec.confidence_temperature or 1.0,
+        gender_temperature=g_head.gender_temperature,
         heads=(gender_name, age_name),
     )
 
@@ -213,7 +229,14 @@ def evaluate(
     for mode, flip in (("single", False), ("flip", True)):
         t0 = time.monotonic()
         p_female, age_probs = predict_faces(loaded.model, images_dir, faces, flip)
-        report = full_report(p_female, age_probs, ages, female, loaded.group_temperature)
+        report = full_report(
+            p_female,
+            age_probs,
+            ages,
+            female,
+            loaded.group_temperature,
+            loaded.gender_temperature,
+        )
         if timing_faces > 0:
             report["ms_per_face_1_thread"] = time_per_face(
                 loaded.model, images_dir, faces, flip, timing_faces

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from footfall.contract.vocab import AGE_GROUPS, age_group_for_years, age_group_index
 from models.faces import AGE_BIN_YEARS
+from models.runtime.gender_calibration import gender_log_odds, temper_gender
 
 # Bin -> group index, for the group confidence.
 BIN_GROUP: npt.NDArray[np.int64] = np.array(
@@ -86,6 +87,61 @@ def fit_group_temperature(
     return best_t, ece(conf, groups == true), best_ece
 
 
+@dataclass(frozen=True)
+class GenderFit:
+    """A gender temperature fitted on held-out faces, with what it changes there."""
+
+    temperature: float
+    ece_before: float
+    ece_after: float
+    nll_before: float
+    nll_after: float
+
+
+def gender_nll(p_female: npt.NDArray[Any], female: npt.NDArray[Any]) -> float:
+    """Mean negative log-likelihood of the true genders."""
+    p_true = np.where(female.astype(bool), p_female, 1.0 - p_female)
+    return float(-np.log(np.clip(p_true, 1e-12, 1.0)).mean())
+
+
+def gender_ece(p_female: npt.NDArray[Any], female: npt.NDArray[Any]) -> float:
+    """ECE of the confidence in the reported gender (the larger of the two probabilities)."""
+    conf = np.maximum(p_female, 1.0 - p_female)
+    return ece(conf, (p_female >= 0.5) == female.astype(bool))
+
+
+def untempered_p_female(p_female: npt.NDArray[Any], temperature: float) -> npt.NDArray[np.float64]:
+    """What the network said before the runtime's temperature: scaling the log-odds back by
+    ``temperature`` undoes it exactly (up to the 1e-12 clip of saturated outputs)."""
+    gender = np.stack([p_female, 1.0 - p_female], axis=1)
+    return np.asarray(temper_gender(gender, 1.0 / temperature)[:, 0])
+
+
+def fit_gender_temperature(
+    p_female: npt.NDArray[Any], female: npt.NDArray[Any], grid: npt.NDArray[Any] | None = None
+) -> GenderFit:
+    """The temperature of the gender log-odds that minimises the negative log-likelihood of the
+    true genders on uncalibrated ``p_female`` (NLL rather than ECE: it is smooth in T and does not
+    depend on a choice of bins; the ECE is reported before and after as the check).
+
+    The grid is 0.25-8 in steps of 0.01, the resolution the manifest keeps."""
+    grid = np.round(np.arange(0.25, 8.001, 0.01), 2) if grid is None else grid
+    female = female.astype(bool)
+    z = gender_log_odds(np.stack([p_female, 1.0 - p_female], axis=1))
+    sign = np.where(female, -1.0, 1.0)  # log-odds of the true gender
+    # -log sigmoid(s z / T) = log(1 + exp(-s z / T)), for every T of the grid at once.
+    nll = np.logaddexp(0.0, -(sign * z)[None, :] / grid[:, None]).mean(axis=1)
+    best = float(grid[int(np.argmin(nll))])
+    tempered = np.asarray(temper_gender(np.stack([p_female, 1 - p_female], axis=1), best)[:, 0])
+    return GenderFit(
+        temperature=best,
+        ece_before=gender_ece(p_female, female),
+        ece_after=gender_ece(tempered, female),
+        nll_before=gender_nll(p_female, female),
+        nll_after=gender_nll(tempered, female),
+    )
+
+
 def ece(confidence: npt.NDArray[Any], correct: npt.NDArray[Any], bins: int = ECE_BINS) -> float:
     """Expected calibration error: mean |accuracy - confidence| over equal-width bins, weighted."""
     if len(confidence) == 0:
@@ -145,11 +201,14 @@ def full_report(
     ages: npt.NDArray[Any],
     female: npt.NDArray[Any],
     group_temperature: float = 1.0,
+    gender_temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Everything the model card shows: overall, per age band, per gender, confusion, ECE.
 
     ``group_temperature`` is the model's calibration of its group confidence (manifest); the
-    ECE is reported with it and, when it is not 1, without it too."""
+    ECE is reported with it and, when it is not 1, without it too. ``p_female`` is what the
+    runtime hands out, already calibrated by ``gender_temperature`` (manifest); the gender ECE is
+    reported as it is and, with the temperature undone, as the network answered."""
     female = female.astype(bool)
     overall = scores(p_female, age_probs, ages, female)
     per_band = {}
@@ -172,6 +231,8 @@ def full_report(
     gender_ok = (p_female >= 0.5) == female
     _, group_conf = group_confidence(age_probs, group_temperature)
     _, raw_conf = group_confidence(age_probs, 1.0)
+    raw_p_female = untempered_p_female(p_female, gender_temperature)
+    raw_gender_conf = np.maximum(raw_p_female, 1 - raw_p_female)
     return {
         "overall": overall.as_dict(),
         "per_band": per_band,
@@ -183,6 +244,11 @@ def full_report(
         "calibration": {
             "gender_ece": ece(gender_conf, gender_ok),
             "gender_mean_confidence": float(gender_conf.mean()),
+            "gender_nll": gender_nll(p_female, female),
+            "gender_temperature": gender_temperature,
+            "gender_ece_untempered": ece(raw_gender_conf, gender_ok),
+            "gender_mean_confidence_untempered": float(raw_gender_conf.mean()),
+            "gender_nll_untempered": gender_nll(raw_p_female, female),
             "group_ece": ece(group_conf, pred_group == true_group),
             "group_mean_confidence": float(group_conf.mean()),
             "group_temperature": group_temperature,
