@@ -23,39 +23,20 @@ import numpy.typing as npt
 
 from edge_agent.build import build_classifier, build_detector, build_person_detector
 from edge_agent.evaluation.evaluate import eval_config
-from edge_agent.vision.detection import Detections, FaceDetector
+from edge_agent.evaluation.timed_stages import TimedDetector
 from edge_agent.vision.pipeline import Pipeline
 from edge_agent.vision.settings import FaceSearch, PipelineMode
-from footfall.contract import ModelRef, PersonEvent
+from footfall.contract import PersonEvent
 from models.assets import ModelResolver
 
 U8 = npt.NDArray[np.uint8]
 START = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
-class _Timed:
-    """The face detector, timed: called once per detector run (frame) or once per crop
-    (upper_body)."""
-
-    def __init__(self, inner: FaceDetector) -> None:
-        self.inner, self.seconds, self.calls = inner, 0.0, 0
-
-    @property
-    def model(self) -> ModelRef:
-        return self.inner.model
-
-    def detect(self, frame: U8) -> Detections:
-        t = time.perf_counter()
-        out = self.inner.detect(frame)
-        self.seconds += time.perf_counter() - t
-        self.calls += 1
-        return out
-
-
 @dataclass
 class _Run:
     pipeline: Pipeline
-    faces: _Timed
+    faces: TimedDetector
     step_seconds: float = 0.0
     events: list[PersonEvent] = field(default_factory=list)
     with_face: set[int] = field(default_factory=set)
@@ -64,7 +45,7 @@ class _Run:
 
 def _pipeline(search: FaceSearch, resolver: ModelResolver) -> _Run:
     cfg = eval_config({"mode": PipelineMode.PERSON.value, "person": {"face_search": search.value}})
-    faces = _Timed(build_detector(cfg.detector, resolver))
+    faces = TimedDetector(build_detector(cfg.detector, resolver))
     pipe = Pipeline.from_config(
         cfg,
         detector=faces,

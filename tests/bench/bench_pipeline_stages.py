@@ -40,10 +40,10 @@ import numpy as np
 
 from edge_agent.build import build_classifier, build_detector, build_person_detector
 from edge_agent.config import AgentConfig
+from edge_agent.evaluation.timed_stages import TimedClassifier, TimedDetector
 from edge_agent.vision.pipeline import Pipeline
 from edge_agent.vision.settings import PipelineMode
 from models.assets import ModelResolver
-from tests.bench.timed_stages import TimedClassifier, TimedDetector
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START = datetime(2026, 5, 1, tzinfo=UTC)

@@ -42,10 +42,10 @@ from edge_agent.evaluation.evaluate import eval_config
 from edge_agent.evaluation.scenario import build_renderer, write_scenario
 from edge_agent.evaluation.seed import seed_config, seed_pipeline
 from edge_agent.evaluation.suite import suite_specs
+from edge_agent.evaluation.timed_stages import TimedClassifier, TimedDetector
 from edge_agent.vision.pipeline import Pipeline
 from edge_agent.vision.settings import PipelineMode
 from models.assets import ModelResolver
-from tests.bench.timed_stages import TimedClassifier, TimedDetector
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START = datetime(2026, 5, 1, tzinfo=UTC)

@@ -4,9 +4,7 @@ entries, and which models ``models evaluate default`` loads."""
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from edge_agent.vision.settings import ClassifierSettings
 from footfall.contract import ModelRole
@@ -26,6 +24,7 @@ from models.runtime.classifier import (
 from models.runtime.head_kinds import Decode, Feed
 from models.selection import DEFAULT_AGE_MODEL, DEFAULT_GENDER_MODEL, LicenceError, check_selection
 from models.training.evaluate import DEFAULT, load_model
+from tests.unit.onnx_nets import nhwc_net
 
 
 @pytest.mark.parametrize(
@@ -112,39 +111,9 @@ def test_head_rejects_what_it_cannot_read(tmp_path: Path) -> None:
         OnnxHead(tmp_path / "a.onnx", 112, template=np.zeros((4, 2), np.float32))
 
 
-def _nhwc_net(path: Path) -> None:
-    """A network fed like FaceRes: NHWC in, P(male) = sigmoid(mean of channel 0) and 100 bins
-    with all mass on bin 29 (30 years)."""
-    bins = np.zeros((1, 100), np.float32)
-    bins[0, 29] = 1.0
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2, 3], keepdims=0),
-            helper.make_node("Reshape", ["m", "shape"], ["m2"]),
-            helper.make_node("Sigmoid", ["m2"], ["gender"]),
-            helper.make_node("MatMul", ["m2", "zeros"], ["z"]),
-            helper.make_node("Add", ["z", "bins"], ["age"]),
-        ],
-        "nhwc",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8, 8, 3])],
-        [
-            helper.make_tensor_value_info("gender", TensorProto.FLOAT, ["n", 1]),
-            helper.make_tensor_value_info("age", TensorProto.FLOAT, ["n", 100]),
-        ],
-        [
-            helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1]),
-            helper.make_tensor("zeros", TensorProto.FLOAT, [1, 100], [0.0] * 100),
-            helper.make_tensor("bins", TensorProto.FLOAT, [1, 100], bins.ravel().tolist()),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-
-
 def test_classifier_runs_a_faceres_like_network(tmp_path: Path) -> None:
     path = tmp_path / "nhwc.onnx"
-    _nhwc_net(path)
+    nhwc_net(path)
     feed = Feed.BGR_MEAN_NHWC
     classifier = OnnxFaceClassifier(
         OnnxHead(path, 8, "gender", feed=feed, decode=Decode.SIGMOID_MALE),

@@ -5,9 +5,7 @@ evaluation undoing it for the card's "before" numbers."""
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from edge_agent.vision.classification import combine
 from footfall.contract import Gender
@@ -21,36 +19,7 @@ from models.training.metrics import (
     gender_ece,
     untempered_p_female,
 )
-
-
-def _logit_net(path: Path) -> None:
-    """NHWC in; P(male) = sigmoid(mean of the input), all age mass on 30 years."""
-    bins = np.zeros((1, 100), np.float32)
-    bins[0, 29] = 1.0
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2, 3], keepdims=0),
-            helper.make_node("Reshape", ["m", "shape"], ["m2"]),
-            helper.make_node("Sigmoid", ["m2"], ["gender"]),
-            helper.make_node("MatMul", ["m2", "zeros"], ["z"]),
-            helper.make_node("Add", ["z", "bins"], ["age"]),
-        ],
-        "logit",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8, 8, 3])],
-        [
-            helper.make_tensor_value_info("gender", TensorProto.FLOAT, ["n", 1]),
-            helper.make_tensor_value_info("age", TensorProto.FLOAT, ["n", 100]),
-        ],
-        [
-            helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1]),
-            helper.make_tensor("zeros", TensorProto.FLOAT, [1, 100], [0.0] * 100),
-            helper.make_tensor("bins", TensorProto.FLOAT, [1, 100], bins.ravel().tolist()),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-
+from tests.unit.onnx_nets import nhwc_net
 
 # A chip whose pixels are the FaceRes means plus 2: the network's log-odds male are exactly 2.
 _MEANS_BGR = np.array([103.939, 116.779, 123.68])
@@ -86,7 +55,7 @@ def _sigmoid(z: float) -> float:
 @pytest.mark.parametrize("flip", [False, True])
 def test_runtime_hands_out_the_tempered_probability(tmp_path: Path, flip: bool) -> None:
     path = tmp_path / "logit.onnx"
-    _logit_net(path)
+    nhwc_net(path)
     logit = float((np.round(_MEANS_BGR + _LOGIT) - _MEANS_BGR).mean())
     raw = _classifier(path, 1.0, flip=flip).classify(_chips(2))
     assert raw.gender[0, 1] == pytest.approx(_sigmoid(logit), abs=1e-6)
@@ -101,7 +70,7 @@ def test_runtime_hands_out_the_tempered_probability(tmp_path: Path, flip: bool) 
 
 def test_the_event_carries_the_calibrated_probability(tmp_path: Path) -> None:
     path = tmp_path / "logit.onnx"
-    _logit_net(path)
+    nhwc_net(path)
     logit = float((np.round(_MEANS_BGR + _LOGIT) - _MEANS_BGR).mean())
     est = _classifier(path, 2.5).classify(_chips(3))
     gender, _ = combine(est, [1.0, 2.0, 0.5], min_gender_confidence=0.5)
@@ -129,7 +98,7 @@ def test_head_takes_the_temperature_from_the_manifest_entry(tmp_path: Path) -> N
 
 def test_an_age_head_refuses_a_gender_temperature(tmp_path: Path) -> None:
     path = tmp_path / "logit.onnx"
-    _logit_net(path)
+    nhwc_net(path)
     feed = Feed.BGR_MEAN_NHWC
     with pytest.raises(ValueError, match="an age head takes no gender_temperature"):
         OnnxFaceClassifier(
