@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import pytest
 
+from footfall.connections import BrokerSettings
 from infra import devservices as ds
 
 if TYPE_CHECKING:
@@ -264,6 +265,22 @@ class MqttNamespace:
 
     def client(self, user: ds.BrokerUser, *, tls: bool = True, **kwargs: Any) -> MqttTestClient:
         return mqtt_client(self.broker, user, tls=tls, **kwargs)
+
+    def broker_settings(self, user: ds.BrokerUser) -> BrokerSettings:
+        """A program's ``[mqtt]`` section for ``user`` over TLS, reconnecting within a second
+        (a test waits for reconnects, not a field device)."""
+        return BrokerSettings.model_validate(
+            {
+                "host": self.broker.host,
+                "port": self.broker.tls_port,
+                "ca_file": self.broker.ca_file,
+                "username": user.name,
+                "password": user.password,
+                "topic_prefix": self.prefix,
+                "reconnect_min_seconds": 0.2,
+                "reconnect_max_seconds": 1,
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from edge_agent.config import AgentConfig
 from edge_agent.running import run_agent
 from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.sources import VideoFileSource
-from footfall.connections import BrokerSettings
 from models.runtime.classifier import FakeClassifier
 from tests.ingest_support import AggregatorProcess, BrokerAccess, aggregator_config, wait_for
 from tests.services import MqttNamespace, PgDatabase
@@ -43,18 +42,7 @@ def _clip(path: Path) -> Path:
 
 def _agent_config(ns: MqttNamespace, tmp_path: Path) -> AgentConfig:
     user = ns.agents[0]
-    broker = BrokerSettings.model_validate(
-        {
-            "host": ns.broker.host,
-            "port": ns.broker.tls_port,
-            "ca_file": ns.broker.ca_file,
-            "username": user.name,
-            "password": user.password,
-            "topic_prefix": ns.prefix,
-            "reconnect_min_seconds": 0.2,
-            "reconnect_max_seconds": 1,
-        }
-    )
+    broker = ns.broker_settings(user)
     return AgentConfig.model_validate(
         {
             "mode": "face",  # the scripted detector finds nobody; coverage is what is tested

@@ -16,7 +16,6 @@ from edge_agent.config import AgentConfig
 from edge_agent.running import run_agent
 from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.sources import LiveSource
-from footfall.connections import BrokerSettings
 from footfall.contract import AgentState, SourceState
 from infra import devservices as ds
 from models.runtime.classifier import FakeClassifier
@@ -91,18 +90,7 @@ def test_dead_rtsp_source_is_reconnecting_in_readyz_heartbeats_and_fleet(
             "agent": user.agent,
             "data_dir": tmp_path / "agent",
             "source": {"url": DEAD},
-            "mqtt": BrokerSettings.model_validate(
-                {
-                    "host": ns.broker.host,
-                    "port": ns.broker.tls_port,
-                    "ca_file": ns.broker.ca_file,
-                    "username": user.name,
-                    "password": user.password,
-                    "topic_prefix": ns.prefix,
-                    "reconnect_min_seconds": 0.2,
-                    "reconnect_max_seconds": 1,
-                }
-            ),
+            "mqtt": ns.broker_settings(user),
             "delivery": {"heartbeat_seconds": 0.5, "shutdown_drain_seconds": 1},
             "health": {"port": health_port},
         }

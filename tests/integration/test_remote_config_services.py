@@ -21,7 +21,6 @@ from edge_agent.running import run_agent
 from edge_agent.vision.detection import FakeDetector
 from edge_agent.vision.pipeline import Pipeline
 from edge_agent.vision.sources import SourceCondition, TimedFrame
-from footfall.connections import BrokerSettings
 from footfall.contract import AgentStatus, ConfigOutcome, ConfigResult, SourceState, decode
 from infra import devservices as ds
 from models.runtime.classifier import FakeClassifier
@@ -115,19 +114,15 @@ def operator(mqtt_namespace: MqttNamespace) -> Iterator[ds.BrokerUser]:
     mqtt_namespace.broker.remove_users([user.name])
 
 
-def _broker_settings(ns: MqttNamespace, user: ds.BrokerUser) -> BrokerSettings:
-    return BrokerSettings.model_validate(
-        {
-            "host": ns.broker.host,
-            "port": ns.broker.tls_port,
-            "ca_file": ns.broker.ca_file,
-            "username": user.name,
-            "password": user.password,
-            "topic_prefix": ns.prefix,
-            "reconnect_min_seconds": 0.2,
-            "reconnect_max_seconds": 1,
-        }
+def _operator_config(tmp_path: Path, ns: MqttNamespace, operator: ds.BrokerUser) -> Path:
+    """The operator's aggregator config for ``fleet`` commands (password from the environment)."""
+    path = tmp_path / "operator.toml"
+    path.write_text(
+        f'[mqtt]\nhost = "{ns.broker.host}"\nport = {ns.broker.tls_port}\n'
+        f'ca_file = "{ns.broker.ca_file}"\nusername = "{operator.name}"\n'
+        f'topic_prefix = "{ns.prefix}"\n'
     )
+    return path
 
 
 def test_moved_line_applied_without_restart_and_bad_config_rejected(
@@ -146,16 +141,11 @@ def test_moved_line_applied_without_restart_and_bad_config_rejected(
             "spot": agent_user.spot,
             "agent": agent_user.agent,
             "data_dir": tmp_path / "agent",
-            "mqtt": _broker_settings(ns, agent_user),
+            "mqtt": ns.broker_settings(agent_user),
             "delivery": {"heartbeat_seconds": 0.5, "shutdown_drain_seconds": 1},
         }
     )
-    ops_config = tmp_path / "operator.toml"
-    ops_config.write_text(
-        f'[mqtt]\nhost = "{ns.broker.host}"\nport = {ns.broker.tls_port}\n'
-        f'ca_file = "{ns.broker.ca_file}"\nusername = "{operator.name}"\n'
-        f'topic_prefix = "{ns.prefix}"\n'
-    )
+    ops_config = _operator_config(tmp_path, ns, operator)
     monkeypatch.setenv("FOOTFALL_AGGREGATOR__MQTT__PASSWORD", operator.password)
     moved = tmp_path / "moved.toml"
     moved.write_text(
@@ -272,17 +262,12 @@ def test_a_rejected_push_leaves_the_last_good_config_retained(
                 "spot": agent_user.spot,
                 "agent": agent_user.agent,
                 "data_dir": data_dir,
-                "mqtt": _broker_settings(ns, agent_user),
+                "mqtt": ns.broker_settings(agent_user),
                 "delivery": {"heartbeat_seconds": 3600, "shutdown_drain_seconds": 1},
             }
         )
 
-    ops_config = tmp_path / "operator.toml"
-    ops_config.write_text(
-        f'[mqtt]\nhost = "{ns.broker.host}"\nport = {ns.broker.tls_port}\n'
-        f'ca_file = "{ns.broker.ca_file}"\nusername = "{operator.name}"\n'
-        f'topic_prefix = "{ns.prefix}"\n'
-    )
+    ops_config = _operator_config(tmp_path, ns, operator)
     monkeypatch.setenv("FOOTFALL_AGGREGATOR__MQTT__PASSWORD", operator.password)
     good = tmp_path / "good.toml"
     good.write_text('config_version = "good-1"\n[crops]\npolicy = "drop"\n')
