@@ -6,7 +6,6 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,17 +30,6 @@ OTHER = example_event(event_id=FIRST.event_id, gender=Gender.MALE, direction=Dir
 def arrived(event: PersonEvent, payload: bytes | None = None, at: datetime = T0) -> StoredEvent:
     wire = payload if payload is not None else event.to_json()
     return StoredEvent(event, at, "mqtt:agg-1", payload=wire, topic=TOPIC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("pg_database").url
-    s = EventStore.open(url)
-    yield s
-    s.close()
 
 
 def _stored(store: EventStore) -> list[PersonEvent]:

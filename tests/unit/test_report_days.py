@@ -4,7 +4,6 @@ and the scheduler saying when each site's next delivery runs."""
 
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -30,17 +29,6 @@ from footfall.objectstore import MemoryObjectStore
 
 runner = CliRunner()
 T0 = datetime(2026, 5, 4, 6, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("pg_database").url
-    s = EventStore.open(url)
-    yield s
-    s.close()
 
 
 def test_sites_are_registered_and_updated(store: EventStore) -> None:

@@ -4,7 +4,6 @@ writes, every field round-trips, streaming range queries, dead letters, agent st
 import json
 import random
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,17 +38,6 @@ EVERYTHING = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 def stored(event: PersonEvent, source: str = "test") -> StoredEvent:
     return StoredEvent(event, T0 + timedelta(hours=1), source)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("pg_database").url
-    s = EventStore.open(url)
-    yield s
-    s.close()
 
 
 def all_rows(store: EventStore, site: str = "site-a") -> list[PersonEvent]:
