@@ -128,6 +128,15 @@ class TrackerSettings(Section):
         description="A lost track may not take a detection by overlap or motion whose "
         "appearance distance exceeds this",
     )
+    motion_veto_distance: float = Field(
+        # 10 = the same as appearance_veto_distance's never-stricter default: faces unchanged.
+        default=10.0,
+        ge=0.0,
+        le=10.0,
+        description="A lost track resumed by the motion model alone (no overlap with its "
+        "predicted box) may not take a detection whose appearance distance exceeds this "
+        "(10 = only appearance_veto_distance applies)",
+    )
     appearance_weight: float = Field(
         # Off for faces (not measured on the face scenarios); person mode sets its own.
         default=0.0,

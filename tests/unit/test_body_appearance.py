@@ -157,3 +157,37 @@ def test_a_tie_with_an_unknown_look_is_left_to_the_overlap() -> None:
     step = tracker.update(det, 0.3, looks)
     now = dict(zip(step.matched.det_index.tolist(), step.matched.track_ids.tolist(), strict=True))
     assert now[0] == ids[1] and now[1] == ids[0]  # as overlap alone decides
+
+
+def _one(box: tuple[float, float, float, float], colour: int) -> tuple[Detections, Descriptors]:
+    det = Detections(
+        np.array([box], np.float32),
+        np.full(1, 0.9, np.float32),
+        np.full((1, 5, 2), np.nan, np.float32),
+    )
+    return det, _looks(colour, 1)
+
+
+@pytest.mark.parametrize(("limit", "resumed"), [(10.0, True), (1.5, False)])
+def test_motion_veto_keeps_a_lost_walker_from_a_stranger(limit: float, resumed: bool) -> None:
+    """A walker is lost for half a second; someone dressed differently then stands near where
+    the motion model expects them, not overlapping the predicted box: by motion alone they take
+    the lost walker's id, unless ``motion_veto_distance`` asks the looks to agree."""
+    tracker = ByteTracker(
+        min_hits=1,
+        high_score=0.5,
+        low_score=0.3,
+        reid_max_distance=1.0,
+        appearance_veto_distance=10.0,
+        motion_veto_distance=limit,
+    )
+    box = (100.0, 100.0, 160.0, 300.0)
+    for i in range(3):
+        det, looks = _one(box, 0)
+        step = tracker.update(det, i * 0.1, looks)
+    lost_id = int(step.matched.track_ids[0])
+    for i in range(3, 8):
+        tracker.tick(i * 0.1)
+    det, looks = _one((150.0, 100.0, 210.0, 300.0), 1)  # IoU 0.09 with where the walker stood
+    step = tracker.update(det, 0.8, looks)
+    assert (int(step.matched.track_ids[0]) == lost_id) is resumed

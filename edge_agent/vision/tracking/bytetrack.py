@@ -67,6 +67,7 @@ class ByteTracker:
         appearance_max_distance: float = 1.0,
         appearance_veto_distance: float = 2.5,
         appearance_weight: float = 0.0,
+        motion_veto_distance: float = 10.0,
         reid_max_speed: float = 6.0,
         track_ids: Iterator[int] | None = None,
     ) -> None:
@@ -91,6 +92,7 @@ class ByteTracker:
             ("appearance_max_distance", appearance_max_distance),
             ("appearance_veto_distance", appearance_veto_distance),
             ("appearance_weight", appearance_weight),
+            ("motion_veto_distance", motion_veto_distance),
             ("reid_max_speed", reid_max_speed),
         ):
             if value < 0:
@@ -108,6 +110,7 @@ class ByteTracker:
         self.appearance_max_distance = appearance_max_distance
         self.appearance_veto_distance = appearance_veto_distance
         self.appearance_weight = appearance_weight
+        self.motion_veto_distance = motion_veto_distance
         self.reid_max_speed = reid_max_speed
         self._ids = track_ids if track_ids is not None else itertools.count(1)
         self._tracks: list[KalmanTrack] = []
@@ -133,6 +136,7 @@ class ByteTracker:
             appearance_max_distance=settings.appearance_max_distance,
             appearance_veto_distance=settings.appearance_veto_distance,
             appearance_weight=settings.appearance_weight,
+            motion_veto_distance=settings.motion_veto_distance,
             reid_max_speed=settings.reid_max_speed,
             track_ids=track_ids,
         )
@@ -156,6 +160,7 @@ class ByteTracker:
         self.appearance_reid = fresh.appearance_reid
         self.appearance_max_distance = fresh.appearance_max_distance
         self.appearance_veto_distance = fresh.appearance_veto_distance
+        self.motion_veto_distance = fresh.motion_veto_distance
         self.appearance_weight = fresh.appearance_weight
         self.reid_max_speed = fresh.reid_max_speed
 
@@ -256,11 +261,11 @@ class ByteTracker:
             for pool in (high, low):
                 pool[:] = [d for d in pool if d not in used_cols]
 
-        def veto(cost: F64, rows: list[int], cols: list[int]) -> F64:
+        def veto(cost: F64, rows: list[int], cols: list[int], limit: float) -> F64:
             # NaN (too little seen to tell) never vetoes.
             if looks is None:
                 return cost
-            different = looks[np.ix_(rows, cols)] > self.appearance_veto_distance
+            different = looks[np.ix_(rows, cols)] > limit
             return np.where(different, NO_MATCH, cost)
 
         # Tracks seen at the previous detector run choose first: a track lost for a while
@@ -287,12 +292,16 @@ class ByteTracker:
                 if looks is not None and self.appearance_weight > 0:
                     cost = cost + self._tie_breaker(iou, looks[np.ix_(rows, cols)])
                 cost = np.where(iou >= self.match_iou, cost, NO_MATCH)
-                take(assign(veto(cost, rows, cols) if check else cost), rows, cols)
+                vetoed = veto(cost, rows, cols, self.appearance_veto_distance)
+                take(assign(vetoed if check else cost), rows, cols)
         if high and free and self.reid_max_distance > 0:
             rows, cols = [i for i in free if i not in gone], list(high)
             if rows:
                 cost = reid_cost([tracks[i] for i in rows], boxes[cols], self.reid_max_distance)
-                take(assign(veto(cost, rows, cols)), rows, cols)
+                # Nothing overlaps here, so appearance is the only evidence besides the motion
+                # model: it may be held to a stricter limit than lost tracks matched by overlap.
+                limit = min(self.appearance_veto_distance, self.motion_veto_distance)
+                take(assign(veto(cost, rows, cols, limit)), rows, cols)
         # Low-score detections are too unreliable to resume a lost track or start one.
         recent = [i for i in free if tracks[i].last_seen == self._last_update]
         if low and recent:
