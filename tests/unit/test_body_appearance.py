@@ -98,15 +98,20 @@ def _looks(colour: int, n: int) -> Descriptors:
     return Descriptors(values, valid, d.edge, d.clipped, BODY_METRIC)
 
 
-def _two(
-    boxes: list[tuple[float, float, float, float]], colours: list[int]
-) -> tuple[Detections, Descriptors]:
+def _detections(boxes: list[tuple[float, float, float, float]]) -> Detections:
+    """Confident body boxes (bodies have no landmarks)."""
     n = len(boxes)
-    det = Detections(
+    return Detections(
         np.array(boxes, np.float32),
         np.full(n, 0.9, np.float32),
         np.full((n, 5, 2), np.nan, np.float32),
     )
+
+
+def _two(
+    boxes: list[tuple[float, float, float, float]], colours: list[int]
+) -> tuple[Detections, Descriptors]:
+    det = _detections(boxes)
     a, b = _looks(colours[0], 1), _looks(colours[1], 1)
     looks = Descriptors(
         np.concatenate([a.values, b.values]),
@@ -160,12 +165,7 @@ def test_a_tie_with_an_unknown_look_is_left_to_the_overlap() -> None:
 
 
 def _one(box: tuple[float, float, float, float], colour: int) -> tuple[Detections, Descriptors]:
-    det = Detections(
-        np.array([box], np.float32),
-        np.full(1, 0.9, np.float32),
-        np.full((1, 5, 2), np.nan, np.float32),
-    )
-    return det, _looks(colour, 1)
+    return _detections([box]), _looks(colour, 1)
 
 
 @pytest.mark.parametrize(("limit", "resumed"), [(10.0, True), (1.5, False)])
