@@ -292,8 +292,9 @@ class ByteTracker:
                 if looks is not None and self.appearance_weight > 0:
                     cost = cost + self._tie_breaker(iou, looks[np.ix_(rows, cols)])
                 cost = np.where(iou >= self.match_iou, cost, NO_MATCH)
-                vetoed = veto(cost, rows, cols, self.appearance_veto_distance)
-                take(assign(vetoed if check else cost), rows, cols)
+                if check:
+                    cost = veto(cost, rows, cols, self.appearance_veto_distance)
+                take(assign(cost), rows, cols)
         if high and free and self.reid_max_distance > 0:
             rows, cols = [i for i in free if i not in gone], list(high)
             if rows:
