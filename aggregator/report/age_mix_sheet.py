@@ -11,8 +11,14 @@ from openpyxl.styles import Alignment, Border, Side
 from openpyxl.worksheet.worksheet import Worksheet
 
 from aggregator.report.bulk_sheet import column_letter
-from aggregator.report.cells import WHOLE_PERCENT_FORMAT, header, print_setup, put
-from aggregator.report.excel_text import wrapped_lines
+from aggregator.report.cells import (
+    WHOLE_PERCENT_FORMAT,
+    column_widths,
+    header,
+    notes_below,
+    print_setup,
+    put,
+)
 from aggregator.report.summary import AGE_GROUP_LABELS, MIN_AGE_ESTIMATE, SpotSummary
 from aggregator.report.wording import age_method_text, judged_text
 
@@ -54,8 +60,7 @@ def age_mix_rows(s: SpotSummary) -> list[list[object]]:
 
 
 def write_age_mix(ws: Worksheet, summaries: list[SpotSummary], title: str) -> None:
-    spot_width = min(32.0, max([18.0] + [len(s.spot) + 2.0 for s in summaries]))
-    widths = [spot_width if h == "Spot" else w for h, w, _ in AGE_MIX_HEADERS]
+    widths = column_widths(AGE_MIX_HEADERS, [s.spot for s in summaries])
     header(ws, [h for h, _, _ in AGE_MIX_HEADERS], widths)
     ws.row_dimensions[1].height = 32
     r = 2
@@ -85,11 +90,5 @@ def write_age_mix(ws: Worksheet, summaries: list[SpotSummary], title: str) -> No
         "people: each person's most likely group, beside every estimate. The Charts sheet's age "
         "bars, stacked to 100 %, cannot carry the intervals.",
     ]
-    total_width = sum(widths)
-    for i, text in enumerate(notes, start=last + 2):
-        ws.merge_cells(start_row=i, start_column=1, end_row=i, end_column=width)
-        put(ws, i, 1, text)
-        cell = ws.cell(i, 1)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-        ws.row_dimensions[i].height = 15 * wrapped_lines(text, total_width)
+    notes_below(ws, notes, last + 2, widths)
     print_setup(ws, title, title_rows="1:1")

@@ -9,7 +9,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from aggregator.report.bulk_sheet import Styles, column_letter
-from aggregator.report.excel_text import is_formula_like
+from aggregator.report.excel_text import is_formula_like, wrapped_lines
 
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 PERCENT_FORMAT = "0.0%"
@@ -85,3 +85,26 @@ def header(ws: Worksheet, headers: Sequence[str], widths: Sequence[float], row: 
         cell.fill = HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="top")
         ws.column_dimensions[column_letter(i)].width = width
+
+
+def column_widths(
+    headers: Sequence[tuple[str, float, str | None]], spots: Sequence[str]
+) -> list[float]:
+    """Each column's width; the spot's name sets the Spot column's, up to a point where it
+    wraps instead."""
+    spot_width = min(32.0, max([18.0] + [len(spot) + 2.0 for spot in spots]))
+    return [spot_width if h == "Spot" else w for h, w, _ in headers]
+
+
+def notes_below(
+    ws: Worksheet, notes: Sequence[str], first_row: int, widths: Sequence[float]
+) -> None:
+    """One note per row from ``first_row``, each merged across the table's width and as tall
+    as its wrapped lines (neither LibreOffice nor Excel grows a row for wrapped text)."""
+    total_width = sum(widths)
+    for i, text in enumerate(notes, start=first_row):
+        ws.merge_cells(start_row=i, start_column=1, end_row=i, end_column=len(widths))
+        put(ws, i, 1, text)
+        cell = ws.cell(i, 1)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        ws.row_dimensions[i].height = 15 * wrapped_lines(text, total_width)

@@ -7,7 +7,9 @@ from openpyxl.worksheet.worksheet import Worksheet
 from aggregator.report.bulk_sheet import column_letter
 from aggregator.report.cells import (
     DECIMAL_FORMAT,
+    column_widths,
     header,
+    notes_below,
     print_setup,
     put,
 )
@@ -76,9 +78,7 @@ def write_summary(
     empty_reason: str | None,
     title: str,
 ) -> None:
-    # The spot's name sets its column's width, up to a point where it wraps instead.
-    spot_width = min(32.0, max([18.0] + [len(s.spot) + 2.0 for s in summaries]))
-    widths = [spot_width if h == "Spot" else w for h, w, _ in SUMMARY_HEADERS]
+    widths = column_widths(SUMMARY_HEADERS, [s.spot for s in summaries])
     header(ws, [h for h, _, _ in SUMMARY_HEADERS], widths)
     ws.row_dimensions[1].height = 32
     for r, s in enumerate(summaries, start=2):
@@ -115,14 +115,9 @@ def write_summary(
     ]
     if empty_reason:
         notes.insert(0, f"No data: {empty_reason}")
-    total_width = sum(widths)
-    for i, text in enumerate(notes, start=last + 2):
-        ws.merge_cells(start_row=i, start_column=1, end_row=i, end_column=width)
-        put(ws, i, 1, text)
-        cell = ws.cell(i, 1)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-        cell.font = Font(bold=i == last + 2 and empty_reason is not None)
-        ws.row_dimensions[i].height = 15 * wrapped_lines(text, total_width)
+    notes_below(ws, notes, last + 2, widths)
+    if empty_reason:
+        ws.cell(last + 2, 1).font = Font(bold=True)  # "No data: ..." comes first
     print_setup(ws, title, title_rows="1:1")
 
 
