@@ -195,9 +195,26 @@ def fit_logistic(
     return float(theta[0]), theta[1:]
 
 
-def predict(model: AccuracyModel, x: F64) -> F64:
+def support(x: F64, share: float = 0.01) -> dict[str, tuple[float, float]]:
+    """Per feature, the range holding all but ``share`` of ``x``'s rows at each end: what the
+    fit may be believed on (:meth:`AccuracyModel.coverage`)."""
+    low, high = np.quantile(x, [share, 1.0 - share], axis=0)
+    return {
+        f: (round(float(lo), 4), round(float(hi), 4))
+        for f, lo, hi in zip(FEATURES, low, high, strict=True)
+    }
+
+
+def predict(model: AccuracyModel, x: F64, *, faded: bool = True) -> F64:
+    """Expected accuracy of each row of ``x``; ``faded``: with the log-odds above chance
+    scaled by :meth:`AccuracyModel.coverage`, as the pipeline does (the size and border fades,
+    which need the face's pixels and frame, are left out)."""
     w = np.array([model.weights[f] for f in FEATURES])
-    out: F64 = 1.0 / (1.0 + np.exp(-(model.intercept + x @ w)))
+    z = model.intercept + x @ w
+    if faded:
+        fade = np.array([model.coverage(dict(zip(FEATURES, row, strict=True))) for row in x])
+        z = np.maximum(z, 0.0) * fade
+    out: F64 = 1.0 / (1.0 + np.exp(-z))
     return out
 
 
@@ -231,6 +248,26 @@ def report(model: AccuracyModel, s: Samples, command: str) -> str:
         lines.append(
             f"| {k + 1} | {len(idx)} | {100 * p[idx].mean():.1f} | {100 * right[idx].mean():.1f} |"
         )
+    fit = ~c
+    p_raw, p_fit = predict(model, s.x[fit], faded=False), predict(model, s.x[fit])
+    out_fit = p_fit < p_raw
+    lines += [
+        "",
+        "Support: per feature, the 1st-99th percentile of the fitting faces. Beyond it, on the "
+        "unfavourable side, expected accuracy fades to chance at the feature's bound "
+        "(`AccuracyModel.coverage`). The fitting faces beyond the support of at least one "
+        "feature, and the rest:",
+        "",
+        "| fitting faces | faces | fitted % | faded % | actual % |",
+        "|---|---|---|---|---|",
+    ]
+    for name, rows in (("beyond the support", out_fit), ("inside", ~out_fit)):
+        lines.append(
+            f"| {name} | {int(rows.sum())} | {100 * p_raw[rows].mean():.1f} | "
+            f"{100 * p_fit[rows].mean():.1f} | {100 * s.correct[fit][rows].mean():.1f} |"
+        )
+    lines += ["", "| feature | support |", "|---|---|"]
+    lines += [f"| {f} | {lo:.3f} - {hi:.3f} |" for f, (lo, hi) in model.support.items()]
     ramp_ok = s.ramp_quality[c] >= 0.3
     conf_ok = s.confidence[c] >= 0.6
     old = ramp_ok & conf_ok
@@ -290,7 +327,9 @@ def main() -> None:
     intercept, w = fit_logistic(s.x[fit], s.correct[fit])
     # Pose when the landmarks are unknown: the mean over the fitting faces.
     unknown = {f: float(s.x[fit, FEATURES.index(f)].mean()) for f in ("yaw", "pitch_error")}
-    model = AccuracyModel(intercept, dict(zip(FEATURES, w.tolist(), strict=True)), unknown)
+    model = AccuracyModel(
+        intercept, dict(zip(FEATURES, w.tolist(), strict=True)), unknown, support(s.x[fit])
+    )
     command = "python -m edge_agent.evaluation.quality_fit " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None
     )

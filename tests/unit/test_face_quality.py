@@ -11,6 +11,7 @@ from edge_agent.vision.quality import (
     FEATURES,
     AccuracyModel,
     GeometryQuality,
+    PixelQuality,
     QualityParams,
     default_accuracy_model,
     evidence_weight,
@@ -168,3 +169,28 @@ def test_fit_recovers_a_known_relation() -> None:
     np.testing.assert_allclose(w, truth, atol=0.08)
     with pytest.raises(ValueError, match="need as many outcomes as rows, got 3 for 4"):
         fit_logistic(x[:4], y[:3])
+
+
+def test_beyond_the_fitted_faces_fades_towards_chance() -> None:
+    """Inside the support the fit is taken as it is; a chip blurrier, or a head turned further,
+    than the faces it was fitted on fades towards chance (reached at the feature's bound)."""
+    low, _ = MODEL.support["sharpness"]
+    _, high = MODEL.support["yaw"]
+    inside = {"sharpness": low + 0.01, "yaw": high - 0.01, "contrast": 1.0}
+    assert MODEL.coverage(inside) == 1.0
+    assert MODEL.coverage({"sharpness": low / 2}) == pytest.approx(0.5)
+    assert MODEL.coverage({"sharpness": 0.0}) == 0.0
+    assert 0.0 < MODEL.coverage({"yaw": (high + 1.0) / 2}) < 1.0
+    assert MODEL.coverage({}) == 1.0  # nothing measured yet: the bound stays an upper bound
+    # Favourable side: sharper or more frontal than the support is not faded.
+    assert MODEL.coverage({"sharpness": 1.0, "yaw": 0.0}) == 1.0
+    g = _geometry(60)
+    pixel = PixelQuality(contrast=1.0, sharpness=low / 2, contrast_std=32.0)
+    faded = expected_accuracy(g, pixel, MODEL, P)
+    unfaded = expected_accuracy(g, pixel, AccuracyModel(MODEL.intercept, MODEL.weights), P)
+    assert CHANCE < faded < unfaded
+
+
+def test_support_travels_with_the_model() -> None:
+    model = AccuracyModel.from_json(MODEL.to_json())
+    assert model.support == MODEL.support and set(model.support) == set(FEATURES)
